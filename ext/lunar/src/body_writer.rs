@@ -1,0 +1,88 @@
+//! `Lunar::Native::BodyWriter`: the Ruby end of a streamed response body.
+//!
+//! Each `write` copies the chunk into Rust and queues it for the connection. The queue holds
+//! at most `stream_buffer_chunks` chunks: when a slow reader lets it fill, `write` waits with
+//! the GVL released (interruptibly) instead of buffering without limit. After the client is
+//! gone, `write` returns false and drops the chunk; it never raises.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use magnus::{Error, RString, Ruby};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::gvl::without_gvl;
+
+#[magnus::wrap(class = "Lunar::Native::BodyWriter", free_immediately, size)]
+pub struct BodyWriter {
+    tx: Mutex<Option<mpsc::Sender<Bytes>>>,
+    runtime: Handle,
+}
+
+impl BodyWriter {
+    pub fn new(tx: mpsc::Sender<Bytes>, runtime: Handle) -> Self {
+        BodyWriter { tx: Mutex::new(Some(tx)), runtime }
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<Bytes>> {
+        self.tx.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Queues one chunk. `false` once the client is gone or the writer closed.
+    fn write(&self, chunk: RString) -> bool {
+        let Some(tx) = self.sender() else { return false };
+        let bytes = chunk.to_bytes();
+        if bytes.is_empty() {
+            return !tx.is_closed();
+        }
+        match tx.try_send(bytes) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(bytes)) => self.wait_and_send(tx, bytes),
+        }
+    }
+
+    /// The queue is full: wait for room without the GVL, cut short by Ruby interrupts.
+    fn wait_and_send(&self, tx: mpsc::Sender<Bytes>, bytes: Bytes) -> bool {
+        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+        let cancel = Mutex::new(Some(cancel_tx));
+        let runtime = &self.runtime;
+        let sent = without_gvl(
+            || {
+                runtime.block_on(async move {
+                    tokio::select! {
+                        permit = tx.reserve() => permit.map(|p| p.send(bytes)).is_ok(),
+                        _ = cancel_rx => false,
+                    }
+                })
+            },
+            || {
+                if let Some(c) = cancel.lock().ok().and_then(|mut c| c.take()) {
+                    let _ = c.send(());
+                }
+            },
+        );
+        sent.unwrap_or(false)
+    }
+
+    /// Ends the body. Idempotent.
+    fn close(&self) {
+        if let Ok(mut guard) = self.tx.lock() {
+            guard.take();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.lock().map(|g| g.as_ref().is_none_or(|tx| tx.is_closed())).unwrap_or(true)
+    }
+
+    pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
+        use magnus::{method, Module};
+        let class = native.define_class("BodyWriter", ruby.class_object())?;
+        class.define_method("write", method!(BodyWriter::write, 1))?;
+        class.define_method("close", method!(BodyWriter::close, 0))?;
+        class.define_method("closed?", method!(BodyWriter::is_closed, 0))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,45 @@
+//! Server settings as plain Rust data, read once from Ruby when the server starts.
+
+use std::time::Duration;
+
+/// Everything the I/O side needs to know; no Ruby values inside.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// `tcp://host:port` or `unix:///path`, as the user wrote them.
+    pub binds: Vec<String>,
+    /// tokio worker threads (accept, parse, read bodies, write responses).
+    pub io_threads: usize,
+    /// Bound of the dispatch queue; a request past it is answered 503 at once.
+    pub queue_capacity: usize,
+    /// Largest request body accepted (413 past it).
+    pub max_body: u64,
+    /// Largest request head accepted (431 past it).
+    pub max_header_size: usize,
+    /// Close a connection with no traffic in either direction for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection whose request head does not arrive in this time (slowloris).
+    pub header_timeout: Duration,
+    /// Request bodies larger than this are spooled to an unlinked temp file.
+    pub spool_threshold: usize,
+    /// Chunks a streamed response may have queued before the writer waits.
+    pub stream_buffer_chunks: usize,
+    /// `PATH_INFO` for `OPTIONS *`: `""` before Rack 3.1, `"*"` from 3.1 on.
+    pub asterisk_path_info: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            binds: vec!["tcp://0.0.0.0:9292".into()],
+            io_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            queue_capacity: 1024,
+            max_body: 64 * 1024 * 1024,
+            max_header_size: 64 * 1024,
+            idle_timeout: Some(Duration::from_secs(30)),
+            header_timeout: Duration::from_secs(30),
+            spool_threshold: 128 * 1024,
+            stream_buffer_chunks: 16,
+            asterisk_path_info: false,
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! RackEnv: builds the Rack env Hash for one request job, on a Ruby thread.
+//!
+//! The server-constant entries (`rack.version`, `rack.errors`, `SCRIPT_NAME`, …) live in a
+//! base Hash that Ruby builds once; each request starts from a copy of it. Keys are frozen
+//! interned Strings made once, so a request allocates only its values.
+
+use magnus::{value::Lazy, Error, RHash, RString, Ruby};
+
+use crate::config::ServerConfig;
+use crate::headers::{cgi_name, split_host};
+use crate::job::ConnectionAddrs;
+use hyper::http::request::Parts;
+use hyper::http::{Method, Version};
+
+macro_rules! frozen_keys {
+    ($($name:ident = $text:expr;)*) => {
+        $(static $name: Lazy<RString> = Lazy::new(|ruby| ruby.str_new($text).to_interned_str());)*
+    };
+}
+
+frozen_keys! {
+    REQUEST_METHOD = "REQUEST_METHOD";
+    PATH_INFO = "PATH_INFO";
+    REQUEST_PATH = "REQUEST_PATH";
+    QUERY_STRING = "QUERY_STRING";
+    REQUEST_URI = "REQUEST_URI";
+    SERVER_NAME = "SERVER_NAME";
+    SERVER_PORT = "SERVER_PORT";
+    SERVER_PROTOCOL = "SERVER_PROTOCOL";
+    HTTP_VERSION = "HTTP_VERSION";
+    REMOTE_ADDR = "REMOTE_ADDR";
+    CONTENT_TYPE = "CONTENT_TYPE";
+    CONTENT_LENGTH = "CONTENT_LENGTH";
+    HTTP_HOST = "HTTP_HOST";
+    HTTP_USER_AGENT = "HTTP_USER_AGENT";
+    HTTP_ACCEPT = "HTTP_ACCEPT";
+    HTTP_ACCEPT_ENCODING = "HTTP_ACCEPT_ENCODING";
+    HTTP_ACCEPT_LANGUAGE = "HTTP_ACCEPT_LANGUAGE";
+    HTTP_CONNECTION = "HTTP_CONNECTION";
+    HTTP_COOKIE = "HTTP_COOKIE";
+    HTTP_REFERER = "HTTP_REFERER";
+    HTTP_CACHE_CONTROL = "HTTP_CACHE_CONTROL";
+    HTTP_X_FORWARDED_FOR = "HTTP_X_FORWARDED_FOR";
+    HTTP_X_FORWARDED_PROTO = "HTTP_X_FORWARDED_PROTO";
+    HTTP_ORIGIN = "HTTP_ORIGIN";
+    HTTP_AUTHORIZATION = "HTTP_AUTHORIZATION";
+    HTTP_IF_NONE_MATCH = "HTTP_IF_NONE_MATCH";
+    HTTP_IF_MODIFIED_SINCE = "HTTP_IF_MODIFIED_SINCE";
+    HTTP_TRANSFER_ENCODING = "HTTP_TRANSFER_ENCODING";
+    HTTP_UPGRADE = "HTTP_UPGRADE";
+    V_HTTP_1_1 = "HTTP/1.1";
+    V_HTTP_1_0 = "HTTP/1.0";
+    M_GET = "GET";
+    M_POST = "POST";
+    M_HEAD = "HEAD";
+}
+
+/// The interned key for common headers; `None` means build it with `cgi_name`.
+fn common_header_key(name: &str) -> Option<&'static Lazy<RString>> {
+    Some(match name {
+        "host" => &HTTP_HOST,
+        "user-agent" => &HTTP_USER_AGENT,
+        "accept" => &HTTP_ACCEPT,
+        "accept-encoding" => &HTTP_ACCEPT_ENCODING,
+        "accept-language" => &HTTP_ACCEPT_LANGUAGE,
+        "connection" => &HTTP_CONNECTION,
+        "cookie" => &HTTP_COOKIE,
+        "referer" => &HTTP_REFERER,
+        "cache-control" => &HTTP_CACHE_CONTROL,
+        "x-forwarded-for" => &HTTP_X_FORWARDED_FOR,
+        "x-forwarded-proto" => &HTTP_X_FORWARDED_PROTO,
+        "origin" => &HTTP_ORIGIN,
+        "authorization" => &HTTP_AUTHORIZATION,
+        "if-none-match" => &HTTP_IF_NONE_MATCH,
+        "if-modified-since" => &HTTP_IF_MODIFIED_SINCE,
+        "transfer-encoding" => &HTTP_TRANSFER_ENCODING,
+        "upgrade" => &HTTP_UPGRADE,
+        _ => return None,
+    })
+}
+
+/// What the env is built from: the request head and where the connection came from.
+pub struct JobView<'a> {
+    pub head: &'a Parts,
+    pub addrs: &'a ConnectionAddrs,
+}
+
+/// Builds the env for a request from a copy of `base`.
+pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) -> Result<RHash, Error> {
+    // SAFETY: `base` is a live Hash (a Ruby argument on this Ruby thread, so on the stack and
+    // marked); rb_hash_dup returns a new Hash we hold on the stack too.
+    let env = unsafe {
+        use magnus::rb_sys::{AsRawValue, FromRawValue};
+        RHash::from_value(magnus::Value::from_raw(rb_sys::rb_hash_dup(base.as_raw())))
+    }
+    .ok_or_else(|| Error::new(ruby.exception_type_error(), "base env is not a Hash"))?;
+
+    let head = job.head;
+    let method = match head.method {
+        Method::GET => ruby.get_inner(&M_GET),
+        Method::POST => ruby.get_inner(&M_POST),
+        Method::HEAD => ruby.get_inner(&M_HEAD),
+        ref m => ruby.str_new(m.as_str()),
+    };
+    env.aset(ruby.get_inner(&REQUEST_METHOD), method)?;
+
+    let (path, query) = request_target(head, cfg);
+    env.aset(ruby.get_inner(&PATH_INFO), ruby.str_from_slice(path.as_bytes()))?;
+    env.aset(ruby.get_inner(&REQUEST_PATH), ruby.str_from_slice(path.as_bytes()))?;
+    env.aset(ruby.get_inner(&QUERY_STRING), ruby.str_from_slice(query.as_bytes()))?;
+    let uri = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
+    env.aset(ruby.get_inner(&REQUEST_URI), ruby.str_from_slice(uri.as_bytes()))?;
+
+    let version = if head.version == Version::HTTP_10 { &V_HTTP_1_0 } else { &V_HTTP_1_1 };
+    env.aset(ruby.get_inner(&SERVER_PROTOCOL), ruby.get_inner(version))?;
+    env.aset(ruby.get_inner(&HTTP_VERSION), ruby.get_inner(version))?;
+    env.aset(ruby.get_inner(&REMOTE_ADDR), ruby.str_new(&job.addrs.remote_ip))?;
+
+    let host = head.headers.get("host").and_then(|h| h.to_str().ok()).or(head.uri.authority().map(|a| a.as_str()));
+    let (name, port) = match host {
+        Some(h) => split_host(h, "80"),
+        None => (job.addrs.local_host.as_str(), job.addrs.local_port.as_str()),
+    };
+    env.aset(ruby.get_inner(&SERVER_NAME), ruby.str_new(name))?;
+    env.aset(ruby.get_inner(&SERVER_PORT), ruby.str_new(port))?;
+
+    add_headers(ruby, env, head)?;
+    Ok(env)
+}
+
+/// `PATH_INFO` and `QUERY_STRING`, raw (still %-encoded). An absolute-form target gives its
+/// path; `OPTIONS *` gives `""` or `"*"` depending on the Rack version.
+fn request_target<'a>(head: &'a Parts, cfg: &ServerConfig) -> (&'a str, &'a str) {
+    let uri = &head.uri;
+    if uri.path() == "*" {
+        return (if cfg.asterisk_path_info { "*" } else { "" }, "");
+    }
+    let path = if uri.authority().is_some() || uri.path().starts_with('/') { uri.path() } else { "/" };
+    (path, uri.query().unwrap_or(""))
+}
+
+/// `HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`. Repeated headers are joined with `", "`
+/// (hyper yields a name's values consecutively).
+fn add_headers(ruby: &Ruby, env: RHash, head: &Parts) -> Result<(), Error> {
+    let chunked = head.headers.contains_key("transfer-encoding");
+    let mut previous: Option<(&hyper::http::HeaderName, RString)> = None;
+    for (name, value) in head.headers.iter() {
+        if let Some((prev_name, prev_value)) = &previous {
+            if *prev_name == name {
+                prev_value.cat(b", ");
+                prev_value.cat(value.as_bytes());
+                continue;
+            }
+        }
+        let text = name.as_str();
+        let key = match text {
+            "content-type" => ruby.get_inner(&CONTENT_TYPE),
+            "content-length" if chunked => continue,
+            "content-length" => ruby.get_inner(&CONTENT_LENGTH),
+            _ => match common_header_key(text) {
+                Some(k) => ruby.get_inner(k),
+                None => match cgi_name(text) {
+                    Some(k) => ruby.str_new(&k).to_interned_str(),
+                    None => continue,
+                },
+            },
+        };
+        let val = ruby.str_from_slice(value.as_bytes());
+        env.aset(key, val)?;
+        previous = Some((name, val));
+    }
+    Ok(())
+}

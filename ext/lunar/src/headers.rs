@@ -1,0 +1,115 @@
+//! Rack response headers → HTTP header lines, by the Rack rules (pure Rust, unit-tested).
+//!
+//! A String value with `"\n"` becomes several lines, an Array value one line per element
+//! (the caller splits arrays and feeds each element here). `rack.*` and `status` keys are
+//! never written, and neither is a line holding CR or NUL or a name that is not a token:
+//! that is what stops response splitting.
+
+use hyper::http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Appends one Rack header (name, String value) to `map`. Returns how many lines were written.
+pub fn append_rack_header(map: &mut HeaderMap, name: &[u8], value: &[u8]) -> usize {
+    if is_server_internal(name) {
+        return 0;
+    }
+    let Ok(name) = HeaderName::from_bytes(name) else { return 0 };
+    let mut written = 0;
+    for line in value.split(|&b| b == b'\n') {
+        // HeaderValue refuses CR, LF, NUL and other controls except tab.
+        if let Ok(v) = HeaderValue::from_bytes(line) {
+            map.append(name.clone(), v);
+            written += 1;
+        }
+    }
+    written
+}
+
+/// `rack.hijack`, `rack.*` and `status` are Rack-level keys, not HTTP headers.
+fn is_server_internal(name: &[u8]) -> bool {
+    name.len() >= 5 && name[..5].eq_ignore_ascii_case(b"rack.") || name.eq_ignore_ascii_case(b"status")
+}
+
+/// Splits a `Host` header into Rack's `SERVER_NAME` and `SERVER_PORT`, keeping IPv6 brackets.
+/// A missing or malformed port yields `default_port`.
+pub fn split_host<'a>(host: &'a str, default_port: &'a str) -> (&'a str, &'a str) {
+    let (name, port) = if host.starts_with('[') {
+        match host.find(']') {
+            Some(end) => (&host[..=end], host[end + 1..].strip_prefix(':')),
+            None => (host, None),
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (host, None),
+        }
+    };
+    let port = match port {
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p,
+        _ => default_port,
+    };
+    (name, port)
+}
+
+/// `Content-Type` → `CONTENT_TYPE`, `X-Foo` → `HTTP_X_FOO`. `None` for names Rack must not see
+/// as `HTTP_*` (content type/length) or that contain `_` (header-smuggling defence).
+pub fn cgi_name(lower: &str) -> Option<String> {
+    if lower.contains('_') || lower == "content-type" || lower == "content-length" {
+        return None;
+    }
+    let mut key = String::with_capacity(5 + lower.len());
+    key.push_str("HTTP_");
+    key.extend(lower.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(map: &HeaderMap, name: &str) -> Vec<String> {
+        map.get_all(name).iter().map(|v| v.to_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn newline_separated_values_become_lines() {
+        let mut m = HeaderMap::new();
+        assert_eq!(append_rack_header(&mut m, b"Set-Cookie", b"a=1\nb=2"), 2);
+        assert_eq!(lines(&m, "set-cookie"), ["a=1", "b=2"]);
+    }
+
+    #[test]
+    fn response_splitting_is_refused() {
+        let mut m = HeaderMap::new();
+        assert_eq!(append_rack_header(&mut m, b"X-A", b"ok\r"), 0);
+        assert_eq!(append_rack_header(&mut m, b"X-B", b"nul\0byte"), 0);
+        assert_eq!(append_rack_header(&mut m, b"X-C\r\nEvil", b"1"), 0);
+        assert_eq!(append_rack_header(&mut m, b"X-D", b"fine\r\nInjected: 1"), 0);
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn rack_keys_are_not_headers() {
+        let mut m = HeaderMap::new();
+        assert_eq!(append_rack_header(&mut m, b"rack.hijack", b"x"), 0);
+        assert_eq!(append_rack_header(&mut m, b"Rack.Foo", b"x"), 0);
+        assert_eq!(append_rack_header(&mut m, b"Status", b"200"), 0);
+        assert_eq!(append_rack_header(&mut m, b"X-Rack", b"kept"), 1);
+    }
+
+    #[test]
+    fn host_splitting() {
+        assert_eq!(split_host("example.com:8080", "80"), ("example.com", "8080"));
+        assert_eq!(split_host("example.com", "80"), ("example.com", "80"));
+        assert_eq!(split_host("[::1]:9292", "80"), ("[::1]", "9292"));
+        assert_eq!(split_host("[::1]", "80"), ("[::1]", "80"));
+        assert_eq!(split_host("host:abc", "80"), ("host", "80"));
+    }
+
+    #[test]
+    fn cgi_names() {
+        assert_eq!(cgi_name("x-forwarded-for").as_deref(), Some("HTTP_X_FORWARDED_FOR"));
+        assert_eq!(cgi_name("content-type"), None);
+        assert_eq!(cgi_name("content-length"), None);
+        assert_eq!(cgi_name("x_forwarded_for"), None);
+    }
+}

@@ -1,0 +1,126 @@
+//! `Lunar::Native::Request`: one request as Ruby sees it, and its one-shot reply slot.
+//!
+//! The slot may be filled from any Ruby thread (a worker, the EventMachine reactor, a plain
+//! `Thread`); the first answer wins and later ones return `false`. This is what
+//! `async.callback` is built on. If the object is collected unanswered, dropping the slot
+//! makes the I/O side answer 503, so no request is ever left hanging.
+
+use std::sync::{Arc, Mutex};
+
+use hyper::http::request::Parts;
+use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::body_writer::BodyWriter;
+use crate::job::{ConnectionAddrs, RequestBody, RequestJob};
+use crate::reply::{FileBody, Reply, ReplyBody};
+use crate::server::Shared;
+use crate::{env, response};
+
+#[magnus::wrap(class = "Lunar::Native::Request", free_immediately, size)]
+pub struct NativeRequest {
+    id: u64,
+    head: Parts,
+    addrs: Arc<ConnectionAddrs>,
+    body: Mutex<Option<RequestBody>>,
+    reply: Mutex<Option<oneshot::Sender<Reply>>>,
+    shared: Arc<Shared>,
+}
+
+impl NativeRequest {
+    pub fn new(job: RequestJob, shared: Arc<Shared>) -> Self {
+        NativeRequest {
+            id: job.id,
+            head: job.head,
+            addrs: job.addrs,
+            body: Mutex::new(Some(job.body)),
+            reply: Mutex::new(Some(job.reply)),
+            shared,
+        }
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The Rack env, built from the server's base env.
+    fn env(ruby: &Ruby, rb_self: &Self, base: RHash) -> Result<RHash, Error> {
+        let job_view = env::JobView { head: &rb_self.head, addrs: &rb_self.addrs };
+        env::build(ruby, base, &job_view, &rb_self.shared.config)
+    }
+
+    /// The body, once: a binary String, an Integer fd of a spooled temp file, or nil.
+    fn take_body(ruby: &Ruby, rb_self: &Self) -> Value {
+        let body = rb_self.body.lock().ok().and_then(|mut b| b.take());
+        match body {
+            Some(RequestBody::Memory(bytes)) => ruby.str_from_slice(&bytes).into_value_with(ruby),
+            Some(RequestBody::Spooled(file)) => {
+                use std::os::fd::IntoRawFd;
+                (file.into_raw_fd() as i64).into_value_with(ruby)
+            }
+            Some(RequestBody::Empty) | None => ruby.qnil().into_value_with(ruby),
+        }
+    }
+
+    fn send(&self, reply: Reply) -> bool {
+        let slot = self.reply.lock().ok().and_then(|mut s| s.take());
+        match slot {
+            Some(tx) => tx.send(reply).is_ok(),
+            None => false,
+        }
+    }
+
+    fn is_answered(&self) -> bool {
+        self.reply.lock().map(|s| s.is_none()).unwrap_or(true)
+    }
+
+    /// Whether the client is still there to be answered.
+    fn is_open(&self) -> bool {
+        self.reply.lock().map(|s| s.as_ref().is_some_and(|tx| !tx.is_closed())).unwrap_or(false)
+    }
+
+    /// A complete response; `body` is a String, an Array of Strings, or nil.
+    fn respond(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value, body: Value) -> Result<bool, Error> {
+        let map = response::header_map(ruby, headers)?;
+        let body = response::full_body(ruby, body)?;
+        Ok(rb_self.send(Reply::Response(response::build(status, map, body))))
+    }
+
+    /// A response whose body tokio reads from `path` (Rack `to_path`).
+    fn respond_file(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value, path: RString) -> Result<bool, Error> {
+        let map = response::header_map(ruby, headers)?;
+        let path = path.to_string()?;
+        let file = std::fs::File::open(&path)
+            .map_err(|e| Error::new(ruby.exception_io_error(), format!("cannot open {path}: {e}")))?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(rb_self.send(Reply::Response(response::build(status, map, ReplyBody::File(FileBody::new(file, len))))))
+    }
+
+    /// Sends the head now and returns a writer for the body chunks (nil if already answered).
+    fn stream(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<BodyWriter>, Error> {
+        let map = response::header_map(ruby, headers)?;
+        let (tx, rx) = mpsc::channel(rb_self.shared.config.stream_buffer_chunks.max(1));
+        let sent = rb_self.send(Reply::Response(response::build(status, map, ReplyBody::Chunks(rx))));
+        Ok(sent.then(|| BodyWriter::new(tx, rb_self.shared.runtime.clone())))
+    }
+
+    /// Closes the connection without a byte of response (a `nil` Rack result).
+    fn close_connection(&self) -> bool {
+        self.send(Reply::Close)
+    }
+
+    pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
+        use magnus::{method, Module};
+        let class = native.define_class("Request", ruby.class_object())?;
+        class.define_method("id", method!(NativeRequest::id, 0))?;
+        class.define_method("env", method!(NativeRequest::env, 1))?;
+        class.define_method("take_body", method!(NativeRequest::take_body, 0))?;
+        class.define_method("respond", method!(NativeRequest::respond, 3))?;
+        class.define_method("respond_file", method!(NativeRequest::respond_file, 3))?;
+        class.define_method("stream", method!(NativeRequest::stream, 2))?;
+        class.define_method("close_connection", method!(NativeRequest::close_connection, 0))?;
+        class.define_method("answered?", method!(NativeRequest::is_answered, 0))?;
+        class.define_method("open?", method!(NativeRequest::is_open, 0))?;
+        Ok(())
+    }
+}

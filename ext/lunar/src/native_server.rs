@@ -1,0 +1,141 @@
+//! `Lunar::Native::Server`: the Ruby handle on a running native server.
+//!
+//! Ruby threads call `next_request` to take work: it returns at once while jobs are
+//! queued (the GVL is kept across a burst) and releases the GVL only to wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::bounded;
+use magnus::{Error, RHash, Ruby, TryConvert};
+
+use crate::config::ServerConfig;
+use crate::dispatch::Event;
+use crate::gvl::without_gvl;
+use crate::native_request::NativeRequest;
+use crate::server::ServerHandle;
+
+#[magnus::wrap(class = "Lunar::Native::Server", free_immediately, size)]
+pub struct NativeServer {
+    handle: ServerHandle,
+}
+
+fn opt<T: TryConvert>(ruby: &Ruby, opts: RHash, key: &str) -> Result<Option<T>, Error> {
+    opts.lookup::<_, Option<T>>(ruby.to_symbol(key))
+}
+
+fn secs(v: f64) -> Option<Duration> {
+    (v > 0.0).then(|| Duration::from_secs_f64(v))
+}
+
+/// Reads the options Hash Ruby passes (`Lunar::Server` builds it) into a `ServerConfig`.
+fn config_from(ruby: &Ruby, opts: RHash) -> Result<ServerConfig, Error> {
+    let mut c = ServerConfig::default();
+    if let Some(b) = opt::<Vec<String>>(ruby, opts, "binds")? {
+        c.binds = b;
+    }
+    if let Some(n) = opt::<usize>(ruby, opts, "io_threads")? {
+        c.io_threads = n.max(1);
+    }
+    if let Some(n) = opt::<usize>(ruby, opts, "queue_capacity")? {
+        c.queue_capacity = n.max(1);
+    }
+    if let Some(n) = opt::<u64>(ruby, opts, "max_body")? {
+        c.max_body = n;
+    }
+    if let Some(n) = opt::<usize>(ruby, opts, "max_header_size")? {
+        c.max_header_size = n.max(1024);
+    }
+    if let Some(t) = opt::<f64>(ruby, opts, "timeout")? {
+        c.idle_timeout = secs(t);
+    }
+    if let Some(t) = opt::<f64>(ruby, opts, "header_timeout")? {
+        c.header_timeout = secs(t).unwrap_or(Duration::from_secs(30));
+    }
+    if let Some(n) = opt::<usize>(ruby, opts, "spool_threshold")? {
+        c.spool_threshold = n;
+    }
+    if let Some(n) = opt::<usize>(ruby, opts, "stream_buffer_chunks")? {
+        c.stream_buffer_chunks = n.max(1);
+    }
+    if let Some(b) = opt::<bool>(ruby, opts, "asterisk_path_info")? {
+        c.asterisk_path_info = b;
+    }
+    Ok(c)
+}
+
+impl NativeServer {
+    fn start(ruby: &Ruby, opts: RHash) -> Result<NativeServer, Error> {
+        let config = config_from(ruby, opts)?;
+        let handle = ServerHandle::start(config).map_err(|e| {
+            let class = ruby.exception_standard_error();
+            Error::new(class, format!("lunar could not start: {e}"))
+        })?;
+        Ok(NativeServer { handle })
+    }
+
+    fn addresses(&self) -> Vec<String> {
+        self.handle.addresses.clone()
+    }
+
+    fn wrap(&self, event: Event) -> NativeRequest {
+        match event {
+            Event::Request(job) => NativeRequest::new(job, Arc::clone(&self.handle.shared)),
+        }
+    }
+
+    /// The next request without waiting, or nil.
+    fn try_next_request(&self) -> Option<NativeRequest> {
+        self.handle.shared.queue.try_pop().map(|ev| self.wrap(ev))
+    }
+
+    /// The next request; waits with the GVL released. nil when the server has stopped or
+    /// the thread was interrupted (Ruby then raises the interrupt).
+    fn next_request(&self) -> Option<NativeRequest> {
+        let queue = &self.handle.shared.queue;
+        if let Some(ev) = queue.try_pop() {
+            return Some(self.wrap(ev));
+        }
+        if queue.is_closed() {
+            return None;
+        }
+        let (wake_tx, wake_rx) = bounded::<()>(1);
+        let event = without_gvl(|| queue.wait_pop(&wake_rx), || {
+            let _ = wake_tx.try_send(());
+        });
+        event.flatten().map(|ev| self.wrap(ev))
+    }
+
+    /// Graceful stop: waits up to `grace` seconds for in-flight requests, GVL released.
+    fn stop(&self, grace: f64) {
+        let grace = Duration::from_secs_f64(grace.max(0.0));
+        without_gvl(|| self.handle.stop(grace), || {});
+    }
+
+    /// True until the dispatch queue closes at the end of `stop`.
+    fn is_running(&self) -> bool {
+        !self.handle.shared.queue.is_closed()
+    }
+
+    fn live_connections(&self) -> usize {
+        self.handle.shared.live_connections()
+    }
+
+    fn queue_length(&self) -> usize {
+        self.handle.shared.queue.len()
+    }
+
+    pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
+        use magnus::{function, method, Module, Object};
+        let class = native.define_class("Server", ruby.class_object())?;
+        class.define_singleton_method("start", function!(NativeServer::start, 1))?;
+        class.define_method("addresses", method!(NativeServer::addresses, 0))?;
+        class.define_method("next_request", method!(NativeServer::next_request, 0))?;
+        class.define_method("try_next_request", method!(NativeServer::try_next_request, 0))?;
+        class.define_method("stop", method!(NativeServer::stop, 1))?;
+        class.define_method("running?", method!(NativeServer::is_running, 0))?;
+        class.define_method("live_connections", method!(NativeServer::live_connections, 0))?;
+        class.define_method("queue_length", method!(NativeServer::queue_length, 0))?;
+        Ok(())
+    }
+}

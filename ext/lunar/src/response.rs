@@ -1,0 +1,92 @@
+//! Rack triple pieces (Ruby values) → a `Reply` of plain Rust data, on the Ruby thread.
+
+use bytes::{Bytes, BytesMut};
+use hyper::http::{HeaderMap, Response, StatusCode};
+use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
+
+use crate::headers::append_rack_header;
+use crate::reply::ReplyBody;
+
+/// Copies a Ruby String's bytes out (the Ruby object must not cross to tokio).
+pub fn string_bytes(s: RString) -> Bytes {
+    s.to_bytes()
+}
+
+fn to_rstring(ruby: &Ruby, v: Value) -> Result<RString, Error> {
+    match RString::from_value(v) {
+        Some(s) => Ok(s),
+        None => RString::try_convert(v.funcall::<_, _, Value>("to_s", ())?)
+            .map_err(|_| Error::new(ruby.exception_type_error(), "header value#to_s is not a String")),
+    }
+}
+
+fn append_pair(ruby: &Ruby, map: &mut HeaderMap, key: Value, value: Value) -> Result<(), Error> {
+    let name = to_rstring(ruby, key)?;
+    // SAFETY: `name` and the values below are live Ruby Strings on this thread's stack; their
+    // bytes are copied by `append_rack_header` before any further Ruby call.
+    let name_bytes = unsafe { name.as_slice() }.to_vec();
+    if let Some(list) = RArray::from_value(value) {
+        for item in list.into_iter() {
+            let item = to_rstring(ruby, item)?;
+            append_rack_header(map, &name_bytes, unsafe { item.as_slice() });
+        }
+    } else {
+        let value = to_rstring(ruby, value)?;
+        append_rack_header(map, &name_bytes, unsafe { value.as_slice() });
+    }
+    Ok(())
+}
+
+/// Rack headers (a Hash, or for Rack 2 an Array of pairs) → HTTP headers.
+pub fn header_map(ruby: &Ruby, headers: Value) -> Result<HeaderMap, Error> {
+    let mut map = HeaderMap::new();
+    if let Some(hash) = RHash::from_value(headers) {
+        hash.foreach(|k: Value, v: Value| {
+            append_pair(ruby, &mut map, k, v)?;
+            Ok(ForEach::Continue)
+        })?;
+    } else if let Some(pairs) = RArray::from_value(headers) {
+        for pair in pairs.into_iter() {
+            let (k, v): (Value, Value) = TryConvert::try_convert(pair)?;
+            append_pair(ruby, &mut map, k, v)?;
+        }
+    } else if !headers.is_nil() {
+        return Err(Error::new(ruby.exception_type_error(), "Rack headers must be a Hash"));
+    }
+    Ok(map)
+}
+
+/// Status integer → `StatusCode`; anything HTTP cannot carry becomes 500.
+pub fn status_code(status: i64) -> StatusCode {
+    u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A body given as a String or an Array of Strings (`to_ary`), joined into one buffer.
+pub fn full_body(ruby: &Ruby, body: Value) -> Result<ReplyBody, Error> {
+    if body.is_nil() {
+        return Ok(ReplyBody::Empty);
+    }
+    if let Some(s) = RString::from_value(body) {
+        return Ok(ReplyBody::Full(Some(string_bytes(s))));
+    }
+    let parts = RArray::from_value(body)
+        .ok_or_else(|| Error::new(ruby.exception_type_error(), "body must be a String or an Array of Strings"))?;
+    if parts.len() == 1 {
+        let s = RString::try_convert(parts.entry::<Value>(0)?)?;
+        return Ok(ReplyBody::Full(Some(string_bytes(s))));
+    }
+    let mut buf = BytesMut::new();
+    for part in parts.into_iter() {
+        let s = RString::try_convert(part)?;
+        // SAFETY: `s` is a live String reached from `parts`, copied before the next Ruby call.
+        buf.extend_from_slice(unsafe { s.as_slice() });
+    }
+    Ok(ReplyBody::Full(Some(buf.freeze())))
+}
+
+pub fn build(status: i64, headers: HeaderMap, body: ReplyBody) -> Response<ReplyBody> {
+    let mut res = Response::new(body);
+    *res.status_mut() = status_code(status);
+    *res.headers_mut() = headers;
+    res
+}

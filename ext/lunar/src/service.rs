@@ -1,0 +1,55 @@
+//! The per-request path on the I/O side: check limits, read the body, queue the job for
+//! Ruby, and await its reply.
+
+use std::fmt;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::http::{header, Request, Response, StatusCode};
+use tokio::sync::oneshot;
+
+use crate::dispatch::Event;
+use crate::intake::{self, BodyError};
+use crate::job::{ConnectionAddrs, RequestJob};
+use crate::reply::{plain, Reply, ReplyBody};
+use crate::server::Shared;
+
+/// Returned to hyper to end the connection without (more) response bytes.
+#[derive(Debug)]
+pub struct CloseConnection;
+
+impl fmt::Display for CloseConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection closed by the application")
+    }
+}
+
+impl std::error::Error for CloseConnection {}
+
+pub async fn handle(
+    req: Request<Incoming>,
+    addrs: Arc<ConnectionAddrs>,
+    shared: Arc<Shared>,
+) -> Result<Response<ReplyBody>, CloseConnection> {
+    let (head, body) = req.into_parts();
+    // Request smuggling defence: a message must not carry both framings.
+    if head.headers.contains_key(header::TRANSFER_ENCODING) && head.headers.contains_key(header::CONTENT_LENGTH) {
+        return Ok(plain(StatusCode::BAD_REQUEST, true));
+    }
+    let body = match intake::read_body(body, &head.headers, &shared.config).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, true)),
+        Err(BodyError::Io) => return Err(CloseConnection),
+    };
+    let (reply, answer) = oneshot::channel();
+    let job = RequestJob { id: shared.next_id(), head, body, addrs, reply };
+    if shared.queue.push(Event::Request(job)).is_err() {
+        return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, false));
+    }
+    match answer.await {
+        Ok(Reply::Response(res)) => Ok(res),
+        Ok(Reply::Close) => Err(CloseConnection),
+        // The Ruby side let go of the request unanswered (a killed thread, a stop).
+        Err(_) => Ok(plain(StatusCode::SERVICE_UNAVAILABLE, true)),
+    }
+}

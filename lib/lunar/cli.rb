@@ -1,0 +1,87 @@
+# frozen_string_literal: true
+
+require "optparse"
+require "lunar"
+require "lunar/server"
+require "lunar/launcher"
+
+module Lunar
+  # `lunar [options] [config.ru]`: Puma/Thin-style flags. Usage errors print one line and
+  # exit 2.
+  class CLI
+    class UsageError < StandardError; end
+
+    def self.run(argv)
+      new(argv).run
+    rescue UsageError, OptionParser::ParseError, ArgumentError => e
+      warn "lunar: #{e.message} (see lunar --help)"
+      exit 2
+    end
+
+    def initialize(argv)
+      @options = {}
+      @binds = []
+      @pid_file = nil
+      @rackup = parser.parse(argv.dup).first || "config.ru"
+    end
+
+    def run
+      ENV["RACK_ENV"] = @options.delete(:environment) || ENV["RACK_ENV"] || "development"
+      @options[:binds] = @binds unless @binds.empty?
+      app = load_app(@rackup)
+      server = Server.new(app, @options)
+      Launcher.new(server, pid_file: @pid_file, quiet: @options[:quiet]).run
+    end
+
+    private
+
+    def load_app(path)
+      raise UsageError, "cannot read #{path}" unless File.file?(path) && File.readable?(path)
+
+      require "rack"
+      app = ::Rack::Builder.parse_file(File.expand_path(path))
+      app.is_a?(Array) ? app.first : app # Rack 2 returns [app, options]
+    rescue UsageError
+      raise
+    rescue Exception => e # rubocop:disable Lint/RescueException -- report any load failure, then exit
+      warn "lunar: error loading #{path}: #{e.class}: #{e.message}"
+      warn e.backtrace.first(5).map { |l| "\t#{l}" }
+      exit 1
+    end
+
+    def size(text)
+      Configuration.parse_size(text)
+    end
+
+    def parser
+      OptionParser.new do |o|
+        o.banner = "Usage: lunar [options] [config.ru]"
+        o.on("-p", "--port PORT", Integer, "Port (default 9292)") { |v| @options[:port] = v }
+        o.on("-a", "--address HOST", "Address to bind (default 0.0.0.0)") { |v| @options[:address] = v }
+        o.on("-b", "--bind URI", "tcp://HOST:PORT or unix:///PATH (repeatable)") { |v| @binds << v }
+        o.on("-t", "--threads N", Integer, "Ruby threads calling the app (default 5)") { |v| @options[:threads] = v }
+        o.on("--io-threads N", Integer, "tokio I/O threads (default: one per core)") { |v| @options[:io_threads] = v }
+        o.on("-e", "--environment ENV", "RACK_ENV (default development)") { |v| @options[:environment] = v }
+        o.on("-r", "--require LIB", "Require LIB before loading the app") { |v| require v }
+        o.on("-I", "--include DIR", "Add DIR to $LOAD_PATH") { |v| $LOAD_PATH.unshift(*v.split(":")) }
+        o.on("--timeout SEC", Float, "Close connections idle this long (default 30, 0 = never)") { |v| @options[:timeout] = v }
+        o.on("--header-timeout SEC", Float, "Time allowed to send a request head (default 30)") { |v| @options[:header_timeout] = v }
+        o.on("--max-body SIZE", "Largest request body, e.g. 10m (default 64m)") { |v| @options[:max_body] = size(v) }
+        o.on("--max-header-size SIZE", "Largest request head (default 64k)") { |v| @options[:max_header_size] = size(v) }
+        o.on("--queue SIZE", Integer, "Requests waiting for a thread before 503 (default 1024)") { |v| @options[:queue_capacity] = v }
+        o.on("--shutdown-timeout SEC", Float, "Grace for in-flight requests on stop (default 30)") { |v| @options[:shutdown_timeout] = v }
+        o.on("--access-log [FILE]", "Common Log Format to FILE (default stdout)") { |v| @options[:access_log] = v ? File.open(v, "a") : $stdout }
+        o.on("--pid FILE", "Write the process id to FILE") { |v| @pid_file = v }
+        o.on("-q", "--quiet", "No boot line") { @options[:quiet] = true }
+        o.on("-v", "--version", "Print the version") do
+          puts "Lunar #{VERSION}"
+          exit 0
+        end
+        o.on("-h", "--help", "This help") do
+          puts o
+          exit 0
+        end
+      end
+    end
+  end
+end

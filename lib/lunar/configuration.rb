@@ -1,0 +1,80 @@
+# frozen_string_literal: true
+
+module Lunar
+  # Server options with their defaults, and the parsing of human sizes ("10m", "64k").
+  # The CLI, the Rack handlers and `Lunar::Server.new` all end up here.
+  class Configuration
+    DEFAULTS = {
+      binds: nil,                # nil → tcp://address:port
+      address: "0.0.0.0",
+      port: 9292,
+      threads: 5,                # Ruby threads calling the app
+      io_threads: nil,           # tokio threads; nil → one per core
+      timeout: 30,               # seconds of inactivity before a connection is closed; 0 = never
+      header_timeout: 30,        # seconds to receive a request head (slowloris)
+      max_body: 64 * 1024 * 1024,
+      max_header_size: 64 * 1024,
+      queue_capacity: 1024,      # requests waiting for a Ruby thread; past it, 503
+      spool_threshold: 128 * 1024,
+      stream_buffer_chunks: 16,  # chunks a streamed body may queue before `write` waits
+      shutdown_timeout: 30,      # seconds in-flight requests get on TERM/INT
+      access_log: nil,           # an IO, or nil
+      quiet: false,
+      environment: nil,
+    }.freeze
+
+    SIZE_UNITS = { "" => 1, "k" => 1024, "m" => 1024**2, "g" => 1024**3 }.freeze
+
+    # "64k" → 65536. Raises ArgumentError with a message a user can act on.
+    def self.parse_size(text)
+      match = /\A(\d+)\s*([kmg]?)b?\z/i.match(text.to_s.strip)
+      raise ArgumentError, "invalid size #{text.inspect} (use e.g. 512k, 10m, 1g)" unless match
+
+      Integer(match[1], 10) * SIZE_UNITS.fetch(match[2].downcase)
+    end
+
+    attr_reader :options
+
+    def initialize(options = {})
+      unknown = options.keys - DEFAULTS.keys
+      raise ArgumentError, "unknown Lunar option(s): #{unknown.join(', ')}" unless unknown.empty?
+
+      @options = DEFAULTS.merge(options.reject { |_, v| v.nil? })
+    end
+
+    def [](key)
+      @options.fetch(key)
+    end
+
+    def binds
+      @options[:binds] || ["tcp://#{format_host(@options[:address])}:#{@options[:port]}"]
+    end
+
+    # What the native server reads (see ext/lunar/src/native_server.rs).
+    def native_options
+      {
+        binds: binds,
+        io_threads: @options[:io_threads],
+        queue_capacity: @options[:queue_capacity],
+        max_body: @options[:max_body],
+        max_header_size: @options[:max_header_size],
+        timeout: @options[:timeout].to_f,
+        header_timeout: @options[:header_timeout].to_f,
+        spool_threshold: @options[:spool_threshold],
+        stream_buffer_chunks: @options[:stream_buffer_chunks],
+        asterisk_path_info: rack_at_least?("3.1"),
+      }.compact
+    end
+
+    private
+
+    def format_host(host)
+      host = host.to_s
+      host.include?(":") && !host.start_with?("[") ? "[#{host}]" : host
+    end
+
+    def rack_at_least?(version)
+      defined?(::Rack.release) && Gem::Version.new(::Rack.release) >= Gem::Version.new(version)
+    end
+  end
+end

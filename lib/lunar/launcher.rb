@@ -1,0 +1,51 @@
+# frozen_string_literal: true
+
+module Lunar
+  # Runs a server in the foreground the way `lunar` does: boot line, pid file, signals.
+  # TERM or INT stop gracefully (in-flight requests get --shutdown-timeout); a second INT
+  # exits at once.
+  class Launcher
+    def initialize(server, pid_file: nil, quiet: false, out: $stdout)
+      @server = server
+      @pid_file = pid_file
+      @quiet = quiet
+      @out = out
+    end
+
+    def run
+      @server.start
+      write_pid
+      trap_signals
+      @out.puts(boot_line) unless @quiet
+      @out.flush
+      @server.wait
+      @out.puts("Lunar stopped") unless @quiet
+    ensure
+      File.delete(@pid_file) if @pid_file && File.exist?(@pid_file)
+    end
+
+    def boot_line
+      rack = defined?(::Rack.release) ? ::Rack.release : "none"
+      threads = @server.config[:threads]
+      "Lunar #{VERSION} (ruby #{RUBY_VERSION}, rack #{rack}) #{@server.mode} mode, " \
+        "#{threads} thread#{threads == 1 ? '' : 's'}, pid #{Process.pid}, " \
+        "listening on #{@server.addresses.join(', ')}"
+    end
+
+    private
+
+    def write_pid
+      File.write(@pid_file, "#{Process.pid}\n") if @pid_file
+    end
+
+    def trap_signals
+      stopping = false
+      Signal.trap("TERM") { @server.stop }
+      Signal.trap("INT") do
+        exit!(130) if stopping
+        stopping = true
+        @server.stop
+      end
+    end
+  end
+end

@@ -1,0 +1,50 @@
+# frozen_string_literal: true
+
+require "stringio"
+
+module Lunar
+  # The Ruby half of the Rack env. The native side (ext/lunar/src/env.rs) copies `base` and
+  # adds the per-request CGI keys and HTTP_* headers; this adds rack.input and the
+  # per-request arrays.
+  class RackEnv
+    RACK_INPUT = "rack.input"
+    RACK_RESPONSE_FINISHED = "rack.response_finished"
+
+    attr_reader :base
+
+    def initialize(multithread:, errors: $stderr)
+      @base = {
+        "SCRIPT_NAME" => "",
+        "SERVER_SOFTWARE" => "Lunar #{VERSION}",
+        "GATEWAY_INTERFACE" => "CGI/1.2",
+        "rack.version" => [1, 3],
+        "rack.url_scheme" => "http",
+        "rack.errors" => errors,
+        "rack.multithread" => multithread,
+        "rack.multiprocess" => false,
+        "rack.run_once" => false,
+        "rack.hijack?" => false,
+      }.freeze
+    end
+
+    # A full env for one native request.
+    def for(request)
+      env = request.env(@base)
+      env[RACK_INPUT] = input(request.take_body)
+      env[RACK_RESPONSE_FINISHED] = []
+      env
+    end
+
+    private
+
+    # Binary and rewindable: a StringIO for bodies in memory, the unlinked temp file the
+    # native side spooled a large body into, or an empty StringIO.
+    def input(body)
+      case body
+      when String then StringIO.new(body)
+      when Integer then File.for_fd(body, "rb", autoclose: true)
+      else StringIO.new(String.new(encoding: Encoding::BINARY))
+      end
+    end
+  end
+end

@@ -1,0 +1,44 @@
+# frozen_string_literal: true
+
+module Lunar
+  # The stream a Rack 3 streaming body (`body.call(stream)`) writes to. Closing it ends the
+  # response; the body may keep it and write from another thread.
+  class Stream
+    def initialize(writer, input)
+      @writer = writer
+      @input = input
+    end
+
+    def write(data)
+      data = data.to_s
+      @writer.write(data)
+      data.bytesize
+    end
+
+    def <<(data)
+      write(data)
+      self
+    end
+
+    def read(*args)
+      @input&.read(*args)
+    end
+
+    def flush
+      self
+    end
+
+    def close_read
+      nil
+    end
+
+    def close_write
+      @writer.close
+    end
+    alias close close_write
+
+    def closed?
+      @writer.closed?
+    end
+  end
+end

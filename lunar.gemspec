@@ -1,0 +1,20 @@
+# frozen_string_literal: true
+
+require_relative "lib/lunar/version"
+
+Gem::Specification.new do |s|
+  s.name = "lunar"
+  s.version = Lunar::VERSION
+  s.summary = "A Rack server in Rust (hyper + tokio) that honours Thin's async responses"
+  s.description = "Lunar serves Rack 2 and Rack 3 apps from a hyper/tokio core. Ruby threads only run Ruby; " \
+                  "sockets, parsing and writing happen in Rust."
+  s.authors = ["The Lunar developers"]
+  s.license = "MIT"
+  s.required_ruby_version = ">= 3.1"
+  s.files = Dir["lib/**/*.rb", "exe/*", "ext/lunar/extconf.rb", "ext/lunar/Cargo.toml", "ext/lunar/src/**/*.rs",
+                "Cargo.toml", "Cargo.lock", "README.md", "LICENSE"]
+  s.bindir = "exe"
+  s.executables = ["lunar"]
+  s.extensions = ["ext/lunar/extconf.rb"]
+  s.require_paths = ["lib"]
+end

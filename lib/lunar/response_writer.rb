@@ -29,14 +29,16 @@ module Lunar
     end
 
     # Each chunk leaves as soon as it is yielded. Once the client is gone, iteration stops
-    # (so an endless generator does not run on for nobody).
+    # (so an endless generator does not run on for nobody). If `each` raises, the response
+    # is aborted: the connection closes instead of the body looking complete.
     def stream_each(request, status, headers, body)
       writer = request.stream(status, headers)
       return unless writer
 
       body.each { |chunk| break unless writer.write(chunk) }
+      writer.close
     ensure
-      writer&.close
+      writer&.abort unless writer&.closed?
     end
   end
 end

@@ -13,6 +13,10 @@ module Lunar
   #   server.addresses   # => ["tcp://0.0.0.0:40123"]
   #   server.stop.wait
   class Server
+    # After the grace period the sockets are closed; app code still running gets this long
+    # to notice before its thread is killed.
+    FORCE_STOP_AFTER = 1
+
     attr_reader :config, :app
 
     def initialize(app, options = {})
@@ -63,7 +67,7 @@ module Lunar
 
       @stopper ||= Thread.new do
         @native.stop(grace.to_f)
-        @pool.join
+        @pool.stop(FORCE_STOP_AFTER)
         @done << true
       end
       self

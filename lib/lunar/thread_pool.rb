@@ -11,7 +11,14 @@ module Lunar
       @threads = Array.new(size) { |i| spawn(i) }
     end
 
-    def join
+    # Waits for the workers to leave (the native queue has closed), killing any still
+    # inside the app after `patience` seconds.
+    def stop(patience)
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + patience
+      @threads.each do |t|
+        left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        t.kill unless t.join([left, 0].max)
+      end
       @threads.each(&:join)
     end
 

@@ -5,7 +5,8 @@
 //! the GVL released (interruptibly) instead of buffering without limit. After the client is
 //! gone, `write` returns false and drops the chunk; it never raises.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use magnus::{Error, RString, Ruby};
@@ -17,12 +18,13 @@ use crate::gvl::without_gvl;
 #[magnus::wrap(class = "Lunar::Native::BodyWriter", free_immediately, size)]
 pub struct BodyWriter {
     tx: Mutex<Option<mpsc::Sender<Bytes>>>,
+    aborted: Arc<AtomicBool>,
     runtime: Handle,
 }
 
 impl BodyWriter {
-    pub fn new(tx: mpsc::Sender<Bytes>, runtime: Handle) -> Self {
-        BodyWriter { tx: Mutex::new(Some(tx)), runtime }
+    pub fn new(tx: mpsc::Sender<Bytes>, aborted: Arc<AtomicBool>, runtime: Handle) -> Self {
+        BodyWriter { tx: Mutex::new(Some(tx)), aborted, runtime }
     }
 
     fn sender(&self) -> Option<mpsc::Sender<Bytes>> {
@@ -73,6 +75,13 @@ impl BodyWriter {
         }
     }
 
+    /// Ends the body as failed: the connection is closed rather than the body completed,
+    /// so the client can tell the response is incomplete.
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.close();
+    }
+
     fn is_closed(&self) -> bool {
         self.tx.lock().map(|g| g.as_ref().is_none_or(|tx| tx.is_closed())).unwrap_or(true)
     }
@@ -82,6 +91,7 @@ impl BodyWriter {
         let class = native.define_class("BodyWriter", ruby.class_object())?;
         class.define_method("write", method!(BodyWriter::write, 1))?;
         class.define_method("close", method!(BodyWriter::close, 0))?;
+        class.define_method("abort", method!(BodyWriter::abort, 0))?;
         class.define_method("closed?", method!(BodyWriter::is_closed, 0))?;
         Ok(())
     }

@@ -13,13 +13,13 @@ pub fn append_rack_header(map: &mut HeaderMap, name: &[u8], value: &[u8]) -> usi
         return 0;
     }
     let Ok(name) = HeaderName::from_bytes(name) else { return 0 };
-    let mut written = 0;
-    for line in value.split(|&b| b == b'\n') {
-        // HeaderValue refuses CR, LF, NUL and other controls except tab.
-        if let Ok(v) = HeaderValue::from_bytes(line) {
-            map.append(name.clone(), v);
-            written += 1;
-        }
+    // HeaderValue refuses CR, NUL and other controls except tab. One bad line drops the
+    // whole value: what remains of a poisoned value is not what the app meant to send.
+    let lines: Result<Vec<HeaderValue>, _> = value.split(|&b| b == b'\n').map(HeaderValue::from_bytes).collect();
+    let Ok(lines) = lines else { return 0 };
+    let written = lines.len();
+    for v in lines {
+        map.append(name.clone(), v);
     }
     written
 }
@@ -84,6 +84,7 @@ mod tests {
         assert_eq!(append_rack_header(&mut m, b"X-B", b"nul\0byte"), 0);
         assert_eq!(append_rack_header(&mut m, b"X-C\r\nEvil", b"1"), 0);
         assert_eq!(append_rack_header(&mut m, b"X-D", b"fine\r\nInjected: 1"), 0);
+        assert_eq!(append_rack_header(&mut m, b"X-E", b"Injected: 1\nbad\0"), 0);
         assert!(m.is_empty());
     }
 

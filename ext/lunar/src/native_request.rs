@@ -5,6 +5,7 @@
 //! `async.callback` is built on. If the object is collected unanswered, dropping the slot
 //! makes the I/O side answer 503, so no request is ever left hanging.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use hyper::http::request::Parts;
@@ -100,8 +101,10 @@ impl NativeRequest {
     fn stream(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<BodyWriter>, Error> {
         let map = response::header_map(ruby, headers)?;
         let (tx, rx) = mpsc::channel(rb_self.shared.config.stream_buffer_chunks.max(1));
-        let sent = rb_self.send(Reply::Response(response::build(status, map, ReplyBody::Chunks(rx))));
-        Ok(sent.then(|| BodyWriter::new(tx, rb_self.shared.runtime.clone())))
+        let aborted = Arc::new(AtomicBool::new(false));
+        let body = ReplyBody::Chunks(rx, aborted.clone());
+        let sent = rb_self.send(Reply::Response(response::build(status, map, body)));
+        Ok(sent.then(|| BodyWriter::new(tx, aborted, rb_self.shared.runtime.clone())))
     }
 
     /// Closes the connection without a byte of response (a `nil` Rack result).

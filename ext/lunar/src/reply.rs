@@ -3,6 +3,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -24,8 +26,9 @@ const FILE_CHUNK: usize = 64 * 1024;
 pub enum ReplyBody {
     Empty,
     Full(Option<Bytes>),
-    /// Chunks as Ruby yields them; ends when every sender is dropped.
-    Chunks(mpsc::Receiver<Bytes>),
+    /// Chunks as Ruby yields them; ends when every sender is dropped, as an error (so hyper
+    /// closes the connection instead of completing the body) if the stream was aborted.
+    Chunks(mpsc::Receiver<Bytes>, Arc<AtomicBool>),
     File(FileBody),
 }
 
@@ -53,7 +56,13 @@ impl Body for ReplyBody {
         match self.get_mut() {
             ReplyBody::Empty => Poll::Ready(None),
             ReplyBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ReplyBody::Chunks(rx) => rx.poll_recv(cx).map(|c| c.map(|d| Ok(Frame::data(d)))),
+            ReplyBody::Chunks(rx, aborted) => rx.poll_recv(cx).map(|chunk| match chunk {
+                Some(data) => Some(Ok(Frame::data(data))),
+                None if aborted.load(Ordering::Acquire) => {
+                    Some(Err(io::Error::new(io::ErrorKind::Interrupted, "response aborted by the application")))
+                }
+                None => None,
+            }),
             ReplyBody::File(f) => f.poll_chunk(cx),
         }
     }
@@ -62,7 +71,7 @@ impl Body for ReplyBody {
         match self {
             ReplyBody::Empty => true,
             ReplyBody::Full(data) => data.is_none(),
-            ReplyBody::Chunks(_) => false,
+            ReplyBody::Chunks(..) => false,
             ReplyBody::File(f) => f.remaining == 0,
         }
     }
@@ -71,7 +80,7 @@ impl Body for ReplyBody {
         match self {
             ReplyBody::Empty => SizeHint::with_exact(0),
             ReplyBody::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            ReplyBody::Chunks(_) => SizeHint::default(),
+            ReplyBody::Chunks(..) => SizeHint::default(),
             ReplyBody::File(f) => SizeHint::with_exact(f.remaining),
         }
     }

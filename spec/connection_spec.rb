@@ -1,0 +1,76 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe "connections" do
+  let(:echo_path) { ->(env) { [200, { "content-length" => env["PATH_INFO"].bytesize.to_s }, [env["PATH_INFO"]]] } }
+
+  it "keeps HTTP/1.1 connections alive" do
+    server = serve(echo_path)
+    http(server) do |h|
+      expect(h.get("/one").body).to eq("/one")
+      expect(h.get("/two").body).to eq("/two")
+    end
+    expect(server.live_connections).to be <= 1
+  end
+
+  it "answers pipelined requests in order" do
+    server = serve(echo_path)
+    text = raw(server, "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n" \
+                       "GET /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    expect(text.scan(%r{\r\n\r\n(/[abc])})).to eq([["/a"], ["/b"], ["/c"]])
+  end
+
+  it "closes HTTP/1.0 connections unless keep-alive is asked for" do
+    server = serve(echo_path)
+    expect(raw(server, "GET /x HTTP/1.0\r\n\r\n", timeout: 3)).to end_with("/x")
+    sock = connect(server)
+    sock.write("GET /k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    expect(read_until(sock, %r{/k})).to include("/k")
+    sock.write("GET /k2 HTTP/1.0\r\n\r\n")
+    expect(read_all(sock)).to end_with("/k2")
+  ensure
+    sock&.close
+  end
+
+  it "sends an app-supplied Connection: close and closes" do
+    server = serve { [200, { "connection" => "close", "content-length" => "2" }, ["hi"]] }
+    text = raw(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    expect(text).to include("Connection: close").and end_with("hi")
+  end
+
+  it "closes a connection after --timeout seconds of inactivity" do
+    server = serve(echo_path, timeout: 0.3)
+    sock = connect(server)
+    sock.write("GET /idle HTTP/1.1\r\nHost: h\r\n\r\n")
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    expect(read_all(sock, timeout: 5)).to end_with("/idle") # returns when the server closes
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be_between(0.2, 3)
+  ensure
+    sock&.close
+  end
+
+  it "closes a connection whose request head is too slow (slowloris), and keeps serving" do
+    server = serve(echo_path, header_timeout: 0.3, timeout: 0)
+    sock = connect(server)
+    sock.write("GET /slow HTTP/1.1\r\nHost: h\r\n")
+    read_all(sock, timeout: 5)
+    expect(sock.read_nonblock(1, exception: false)).to be_nil
+    expect(get(server, "/after").body).to eq("/after")
+  ensure
+    sock&.close
+  end
+
+  it "serves on a Unix socket" do
+    path = File.join(Dir.tmpdir, "lunar-spec-#{Process.pid}.sock")
+    server = serve(echo_path, binds: ["unix://#{path}"])
+    expect(server.addresses).to eq(["unix://#{path}"])
+    sock = UNIXSocket.new(path)
+    sock.write("GET /unix HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    expect(read_all(sock)).to end_with("/unix")
+    server.halt.wait
+    expect(File.exist?(path)).to be(false)
+  ensure
+    sock&.close
+  end
+end

@@ -1,0 +1,67 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe "the Rack env" do
+  let(:seen) { [] }
+  let(:server) { serve(recording_app(seen)) }
+
+  it "carries the CGI keys as Thin and Puma set them" do
+    get(server, "/a%20b/c?x=1&y=%2F", "X-Custom" => "yes")
+    env = seen.last
+    expect(env).to include(
+      "REQUEST_METHOD" => "GET", "SCRIPT_NAME" => "", "PATH_INFO" => "/a%20b/c",
+      "REQUEST_PATH" => "/a%20b/c", "QUERY_STRING" => "x=1&y=%2F", "REQUEST_URI" => "/a%20b/c?x=1&y=%2F",
+      "SERVER_NAME" => "127.0.0.1", "SERVER_PORT" => server.port.to_s, "SERVER_PROTOCOL" => "HTTP/1.1",
+      "HTTP_VERSION" => "HTTP/1.1", "GATEWAY_INTERFACE" => "CGI/1.2", "REMOTE_ADDR" => "127.0.0.1",
+      "HTTP_X_CUSTOM" => "yes", "rack.url_scheme" => "http", "rack.multithread" => true,
+      "rack.multiprocess" => false, "rack.run_once" => false, "rack.version" => [1, 3]
+    )
+    expect(env["SERVER_SOFTWARE"]).to start_with("Lunar")
+    expect(env["rack.errors"]).to respond_to(:puts, :write, :flush)
+    expect(env["rack.response_finished"]).to eq([])
+  end
+
+  it "gives QUERY_STRING as an empty string when there is none" do
+    get(server, "/plain")
+    expect(seen.last["QUERY_STRING"]).to eq("")
+  end
+
+  it "takes SERVER_NAME and SERVER_PORT from Host, keeping IPv6 brackets" do
+    raw(server, "GET / HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n")
+    expect(seen.last.values_at("SERVER_NAME", "SERVER_PORT")).to eq(["[::1]", "8080"])
+    raw(server, "GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+    expect(seen.last.values_at("SERVER_NAME", "SERVER_PORT")).to eq(["example.com", "80"])
+  end
+
+  it "falls back to the bound address without a Host header (HTTP/1.0)" do
+    raw(server, "GET / HTTP/1.0\r\n\r\n")
+    expect(seen.last.values_at("SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL"))
+      .to eq(["127.0.0.1", server.port.to_s, "HTTP/1.0"])
+  end
+
+  it "joins repeated headers, keeps content type/length out of HTTP_*, drops names with underscores" do
+    raw(server, "POST /p HTTP/1.1\r\nHost: h\r\nAccept: a\r\nAccept: b\r\nX-Forwarded_For: evil\r\n" \
+                "X-Forwarded-For: good\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+    env = seen.last
+    expect(env["HTTP_ACCEPT"]).to eq("a, b")
+    expect(env["HTTP_X_FORWARDED_FOR"]).to eq("good")
+    expect(env).to include("CONTENT_TYPE" => "text/plain", "CONTENT_LENGTH" => "2")
+    expect(env.keys).not_to include("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH")
+    expect(env["lunar.test.body"]).to eq("hi")
+  end
+
+  it "gives an absolute-form target's path, and OPTIONS * per the Rack version" do
+    raw(server, "GET http://example.com/abs?q=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+    expect(seen.last.values_at("PATH_INFO", "QUERY_STRING")).to eq(["/abs", "q=1"])
+    raw(server, "OPTIONS * HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    expected = Gem::Version.new(Rack.release) >= Gem::Version.new("3.1") ? "*" : ""
+    expect(seen.last["PATH_INFO"]).to eq(expected)
+  end
+
+  it "makes rack.multithread false with one thread" do
+    one = serve(recording_app(seen), threads: 1)
+    get(one)
+    expect(seen.last["rack.multithread"]).to be(false)
+  end
+end

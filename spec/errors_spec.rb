@@ -1,0 +1,48 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe "errors in the app" do
+  let(:log) { StringIO.new }
+
+  it "answers 500, logs the backtrace to rack.errors, and keeps serving" do
+    server = serve do |env|
+      env["rack.errors"] = log
+      raise ArgumentError, "bad thing" if env["PATH_INFO"] == "/boom"
+
+      [200, { "content-length" => "2" }, ["ok"]]
+    end
+    http(server) do |h|
+      response = h.get("/boom")
+      expect(response.code).to eq("500")
+      expect(h.get("/after").body).to eq("ok") # same keep-alive connection
+    end
+    expect(log.string).to include("ArgumentError: bad thing").and include("errors_spec.rb")
+  end
+
+  it "closes the connection when the app fails after the head was sent" do
+    server = serve do |env|
+      env["rack.errors"] = log
+      body = Enumerator.new do |y|
+        y << "partial"
+        raise "mid-stream"
+      end
+      [200, {}, body]
+    end
+    text = raw(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    # The connection closes (raw returns at EOF) and the chunked body never completes; how
+    # much of the head and first chunk left before the close is up to timing.
+    expect(text).not_to end_with("0\r\n\r\n")
+    expect(log.string).to include("mid-stream")
+  end
+
+  it "survives non-StandardError exceptions (ScriptError, SystemStackError)" do
+    server = serve do |env|
+      env["rack.errors"] = log
+      env["PATH_INFO"] == "/deep" ? (def self.r = r; r) : raise(NotImplementedError, "nope")
+    end
+    expect(get(server, "/deep").code).to eq("500")
+    expect(get(server, "/x").code).to eq("500")
+    expect(log.string).to include("SystemStackError").and include("NotImplementedError")
+  end
+end

@@ -1,0 +1,77 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe "server lifecycle" do
+  let(:hello) { ->(_env) { [200, { "content-length" => "5" }, ["hello"]] } }
+
+  it "starts and stops many times in one process" do
+    5.times do
+      server = Lunar::Server.new(hello, binds: ["tcp://127.0.0.1:0"], threads: 2).start
+      expect(get(server).body).to eq("hello")
+      server.stop(1).wait
+      expect(server.running?).to be(false)
+      expect { TCPSocket.new("127.0.0.1", server.port) }.to raise_error(Errno::ECONNREFUSED)
+    end
+  end
+
+  it "lets an in-flight request finish on a graceful stop, and refuses new connections" do
+    started = Queue.new
+    release = Queue.new
+    server = serve(shutdown_timeout: 5) do
+      started << true
+      release.pop
+      [200, { "content-length" => "4" }, ["done"]]
+    end
+    inflight = Thread.new { get(server) }
+    started.pop
+    server.stop
+    eventually { (TCPSocket.new("127.0.0.1", server.port).close; false) rescue true }
+    release << true
+    expect(inflight.value.body).to eq("done")
+    server.wait
+  end
+
+  it "closes what is still running when the grace period ends" do
+    started = Queue.new
+    server = serve(shutdown_timeout: 0.3) do
+      started << true
+      sleep 5
+      [200, {}, ["late"]]
+    end
+    sock = connect(server)
+    sock.write("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    started.pop
+    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    server.stop.wait
+    expect(read_all(sock, timeout: 5)).not_to include("late")
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0).to be < 3
+  ensure
+    sock&.close
+  end
+
+  it "lets Thread#kill interrupt a worker waiting for requests, and never loses a request" do
+    server = serve(hello, threads: 1)
+    native = server.instance_variable_get(:@native)
+    waiter = Thread.new { native.next_request }
+    eventually { waiter.status == "sleep" }
+    waiter.kill
+    expect(waiter.join(5)).to eq(waiter)
+    expect(get(server).body).to eq("hello")
+  end
+
+  it "answers 503 when the thread running a request is killed" do
+    started = Queue.new
+    server = serve(threads: 2) do |env|
+      if env["PATH_INFO"] == "/victim"
+        started << Thread.current
+        sleep
+      end
+      [200, { "content-length" => "2" }, ["ok"]]
+    end
+    victim = Thread.new { get(server, "/victim") }
+    started.pop.kill
+    expect(victim.value.code).to eq("503")
+    expect(get(server).body).to eq("ok")
+  end
+end

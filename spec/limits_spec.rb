@@ -1,0 +1,70 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe "limits and bad input" do
+  let(:calls) { Queue.new }
+  let(:app) { ->(env) { calls << env["PATH_INFO"]; [200, { "content-length" => "2" }, ["ok"]] } }
+
+  def status_of(text)
+    text[/\AHTTP\/1\.[01] (\d{3})/, 1]
+  end
+
+  it "answers a malformed request 400 and keeps serving" do
+    server = serve(app)
+    expect(status_of(raw(server, "THIS IS NOT HTTP\r\n\r\n"))).to eq("400")
+    expect(status_of(raw(server, "GET / HTTP/1.1\r\nBad Header Line\r\n\r\n"))).to eq("400")
+    expect(get(server, "/fine").body).to eq("ok")
+  end
+
+  it "answers 431 to a request head over --max-header-size" do
+    server = serve(app, max_header_size: 8192)
+    text = raw(server, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: #{'a' * 20_000}\r\n\r\n")
+    expect(status_of(text)).to eq("431")
+    expect(get(server, "/fine").body).to eq("ok")
+  end
+
+  it "answers 413 to a body over --max-body, declared or chunked, without calling the app" do
+    server = serve(app, max_body: 1000)
+    declared = raw(server, "POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + ("x" * 5000))
+    expect(status_of(declared)).to eq("413")
+    chunk = "x" * 800
+    chunked = raw(server, "POST /big HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" \
+                          "#{chunk.bytesize.to_s(16)}\r\n#{chunk}\r\n#{chunk.bytesize.to_s(16)}\r\n#{chunk}\r\n0\r\n\r\n")
+    expect(status_of(chunked)).to eq("413")
+    expect(get(server, "/fine").body).to eq("ok")
+    expect(calls.size).to eq(1)
+  end
+
+  it "never lets conflicting Content-Length and Transfer-Encoding smuggle a request" do
+    seen = []
+    server = serve(recording_app(seen))
+    text = raw(server, "POST /smuggle HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" \
+                       "0\r\n\r\nGET /inner HTTP/1.1\r\nHost: h\r\n\r\n")
+    # Chunked framing wins (RFC 9112 §6.1), the connection is closed after the answer, and
+    # the bytes after the chunked body are never parsed as a request.
+    expect(text.scan(/HTTP\/1\.1 \d{3}/).size).to eq(1)
+    expect(seen.map { |e| e["PATH_INFO"] }).to eq(["/smuggle"])
+    expect(seen.first).not_to have_key("CONTENT_LENGTH")
+    expect(get(server, "/fine").body).to eq("ok")
+  end
+
+  it "answers 503 at once when the dispatch queue is full" do
+    release = Queue.new
+    started = Queue.new
+    server = serve(threads: 1, queue_capacity: 1) do |env|
+      if env["PATH_INFO"] == "/block"
+        started << true
+        release.pop
+      end
+      [200, { "content-length" => "2" }, ["ok"]]
+    end
+    blocker = Thread.new { get(server, "/block") }
+    started.pop
+    queued = Thread.new { get(server, "/queued") } # fills the one queue slot
+    eventually { server.instance_variable_get(:@native).queue_length == 1 }
+    expect(get(server, "/overflow").code).to eq("503")
+    release << true
+    expect([blocker.value.code, queued.value.code]).to eq(%w[200 200])
+  end
+end

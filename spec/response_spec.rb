@@ -1,0 +1,95 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "tempfile"
+
+RSpec.describe "responses" do
+  def headers_of(text)
+    text.split("\r\n\r\n", 2).first.split("\r\n").drop(1)
+  end
+
+  it "writes Array values and newline-separated values as one line each" do
+    server = serve { [200, { "set-cookie" => ["a=1", "b=2"], "x-multi" => "c\nd", "content-length" => "0" }, []] }
+    lines = headers_of(raw(server, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
+    expect(lines).to include("Set-Cookie: a=1", "Set-Cookie: b=2", "X-Multi: c", "X-Multi: d")
+  end
+
+  it "never writes CR/LF/NUL-carrying values, rack.* keys or status" do
+    server = serve do
+      [200, { "x-evil" => "a\r\nInjected: yes", "x-nul" => "a\0b", "rack.hijack" => "x", "status" => "200",
+              "x-good" => "fine", "content-length" => "0" }, []]
+    end
+    text = raw(server, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    expect(text).not_to match(/Injected|X-Nul|Rack|^Status/i)
+    expect(text).to include("X-Good: fine")
+  end
+
+  it "accepts a String status and Rack 2 headers as an Array of pairs", rack: 2 do
+    server = serve { ["201", [["x-a", "1"], ["content-length", "2"]], ["hi"]] }
+    response = get(server)
+    expect([response.code, response["x-a"], response.body]).to eq(["201", "1", "hi"])
+  end
+
+  it "sends a to_ary body with a Content-Length computed by the server" do
+    server = serve { [200, {}, ["ab", "cd"]] }
+    response = get(server)
+    expect([response["content-length"], response.body]).to eq(["4", "abcd"])
+  end
+
+  it "serves a to_path body from the file" do
+    file = Tempfile.new("lunar")
+    file.write("from a file\n" * 10_000)
+    file.flush
+    body = Struct.new(:to_path) { def each; raise "each must not be called"; end }.new(file.path)
+    server = serve { [200, { "content-type" => "text/plain" }, body] }
+    response = get(server)
+    expect(response["content-length"]).to eq((12 * 10_000).to_s)
+    expect(response.body).to eq("from a file\n" * 10_000)
+  ensure
+    file&.close!
+  end
+
+  it "sends no body for HEAD, 204 and 304" do
+    server = serve { |env| [env["PATH_INFO"][1..].to_i, { "content-type" => "text/plain" }, ["body!"]] }
+    head = raw(server, "HEAD /200 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    expect(head).to start_with("HTTP/1.1 200").and end_with("\r\n\r\n")
+    expect(head).to include("Content-Length: 5")
+    expect(raw(server, "GET /204 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")).to end_with("\r\n\r\n")
+    expect(raw(server, "GET /304 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")).to end_with("\r\n\r\n")
+  end
+
+  it "always calls body.close, also when the app's body raises" do
+    closed = Queue.new
+    body_class = Class.new do
+      define_method(:initialize) { |fail| @fail = fail }
+      define_method(:each) { |&b| b.call("x"); raise "boom" if @fail }
+      define_method(:close) { closed << (@fail ? :failed : :ok) }
+    end
+    server = serve { |env| [200, {}, body_class.new(env["PATH_INFO"] == "/fail")] }
+    expect(get(server).body).to eq("x")
+    expect(closed.pop).to eq(:ok)
+    expect { get(server, "/fail") }.to raise_error(StandardError)
+    expect(closed.pop).to eq(:failed)
+    expect(get(server).code).to eq("200")
+  end
+
+  it "runs rack.response_finished callables in reverse order with (env, status, headers, error)" do
+    calls = Queue.new
+    server = serve do |env|
+      env["rack.response_finished"] << ->(e, s, _h, err) { calls << [:first, s, err&.message, e["PATH_INFO"]] }
+      env["rack.response_finished"] << ->(_e, s, _h, _err) { calls << [:second, s] }
+      raise "kaput" if env["PATH_INFO"] == "/error"
+
+      [200, {}, ["ok"]]
+    end
+    get(server, "/fine")
+    expect([calls.pop, calls.pop]).to eq([[:second, 200], [:first, 200, nil, "/fine"]])
+    expect(get(server, "/error").code).to eq("500")
+    expect([calls.pop, calls.pop]).to eq([[:second, nil], [:first, nil, "kaput", "/error"]])
+  end
+
+  it "closes the connection without a byte when the app returns nil" do
+    server = serve { nil }
+    expect(raw(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")).to eq("")
+  end
+end

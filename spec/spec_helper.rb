@@ -1,0 +1,20 @@
+# frozen_string_literal: true
+
+# Every spec talks to a real Lunar over real sockets on 127.0.0.1, port 0.
+$LOAD_PATH.unshift(File.expand_path("../lib", __dir__))
+require "lunar"
+require "lunar/server"
+require "net/http"
+require "socket"
+require "stringio"
+
+Dir[File.join(__dir__, "support", "*.rb")].sort.each { |f| require f }
+
+RSpec.configure do |config|
+  config.include ServerHelpers
+  config.include ProcessHelpers
+  config.before { @servers = [] }
+  config.after { @servers.each { |s| s.halt.wait } }
+  config.filter_run_excluding(rack: ->(v) { !RackVersion.matches?(v) })
+  config.order = :defined
+end

@@ -1,0 +1,70 @@
+# frozen_string_literal: true
+
+require "rbconfig"
+require "timeout"
+
+# Running Lunar (or rackup, rails, a Sinatra script) as a child process and waiting for the
+# line that says it listens.
+module ProcessHelpers
+  ROOT = File.expand_path("../..", __dir__)
+  LIB = File.join(ROOT, "lib")
+
+  Child = Struct.new(:pid, :out, :lines) do
+    def wait_for(pattern, timeout: 20)
+      Timeout.timeout(timeout) do
+        loop do
+          hit = lines.find { |l| l.match?(pattern) }
+          return hit.match(pattern) if hit
+
+          line = out.gets or raise "process ended before printing #{pattern.inspect}:\n#{lines.join}"
+          lines << line
+        end
+      end
+    end
+
+    def rest
+      lines << out.read.to_s
+      lines.join
+    end
+
+    def signal(name)
+      Process.kill(name, pid)
+    end
+
+    def exit_status(timeout: 15)
+      Timeout.timeout(timeout) { Process.wait2(pid).last }
+    end
+  end
+
+  # Spawns `argv` with lib/ on RUBYLIB, stdout+stderr merged into one pipe.
+  def spawn_child(argv, env: {}, chdir: ROOT)
+    rd, wr = IO.pipe
+    env = { "RUBYLIB" => [LIB, ENV["RUBYLIB"]].compact.join(":") }.merge(env)
+    pid = Process.spawn(env, *argv, out: wr, err: wr, in: File::NULL, chdir: chdir,
+                                     # tests of Ctrl-C need SIGINT handled, not ignored
+                                     pgroup: true)
+    wr.close
+    child = Child.new(pid, rd, [])
+    (@children ||= []) << child
+    child
+  end
+
+  def lunar_cmd(*args)
+    [RbConfig.ruby, File.join(ROOT, "exe", "lunar"), *args]
+  end
+
+  def fixture(name)
+    File.join(ROOT, "spec", "fixtures", name)
+  end
+
+  def self.included(base)
+    base.after do
+      (@children || []).each do |c|
+        Process.kill("KILL", c.pid)
+        Process.wait(c.pid)
+      rescue Errno::ESRCH, Errno::ECHILD
+        nil
+      end
+    end
+  end
+end

@@ -1,0 +1,85 @@
+# frozen_string_literal: true
+
+# Starting in-process servers and talking to them: Net::HTTP for ordinary requests, raw
+# sockets for what Net::HTTP cannot send (pipelining, malformed input, slow clients).
+module ServerHelpers
+  DEFAULTS = { binds: ["tcp://127.0.0.1:0"], shutdown_timeout: 2, threads: 4 }.freeze
+
+  def serve(app = nil, **options, &block)
+    server = Lunar::Server.new(app || block, DEFAULTS.merge(options)).start
+    @servers << server
+    server
+  end
+
+  def http(server)
+    Net::HTTP.start("127.0.0.1", server.port, read_timeout: 10) { |h| yield h }
+  end
+
+  def get(server, path = "/", headers = {})
+    http(server) { |h| h.get(path, headers) }
+  end
+
+  def connect(server)
+    TCPSocket.new("127.0.0.1", server.port)
+  end
+
+  # Writes `bytes`, then reads until the server closes the connection (or `timeout`).
+  def raw(server, bytes, timeout: 5)
+    sock = connect(server)
+    sock.write(bytes)
+    read_all(sock, timeout: timeout)
+  ensure
+    sock&.close
+  end
+
+  def read_all(sock, timeout: 5)
+    out = +""
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+    loop do
+      left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      break if left <= 0 || !sock.wait_readable(left)
+
+      chunk = sock.read_nonblock(65_536, exception: false)
+      break if chunk.nil? # EOF
+      out << chunk unless chunk == :wait_readable
+    end
+    out
+  rescue Errno::ECONNRESET
+    out
+  end
+
+  # Reads until `pattern` has been seen (or `timeout`), leaving the socket open.
+  def read_until(sock, pattern, timeout: 5)
+    out = +""
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+    until out.match?(pattern)
+      left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      break if left <= 0 || !sock.wait_readable(left)
+
+      chunk = sock.read_nonblock(65_536, exception: false)
+      break if chunk.nil?
+      out << chunk unless chunk == :wait_readable
+    end
+    out
+  end
+
+  # Waits (polling a condition, not sleeping a fixed time) until the block is truthy.
+  def eventually(timeout: 5)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+    until (result = yield)
+      raise "condition not met within #{timeout}s" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+      sleep 0.01
+    end
+    result
+  end
+
+  # An app that records the env it saw and answers with a fixed text.
+  def recording_app(seen, text = "ok")
+    lambda do |env|
+      env["rack.input"] && (env["lunar.test.body"] = env["rack.input"].read)
+      seen << env
+      [200, { "content-type" => "text/plain", "content-length" => text.bytesize.to_s }, [text]]
+    end
+  end
+end

@@ -54,7 +54,7 @@ RSpec.describe "server lifecycle" do
     server = serve(hello, threads: 1)
     native = server.instance_variable_get(:@native)
     waiter = Thread.new { native.next_request }
-    eventually { waiter.status == "sleep" }
+    eventually { waiter.backtrace.to_a.any? { |l| l.include?("next_request") } }
     waiter.kill
     expect(waiter.join(5)).to eq(waiter)
     expect(get(server).body).to eq("hello")

@@ -7,6 +7,7 @@ require "lunar/server"
 require "net/http"
 require "socket"
 require "stringio"
+require "tmpdir"
 
 Dir[File.join(__dir__, "support", "*.rb")].sort.each { |f| require f }
 

@@ -45,6 +45,11 @@ module Lunar
         exit!(130) if stopping
         stopping = true
         @server.stop
+        # A trap may not take locks; a fresh thread may.
+        Thread.new do
+          @out.puts("Lunar stopping gracefully (up to #{@server.config[:shutdown_timeout]}s); INT again to exit now")
+          @out.flush
+        end
       end
     end
   end

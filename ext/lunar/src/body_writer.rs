@@ -13,7 +13,7 @@ use magnus::{Error, RString, Ruby};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::gvl::without_gvl;
+use crate::gvl::{check_interrupts, without_gvl};
 
 #[magnus::wrap(class = "Lunar::Native::BodyWriter", free_immediately, size)]
 pub struct BodyWriter {
@@ -32,40 +32,48 @@ impl BodyWriter {
     }
 
     /// Queues one chunk. `false` once the client is gone or the writer closed.
-    fn write(&self, chunk: RString) -> bool {
-        let Some(tx) = self.sender() else { return false };
+    fn write(ruby: &Ruby, rb_self: &Self, chunk: RString) -> Result<bool, Error> {
+        let Some(tx) = rb_self.sender() else { return Ok(false) };
         let bytes = chunk.to_bytes();
         if bytes.is_empty() {
-            return !tx.is_closed();
+            return Ok(!tx.is_closed());
         }
         match tx.try_send(bytes) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-            Err(mpsc::error::TrySendError::Full(bytes)) => self.wait_and_send(tx, bytes),
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Closed(_)) => Ok(false),
+            Err(mpsc::error::TrySendError::Full(bytes)) => rb_self.wait_and_send(ruby, tx, bytes),
         }
     }
 
-    /// The queue is full: wait for room without the GVL, cut short by Ruby interrupts.
-    fn wait_and_send(&self, tx: mpsc::Sender<Bytes>, bytes: Bytes) -> bool {
-        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
-        let cancel = Mutex::new(Some(cancel_tx));
-        let runtime = &self.runtime;
-        let sent = without_gvl(
-            || {
-                runtime.block_on(async move {
-                    tokio::select! {
-                        permit = tx.reserve() => permit.map(|p| p.send(bytes)).is_ok(),
-                        _ = cancel_rx => false,
+    /// The queue is full: wait for room without the GVL. A Ruby interrupt cuts the wait
+    /// short and raises (the chunk is then not sent).
+    fn wait_and_send(&self, ruby: &Ruby, tx: mpsc::Sender<Bytes>, bytes: Bytes) -> Result<bool, Error> {
+        loop {
+            let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+            let cancel = Mutex::new(Some(cancel_tx));
+            let mut wait = Some((tx.clone(), bytes.clone(), cancel_rx));
+            let outcome = without_gvl(
+                ruby,
+                || {
+                    let (tx, bytes, cancel_rx) = wait.take()?;
+                    Some(self.runtime.block_on(async move {
+                        tokio::select! {
+                            permit = tx.reserve() => Some(permit.map(|p| p.send(bytes)).is_ok()),
+                            _ = cancel_rx => None,
+                        }
+                    }))
+                },
+                || {
+                    if let Some(c) = cancel.lock().ok().and_then(|mut c| c.take()) {
+                        let _ = c.send(());
                     }
-                })
-            },
-            || {
-                if let Some(c) = cancel.lock().ok().and_then(|mut c| c.take()) {
-                    let _ = c.send(());
-                }
-            },
-        );
-        sent.unwrap_or(false)
+                },
+            )?;
+            match outcome.flatten() {
+                Some(sent) => return Ok(sent),
+                None => check_interrupts(ruby)?, // cancelled: act on the interrupt, then retry
+            }
+        }
     }
 
     /// Ends the body. Idempotent.

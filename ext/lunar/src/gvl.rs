@@ -8,53 +8,79 @@
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-struct Work<F, R> {
-    func: Option<F>,
-    result: Option<R>,
+use magnus::{Error, Ruby};
+
+struct Work<'a, F, R> {
+    func: &'a mut F,
+    result: Option<std::thread::Result<R>>,
 }
 
-extern "C" fn run_work<F: FnOnce() -> R, R>(data: *mut c_void) -> *mut c_void {
-    // SAFETY: `data` is the `&mut Work<F, R>` passed by `without_gvl` below, alive for the
-    // whole call and touched by no one else while Ruby runs this callback.
-    let work = unsafe { &mut *(data as *mut Work<F, R>) };
-    if let Some(func) = work.func.take() {
-        match catch_unwind(AssertUnwindSafe(func)) {
-            Ok(r) => work.result = Some(r),
-            Err(_) => eprintln!("lunar: internal panic while waiting without the GVL"),
-        }
-    }
+extern "C" fn run_work<F: FnMut() -> R, R>(data: *mut c_void) -> *mut c_void {
+    // SAFETY: `data` is the `&mut Work` passed by `call_once` below, alive for the whole
+    // call and touched by no one else while Ruby runs this callback.
+    let work = unsafe { &mut *(data as *mut Work<'_, F, R>) };
+    work.result = Some(catch_unwind(AssertUnwindSafe(&mut *work.func)));
     std::ptr::null_mut()
 }
 
 extern "C" fn run_unblock<U: Fn()>(data: *mut c_void) {
-    // SAFETY: `data` is the `&U` passed by `without_gvl`; `U: Sync` (checked there), so a
+    // SAFETY: `data` is the `&U` passed by `call_once`; `U: Sync` (checked there), so a
     // shared reference from Ruby's interrupting thread is sound.
     let unblock = unsafe { &*(data as *const U) };
     let _ = catch_unwind(AssertUnwindSafe(unblock));
 }
 
-/// Runs `func` with the GVL released. `unblock` must make `func` return soon.
-/// Returns `None` when Ruby had an interrupt pending and did not run `func` at all
-/// (or `func` panicked); the caller then returns to Ruby, which raises the interrupt.
-///
-/// Uses `rb_thread_call_without_gvl2`, which does not raise interrupts on the way out:
-/// whatever `func` returned (a request job) reaches the caller and is never lost to a
-/// non-local exit.
-pub fn without_gvl<F, R, U>(func: F, unblock: U) -> Option<R>
+/// One `rb_thread_call_without_gvl2`: `None` if Ruby had an interrupt pending and did not
+/// run `func`. gvl2 (unlike gvl) does not raise on the way out, so whatever `func`
+/// returned (a request job) always reaches the caller.
+fn call_once<F, R, U>(func: &mut F, unblock: &U) -> Option<std::thread::Result<R>>
 where
-    F: FnOnce() -> R,
+    F: FnMut() -> R,
     U: Fn() + Sync,
 {
-    let mut work = Work { func: Some(func), result: None };
+    let mut work = Work { func, result: None };
     // SAFETY: called on a Ruby thread holding the GVL (every caller is a Ruby method). Both
     // pointers outlive the call, and neither callback touches Ruby objects.
     unsafe {
         rb_sys::rb_thread_call_without_gvl2(
             Some(run_work::<F, R>),
-            &mut work as *mut Work<F, R> as *mut c_void,
+            &mut work as *mut Work<'_, F, R> as *mut c_void,
             Some(run_unblock::<U>),
-            &unblock as *const U as *mut c_void,
+            unblock as *const U as *mut c_void,
         );
     }
     work.result
+}
+
+/// Lets Ruby act on pending interrupts: thread switches run, and `Thread#kill`, `raise`
+/// or a signal's exception come back as `Err`, for the caller to return to Ruby.
+pub fn check_interrupts(ruby: &Ruby) -> Result<(), Error> {
+    use magnus::rb_sys::AsRawValue;
+    let nil = ruby.qnil().as_raw();
+    magnus::rb_sys::protect(|| {
+        // SAFETY: called with the GVL held; `protect` turns a raise into `Err` instead of a
+        // longjmp through Rust frames.
+        unsafe { rb_sys::rb_thread_check_ints() };
+        nil
+    })
+    .map(|_| ())
+}
+
+/// Runs `func` with the GVL released; `unblock` must make it return soon. When Ruby has an
+/// interrupt pending, it is processed first (raising `Err` for kills and signals; a mere
+/// thread-switch tick just lets other threads run) and the wait is tried again.
+pub fn without_gvl<F, R, U>(ruby: &Ruby, mut func: F, unblock: U) -> Result<R, Error>
+where
+    F: FnMut() -> R,
+    U: Fn() + Sync,
+{
+    loop {
+        match call_once(&mut func, &unblock) {
+            Some(Ok(r)) => return Ok(r),
+            Some(Err(_)) => {
+                return Err(Error::new(ruby.exception_runtime_error(), "lunar: internal panic while waiting"));
+            }
+            None => check_interrupts(ruby)?,
+        }
+    }
 }

@@ -11,7 +11,7 @@ use magnus::{Error, RHash, Ruby, TryConvert};
 
 use crate::config::ServerConfig;
 use crate::dispatch::Event;
-use crate::gvl::without_gvl;
+use crate::gvl::{check_interrupts, without_gvl};
 use crate::native_request::NativeRequest;
 use crate::server::ServerHandle;
 
@@ -89,30 +89,36 @@ impl NativeServer {
         self.handle.shared.queue.try_pop().map(|ev| self.wrap(ev))
     }
 
-    /// The next request; waits with the GVL released. nil when the server has stopped or
-    /// the thread was interrupted (Ruby then raises the interrupt).
-    fn next_request(&self) -> Option<NativeRequest> {
-        let queue = &self.handle.shared.queue;
-        if let Some(ev) = queue.try_pop() {
-            return Some(self.wrap(ev));
+    /// The next request; waits with the GVL released. nil once the server has stopped.
+    /// Interrupts (`Thread#kill`, `Timeout`, signals) cut the wait short and raise.
+    fn next_request(ruby: &Ruby, rb_self: &Self) -> Result<Option<NativeRequest>, Error> {
+        let queue = &rb_self.handle.shared.queue;
+        loop {
+            if let Some(ev) = queue.try_pop() {
+                return Ok(Some(rb_self.wrap(ev)));
+            }
+            if queue.is_closed() {
+                return Ok(None);
+            }
+            let (wake_tx, wake_rx) = bounded::<()>(1);
+            let event = without_gvl(ruby, || queue.wait_pop(&wake_rx), || {
+                let _ = wake_tx.try_send(());
+            })?;
+            match event {
+                Some(ev) => return Ok(Some(rb_self.wrap(ev))),
+                // Woken without a job: the queue closed (checked above), or an interrupt.
+                None => check_interrupts(ruby)?,
+            }
         }
-        if queue.is_closed() {
-            return None;
-        }
-        let (wake_tx, wake_rx) = bounded::<()>(1);
-        let event = without_gvl(|| queue.wait_pop(&wake_rx), || {
-            let _ = wake_tx.try_send(());
-        });
-        event.flatten().map(|ev| self.wrap(ev))
     }
 
     /// Graceful stop: waits up to `grace` seconds for in-flight requests, GVL released.
-    fn stop(&self, grace: f64) {
+    fn stop(ruby: &Ruby, rb_self: &Self, grace: f64) -> Result<(), Error> {
         let grace = Duration::from_secs_f64(grace.max(0.0));
-        without_gvl(|| self.handle.stop(grace), || {});
+        let mut once = Some(());
+        without_gvl(ruby, || if once.take().is_some() { rb_self.handle.stop(grace) }, || {})
     }
 
-    /// True until the dispatch queue closes at the end of `stop`.
     fn is_running(&self) -> bool {
         !self.handle.shared.queue.is_closed()
     }

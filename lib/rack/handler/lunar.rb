@@ -4,5 +4,5 @@
 require "lunar/rack_handler"
 
 if defined?(Rack::Handler) && Rack::Handler.respond_to?(:register)
-  Rack::Handler.register("lunar", "Lunar::RackHandler")
+  Rack::Handler.register("lunar", Lunar::RackHandler)
 end

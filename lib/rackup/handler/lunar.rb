@@ -4,5 +4,5 @@
 require "lunar/rack_handler"
 
 if defined?(Rackup) && Rackup.const_defined?(:Handler)
-  Rackup::Handler.register("lunar", "Lunar::RackHandler")
+  Rackup::Handler.register("lunar", Lunar::RackHandler)
 end

@@ -1,0 +1,73 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe "the lunar command" do
+  BOOT = %r{Lunar \S+ \(ruby [\d.]+, rack [\d.]+\) threaded mode, 3 threads, pid \d+, listening on tcp://127\.0\.0\.1:(\d+)}
+
+  def start(*args)
+    child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "-t", "3", *args))
+    port = Integer(child.wait_for(BOOT)[1])
+    [child, port]
+  end
+
+  it "serves config.ru, prints one boot line, and exits 0 on TERM" do
+    child, port = start(fixture("hello.ru"))
+    expect(Net::HTTP.get(URI("http://127.0.0.1:#{port}/"))).to eq("hello from Lunar #{Lunar::VERSION}\n")
+    child.signal("TERM")
+    expect(child.exit_status.exitstatus).to eq(0)
+  end
+
+  it "finishes an in-flight request on INT, then exits 0" do
+    child, port = start(fixture("slow.ru"))
+    inflight = Thread.new { Net::HTTP.get(URI("http://127.0.0.1:#{port}/slow")) }
+    child.wait_for(/started \/slow/)
+    child.signal("INT")
+    expect(inflight.value).to eq("done")
+    expect(child.exit_status.exitstatus).to eq(0)
+  end
+
+  it "exits at once on a second INT" do
+    child, port = start(fixture("slow.ru"), "--shutdown-timeout", "30")
+    hold = TCPSocket.new("127.0.0.1", port)
+    hold.write("GET /slow?20 HTTP/1.1\r\nHost: h\r\n\r\n")
+    child.wait_for(/started \/slow/)
+    child.signal("INT")
+    child.wait_for(/stopping gracefully/)
+    child.signal("INT")
+    expect(child.exit_status(timeout: 5).exitstatus).to eq(130)
+  ensure
+    hold&.close
+  end
+
+  it "writes a pid file and an access log, and honours --port/--address" do
+    dir = Dir.mktmpdir
+    pid_file = File.join(dir, "lunar.pid")
+    log = File.join(dir, "access.log")
+    port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
+    child = spawn_child(lunar_cmd("-a", "127.0.0.1", "-p", port.to_s, "-t", "3", "--pid", pid_file,
+                                  "--access-log", log, fixture("hello.ru")))
+    child.wait_for(/listening on tcp:\/\/127\.0\.0\.1:#{port}/)
+    expect(File.read(pid_file).to_i).to eq(child.pid)
+    Net::HTTP.get(URI("http://127.0.0.1:#{port}/logged?x=1"))
+    eventually { File.read(log).include?("GET /logged?x=1 HTTP/1.1\" 200") }
+    expect(File.read(log)).to match(%r{\A127\.0\.0\.1 - - \[[^\]]+\] "GET /logged\?x=1 HTTP/1\.1" 200 -$})
+    child.signal("TERM")
+    expect(child.exit_status.exitstatus).to eq(0)
+    expect(File.exist?(pid_file)).to be(false)
+  end
+
+  it "prints --version and --help" do
+    expect(`#{lunar_cmd('-v').join(' ')}`).to eq("Lunar #{Lunar::VERSION}\n")
+    expect(`#{lunar_cmd('-h').join(' ')}`).to include("--max-body", "--shutdown-timeout", "--bind")
+  end
+
+  it "rejects unknown flags and unreadable config files with one line and exit code 2" do
+    child = spawn_child(lunar_cmd("--no-such-flag"))
+    expect(child.exit_status.exitstatus).to eq(2)
+    expect(child.rest.lines.size).to eq(1)
+    child = spawn_child(lunar_cmd("/nonexistent/config.ru"))
+    expect(child.exit_status.exitstatus).to eq(2)
+    expect(child.rest).to eq("lunar: cannot read /nonexistent/config.ru (see lunar --help)\n")
+  end
+end

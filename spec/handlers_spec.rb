@@ -4,7 +4,7 @@ require "spec_helper"
 
 # The entry points other tools use: rackup -s lunar, Sinatra's set :server, rails server -u.
 RSpec.describe "Rack handler entry points" do
-  LISTENING = %r{Lunar \S+ \(threaded\) listening on tcp://127\.0\.0\.1:(\d+)}
+  LISTENING = %r{Lunar \S+: threaded mode.*, listening on tcp://127\.0\.0\.1:(\d+)}
 
   def rackup_cmd
     gem_name = RackVersion.major >= 3 ? "rackup" : "rack"

@@ -53,8 +53,8 @@ RSpec.describe "server lifecycle" do
   it "lets Thread#kill interrupt a worker waiting for requests, and never loses a request" do
     server = serve(hello, threads: 1)
     native = server.instance_variable_get(:@native)
-    waiter = Thread.new { native.next_request }
-    eventually { waiter.backtrace.to_a.any? { |l| l.include?("next_request") } }
+    waiter = Thread.new { native.next_event }
+    eventually { waiter.backtrace.to_a.any? { |l| l.include?("next_event") } }
     waiter.kill
     expect(waiter.join(5)).to eq(waiter)
     expect(get(server).body).to eq("hello")

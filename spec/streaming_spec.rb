@@ -50,7 +50,7 @@ RSpec.describe "streamed bodies" do
       end
     end
     endless.define_singleton_method(:close) { closed << true }
-    server = serve(stream_buffer_chunks: 2) { [200, {}, endless] }
+    server = serve(stream_buffer: 16_384) { [200, {}, endless] }
     sock = connect(server)
     sock.write("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     read_until(sock, /tick/)

@@ -1,71 +1,61 @@
 # frozen_string_literal: true
 
 require "lunar/rack_env"
-require "lunar/response_writer"
+require "lunar/exchange"
+require "lunar/async_callback"
 
 module Lunar
-  # Runs the app for one native request on the current Ruby thread: env in, response out.
-  # An exception in the app is a 500 (or a closed connection once the head has gone), is
-  # logged with its backtrace, and never escapes to kill the thread.
+  # Runs the app for one native request on the current Ruby thread, the way Thin does:
+  # `catch(:async)` around `app.call`, a `-1` status or `throw :async` meaning "the answer
+  # comes later through env['async.callback']". Exceptions never escape to kill the thread.
   class AppRunner
-    SERVER_ERROR_HEADERS = { "content-type" => "text/plain" }.freeze
-    SERVER_ERROR_BODY = ["Internal Server Error\n"].freeze
-    UNAVAILABLE_BODY = ["Service Unavailable\n"].freeze
+    ASYNC_RESPONSE = [-1, {}.freeze, [].freeze].freeze
+    ASYNC_CALLBACK = "async.callback"
 
-    def initialize(app, rack_env, errors: $stderr, access_log: nil)
+    def initialize(app, rack_env, context, async:)
       @app = app
       @rack_env = rack_env
-      @errors = errors
-      @access_log = access_log
+      @context = context
+      @async = async
+    end
+
+    # An event from the native queue: a request, or the id of a request whose connection
+    # ended before its response.
+    def dispatch(event)
+      event.is_a?(Integer) ? closed(event) : call(event)
     end
 
     def call(request)
       env = @rack_env.for(request)
-      status, headers, body = result = @app.call(env)
-      if result.nil?
-        log_error(env, "app returned nil: closing the connection")
-        request.close_connection
-      else
-        ResponseWriter.write(request, env, status, headers, body)
-      end
+      exchange = Exchange.new(request, env, @context)
+      env[ASYNC_CALLBACK] = AsyncCallback.new(exchange) if @async
+      result = ASYNC_RESPONSE
+      catch(:async) { result = @app.call(env) }
+      handle_result(exchange, result)
     rescue StandardError, ScriptError, SystemStackError, NoMemoryError => e
-      error = e
-      report(request, env, e)
+      exchange ? exchange.fail_with(e) : @context.log_error(nil, "#{e.class}: #{e.message}", e.backtrace)
     ensure
-      # Reached unanswered only when the thread is being killed: answer rather than hang.
-      request.respond(503, SERVER_ERROR_HEADERS, UNAVAILABLE_BODY) unless request.answered?
-      finish(env, status, headers, error) if env
+      exchange.abandon if exchange && !exchange.settled?
+    end
+
+    def closed(id)
+      exchange = @context.registry.delete(id)
+      exchange && @context.schedule { exchange.client_gone }
     end
 
     private
 
-    def report(request, env, error)
-      log_error(env, "#{error.class}: #{error.message}", error.backtrace)
-      request.respond(500, SERVER_ERROR_HEADERS, SERVER_ERROR_BODY) unless request.answered?
-    end
-
-    def log_error(env, message, backtrace = nil)
-      out = (env && env["rack.errors"]) || @errors
-      path = env ? " #{env['REQUEST_METHOD']} #{env['REQUEST_URI']}" : ""
-      out.puts("lunar: error in app#{path}: #{message}")
-      out.puts(backtrace.map { |line| "\t#{line}" }) if backtrace
-      out.flush if out.respond_to?(:flush)
-    rescue StandardError
-      nil
-    end
-
-    # rack.response_finished callables run after every response, in reverse order, even
-    # after errors; one failing callable does not stop the others.
-    def finish(env, status, headers, error)
-      @access_log&.log(env, status)
-      callbacks = env["rack.response_finished"]
-      return if callbacks.nil? || callbacks.empty?
-
-      callbacks.reverse_each do |callable|
-        callable.call(env, status, headers, error)
-      rescue StandardError => e
-        log_error(env, "rack.response_finished callback failed: #{e.class}: #{e.message}", e.backtrace)
+    def handle_result(exchange, result)
+      if result.nil?
+        @context.log_error(exchange.env, "app returned nil: closing the connection")
+        return exchange.close_connection
       end
+      status, headers, body = result.to_a
+      return exchange.respond(status, headers, body) unless status.to_i == -1
+      return exchange.pend if @async
+
+      exchange.fail_with(RuntimeError.new("async response (-1 / throw :async) but the async protocol is off: " \
+                                          "run lunar --evented, or load EventMachine"))
     end
   end
 end

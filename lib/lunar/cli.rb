@@ -39,6 +39,7 @@ module Lunar
       raise UsageError, "cannot read #{path}" unless File.file?(path) && File.readable?(path)
 
       require "rack"
+      require "eventmachine" if @options[:mode] == :evented # as `thin start` does, before the app
       app = ::Rack::Builder.parse_file(File.expand_path(path))
       app.is_a?(Array) ? app.first : app # Rack 2 returns [app, options]
     rescue UsageError
@@ -46,8 +47,12 @@ module Lunar
     rescue Exception => e # rubocop:disable Lint/RescueException -- report any load failure, then exit
       warn "lunar: error loading #{path}: #{e.class}: #{e.message}"
       warn e.backtrace.first(5).map { |l| "\t#{l}" }
+      warn EM_HINT if e.is_a?(NameError) && e.message.match?(/\b(EventMachine|EM)\b/)
       exit 1
     end
+
+    EM_HINT = "lunar: this app uses EventMachine without requiring it; run `lunar --evented`, " \
+              "which loads EventMachine before the app (as `thin start` does)"
 
     def size(text)
       Configuration.parse_size(text)
@@ -59,7 +64,9 @@ module Lunar
         o.on("-p", "--port PORT", Integer, "Port (default 9292)") { |v| @options[:port] = v }
         o.on("-a", "--address HOST", "Address to bind (default 0.0.0.0)") { |v| @options[:address] = v }
         o.on("-b", "--bind URI", "tcp://HOST:PORT or unix:///PATH (repeatable)") { |v| @binds << v }
-        o.on("-t", "--threads N", Integer, "Ruby threads calling the app (default 5)") { |v| @options[:threads] = v }
+        o.on("--evented", "Run the app on the EventMachine reactor (Thin's model; loads EventMachine)") { @options[:mode] = :evented }
+        o.on("--threaded", "Run the app on a pool of Ruby threads (Puma's model)") { @options[:mode] = :threaded }
+        o.on("-t", "--threads N", Integer, "Ruby threads calling the app in threaded mode (default 5)") { |v| @options[:threads] = v }
         o.on("--io-threads N", Integer, "tokio I/O threads (default: one per core)") { |v| @options[:io_threads] = v }
         o.on("-e", "--environment ENV", "RACK_ENV (default development)") { |v| @options[:environment] = v }
         o.on("-r", "--require LIB", "Require LIB before loading the app") { |v| require v }
@@ -69,6 +76,8 @@ module Lunar
         o.on("--max-body SIZE", "Largest request body, e.g. 10m (default 64m)") { |v| @options[:max_body] = size(v) }
         o.on("--max-header-size SIZE", "Largest request head (default 64k)") { |v| @options[:max_header_size] = size(v) }
         o.on("--queue SIZE", Integer, "Requests waiting for a thread before 503 (default 1024)") { |v| @options[:queue_capacity] = v }
+        o.on("--stream-buffer SIZE", "Bytes a streamed response may queue for a slow client (default 1m)") { |v| @options[:stream_buffer] = size(v) }
+        o.on("--write-timeout SEC", Float, "How long a write on the reactor waits for a slow client before cutting it off (default 1)") { |v| @options[:write_timeout] = v }
         o.on("--shutdown-timeout SEC", Float, "Grace for in-flight requests on stop (default 30)") { |v| @options[:shutdown_timeout] = v }
         o.on("--access-log [FILE]", "Common Log Format to FILE (default stdout)") { |v| @options[:access_log] = v ? File.open(v, "a") : $stdout }
         o.on("--pid FILE", "Write the process id to FILE") { |v| @pid_file = v }

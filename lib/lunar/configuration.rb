@@ -16,7 +16,10 @@ module Lunar
       max_header_size: 64 * 1024,
       queue_capacity: 1024,      # requests waiting for a Ruby thread; past it, 503
       spool_threshold: 128 * 1024,
-      stream_buffer_chunks: 16,  # chunks a streamed body may queue before `write` waits
+      stream_buffer: 1024 * 1024, # bytes a streamed body may queue for a slow client
+      write_timeout: 1.0,        # seconds a write on the reactor thread waits for a slow client
+      mode: nil,                 # :evented, :threaded, or nil: evented if EventMachine is loaded
+      async: nil,                # offer async.callback in threaded mode without EventMachine
       shutdown_timeout: 30,      # seconds in-flight requests get on TERM/INT
       access_log: nil,           # an IO, or nil
       quiet: false,
@@ -46,6 +49,14 @@ module Lunar
       @options.fetch(key)
     end
 
+    def mode
+      mode = @options[:mode]&.to_sym
+      mode ||= defined?(::EventMachine) ? :evented : :threaded
+      raise ArgumentError, "unknown mode #{mode.inspect} (use :evented or :threaded)" unless %i[evented threaded].include?(mode)
+
+      mode
+    end
+
     def binds
       @options[:binds] || ["tcp://#{format_host(@options[:address])}:#{@options[:port]}"]
     end
@@ -61,7 +72,7 @@ module Lunar
         timeout: @options[:timeout].to_f,
         header_timeout: @options[:header_timeout].to_f,
         spool_threshold: @options[:spool_threshold],
-        stream_buffer_chunks: @options[:stream_buffer_chunks],
+        stream_buffer: @options[:stream_buffer],
         asterisk_path_info: rack_at_least?("3.1"),
       }.compact
     end

@@ -26,9 +26,7 @@ module Lunar
 
     def boot_line
       rack = defined?(::Rack.release) ? ::Rack.release : "none"
-      threads = @server.config[:threads]
-      "Lunar #{VERSION} (ruby #{RUBY_VERSION}, rack #{rack}) #{@server.mode} mode, " \
-        "#{threads} thread#{threads == 1 ? '' : 's'}, pid #{Process.pid}, " \
+      "Lunar #{VERSION} (ruby #{RUBY_VERSION}, rack #{rack}) #{@server.mode}, pid #{Process.pid}, " \
         "listening on #{@server.addresses.join(', ')}"
     end
 

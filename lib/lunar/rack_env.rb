@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "stringio"
+require "lunar/deferrable"
 
 module Lunar
   # The Ruby half of the Rack env. The native side (ext/lunar/src/env.rs) copies `base` and
@@ -9,10 +10,14 @@ module Lunar
   class RackEnv
     RACK_INPUT = "rack.input"
     RACK_RESPONSE_FINISHED = "rack.response_finished"
+    ASYNC_CLOSE = "async.close"
 
     attr_reader :base
 
-    def initialize(multithread:, errors: $stderr)
+    # `async`: offer async.close (AppRunner adds async.callback) — EM::DefaultDeferrable when
+    # EventMachine is loaded, as under Thin, else Lunar::Deferrable.
+    def initialize(multithread:, async: false, errors: $stderr)
+      @close_class = (async && (defined?(::EM::DefaultDeferrable) ? ::EM::DefaultDeferrable : Deferrable)) || nil
       @base = {
         "SCRIPT_NAME" => "",
         "SERVER_SOFTWARE" => "Lunar #{VERSION}",
@@ -32,6 +37,7 @@ module Lunar
       env = request.env(@base)
       env[RACK_INPUT] = input(request.take_body)
       env[RACK_RESPONSE_FINISHED] = []
+      env[ASYNC_CLOSE] = @close_class.new if @close_class
       env
     end
 

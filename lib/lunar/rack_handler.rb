@@ -21,7 +21,7 @@ module Lunar
         @server = server.start
         Signal.trap("TERM") { server.stop }
         unless options[:Silent] || options[:quiet]
-          warn "Lunar #{VERSION} (#{server.mode}) listening on #{server.addresses.join(', ')}"
+          warn "Lunar #{VERSION}: #{server.mode}, listening on #{server.addresses.join(", ")}"
         end
         yield server if block_given?
         server.wait

@@ -3,11 +3,17 @@
 require "lunar/configuration"
 require "lunar/app_runner"
 require "lunar/access_log"
-require "lunar/thread_pool"
+require "lunar/server_context"
+require "lunar/threaded"
 
 module Lunar
-  # A running Lunar: the native server (sockets, HTTP) plus the Ruby threads that call the
-  # app. Start and stop it as often as you like within one process.
+  # A running Lunar: the native server (sockets, HTTP) plus the Ruby side calling the app,
+  # in one of two modes:
+  # - evented (Thin's model): the app runs on the EventMachine reactor thread;
+  # - threaded (Puma's model): the app runs on a pool of Ruby threads; if EventMachine is
+  #   loaded its reactor runs beside them, so timers and async.callback work.
+  # The default is evented when EventMachine is loaded, threaded otherwise. Start and stop
+  # it as often as you like within one process.
   #
   #   server = Lunar::Server.new(app, port: 0).start
   #   server.addresses   # => ["tcp://0.0.0.0:40123"]
@@ -29,12 +35,20 @@ module Lunar
     def start
       raise "Lunar::Server already started" if @native
 
+      mode = @config.mode
+      @reactor = start_reactor(mode)
+      async = mode == :evented || !@reactor.nil? || @config[:async]
+      @context = ServerContext.new(access_log: @config[:access_log] && AccessLog.new(@config[:access_log]),
+                                   reactor: @reactor, write_timeout: @config[:write_timeout])
+      rack_env = RackEnv.new(multithread: mode == :threaded && @config[:threads] > 1, async: async)
+      runner = AppRunner.new(@app, rack_env, @context, async: async)
       @native = Native::Server.start(@config.native_options)
-      rack_env = RackEnv.new(multithread: @config[:threads] > 1)
-      log = @config[:access_log] && AccessLog.new(@config[:access_log])
-      runner = AppRunner.new(@app, rack_env, access_log: log)
-      @pool = ThreadPool.new(@native, runner, @config[:threads])
+      @workers = build_workers(mode, runner)
       self
+    rescue StandardError
+      @native&.stop(0)
+      @reactor&.stop
+      raise
     end
 
     def addresses
@@ -47,8 +61,9 @@ module Lunar
       tcp && Integer(tcp[/:(\d+)\z/, 1])
     end
 
+    # "evented mode (…)" or "threaded mode, N threads", for boot lines.
     def mode
-      "threaded"
+      @workers ? @workers.description : @config.mode.to_s
     end
 
     def running?
@@ -59,15 +74,22 @@ module Lunar
       @native ? @native.live_connections : 0
     end
 
-    # Graceful stop: stop accepting, let in-flight requests finish for up to `grace`
-    # seconds, then close the rest. Returns at once (safe in a signal trap); `wait` blocks
-    # until the stop is complete.
+    # Async responses pending and deferrable bodies streaming.
+    def pending_async
+      @context ? @context.registry.size : 0
+    end
+
+    # Graceful stop: stop accepting, let in-flight requests (and pending async responses)
+    # finish for up to `grace` seconds, then close the rest, firing their async.close.
+    # Returns at once (safe in a signal trap); `wait` blocks until the stop is complete.
     def stop(grace = @config[:shutdown_timeout])
       return self unless @native
 
       @stopper ||= Thread.new do
         @native.stop(grace.to_f)
-        @pool.stop(FORCE_STOP_AFTER)
+        @workers.stop(FORCE_STOP_AFTER)
+        close_pending
+        @reactor&.stop
         @done << true
       end
       self
@@ -91,6 +113,31 @@ module Lunar
       start
       yield self if block_given?
       wait
+    end
+
+    private
+
+    def start_reactor(mode)
+      return unless mode == :evented || defined?(::EventMachine)
+
+      require "lunar/reactor"
+      Reactor.start
+    end
+
+    def build_workers(mode, runner)
+      return Threaded.new(@native, runner, @config[:threads]) if mode == :threaded
+
+      require "lunar/evented"
+      Evented.new(@native, runner, @reactor)
+    end
+
+    # Connections the stop closed: their async.close fires, on the reactor if there is one.
+    def close_pending
+      pending = @context.registry.take_all
+      return if pending.empty?
+
+      run = -> { pending.each(&:client_gone) }
+      @reactor ? @reactor.call(&run) : run.call
     end
   end
 end

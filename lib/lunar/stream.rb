@@ -11,7 +11,7 @@ module Lunar
 
     def write(data)
       data = data.to_s
-      @writer.write(data)
+      @writer.write(data, nil)
       data.bytesize
     end
 

@@ -21,8 +21,8 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Request bodies larger than this are spooled to an unlinked temp file.
     pub spool_threshold: usize,
-    /// Chunks a streamed response may have queued before the writer waits.
-    pub stream_buffer_chunks: usize,
+    /// Bytes a streamed response may have queued for a slow client before the writer waits.
+    pub stream_buffer: usize,
     /// `PATH_INFO` for `OPTIONS *`: `""` before Rack 3.1, `"*"` from 3.1 on.
     pub asterisk_path_info: bool,
 }
@@ -38,7 +38,7 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(30)),
             header_timeout: Duration::from_secs(30),
             spool_threshold: 128 * 1024,
-            stream_buffer_chunks: 16,
+            stream_buffer: 1024 * 1024,
             asterisk_path_info: false,
         }
     }

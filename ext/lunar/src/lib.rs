@@ -4,11 +4,13 @@
 //! The data path, module by module:
 //! `listener` → `connection` → `service` (+ `intake` for bodies) → `job` → `dispatch`
 //! → (Ruby thread) `native_server` / `native_request` + `env` → app →
-//! `response` + `headers` → `reply` (+ `body_writer` for streams) → back to `connection`.
+//! `response` + `headers` → `reply` (+ `body_writer` → `stream` for streamed bodies)
+//! → back to `connection`. `disconnect` carries "the client left" back to Ruby.
 
 mod body_writer;
 mod config;
 mod connection;
+mod disconnect;
 mod dispatch;
 mod env;
 mod gvl;
@@ -22,6 +24,7 @@ mod reply;
 mod response;
 mod server;
 mod service;
+mod stream;
 
 use magnus::{Error, Module, Ruby};
 

@@ -5,7 +5,6 @@
 //! `async.callback` is built on. If the object is collected unanswered, dropping the slot
 //! makes the I/O side answer 503, so no request is ever left hanging.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use hyper::http::request::Parts;
@@ -16,6 +15,7 @@ use crate::body_writer::BodyWriter;
 use crate::job::{ConnectionAddrs, RequestBody, RequestJob};
 use crate::reply::{FileBody, Reply, ReplyBody};
 use crate::server::Shared;
+use crate::stream::{ChunkStream, StreamState};
 use crate::{env, response};
 
 #[magnus::wrap(class = "Lunar::Native::Request", free_immediately, size)]
@@ -100,11 +100,12 @@ impl NativeRequest {
     /// Sends the head now and returns a writer for the body chunks (nil if already answered).
     fn stream(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<BodyWriter>, Error> {
         let map = response::header_map(ruby, headers)?;
-        let (tx, rx) = mpsc::channel(rb_self.shared.config.stream_buffer_chunks.max(1));
-        let aborted = Arc::new(AtomicBool::new(false));
-        let body = ReplyBody::Chunks(rx, aborted.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = StreamState::new();
+        let body = ReplyBody::Chunks(Box::new(ChunkStream::new(rx, state.clone())));
         let sent = rb_self.send(Reply::Response(response::build(status, map, body)));
-        Ok(sent.then(|| BodyWriter::new(tx, aborted, rb_self.shared.runtime.clone())))
+        let cap = rb_self.shared.config.stream_buffer;
+        Ok(sent.then(|| BodyWriter::new(tx, state, cap, rb_self.shared.runtime.clone())))
     }
 
     /// Closes the connection without a byte of response (a `nil` Rack result).

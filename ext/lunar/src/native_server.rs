@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::bounded;
-use magnus::{Error, RHash, Ruby, TryConvert};
+use magnus::{Error, IntoValue, RHash, Ruby, TryConvert, Value};
 
 use crate::config::ServerConfig;
 use crate::dispatch::Event;
@@ -55,8 +55,8 @@ fn config_from(ruby: &Ruby, opts: RHash) -> Result<ServerConfig, Error> {
     if let Some(n) = opt::<usize>(ruby, opts, "spool_threshold")? {
         c.spool_threshold = n;
     }
-    if let Some(n) = opt::<usize>(ruby, opts, "stream_buffer_chunks")? {
-        c.stream_buffer_chunks = n.max(1);
+    if let Some(n) = opt::<usize>(ruby, opts, "stream_buffer")? {
+        c.stream_buffer = n.max(1);
     }
     if let Some(b) = opt::<bool>(ruby, opts, "asterisk_path_info")? {
         c.asterisk_path_info = b;
@@ -78,24 +78,34 @@ impl NativeServer {
         self.handle.addresses.clone()
     }
 
-    fn wrap(&self, event: Event) -> NativeRequest {
+    /// An event as Ruby sees it: a `Request`, or the Integer id of a request whose
+    /// connection ended before its response did. `None` for a request whose client left
+    /// while it was queued (its Closed notice follows; no need to run the app).
+    fn event_value(&self, ruby: &Ruby, event: Event) -> Option<Value> {
         match event {
-            Event::Request(job) => NativeRequest::new(job, Arc::clone(&self.handle.shared)),
+            Event::Request(job) if job.reply.is_closed() => None,
+            Event::Request(job) => Some(NativeRequest::new(job, Arc::clone(&self.handle.shared)).into_value_with(ruby)),
+            Event::Closed(id) => Some(id.into_value_with(ruby)),
         }
     }
 
-    /// The next request without waiting, or nil.
-    fn try_next_request(&self) -> Option<NativeRequest> {
-        self.handle.shared.queue.try_pop().map(|ev| self.wrap(ev))
+    /// The next event without waiting, or nil.
+    fn try_next_event(ruby: &Ruby, rb_self: &Self) -> Option<Value> {
+        while let Some(ev) = rb_self.handle.shared.queue.try_pop() {
+            if let Some(v) = rb_self.event_value(ruby, ev) {
+                return Some(v);
+            }
+        }
+        None
     }
 
-    /// The next request; waits with the GVL released. nil once the server has stopped.
+    /// The next event; waits with the GVL released. nil once the server has stopped.
     /// Interrupts (`Thread#kill`, `Timeout`, signals) cut the wait short and raise.
-    fn next_request(ruby: &Ruby, rb_self: &Self) -> Result<Option<NativeRequest>, Error> {
+    fn next_event(ruby: &Ruby, rb_self: &Self) -> Result<Option<Value>, Error> {
         let queue = &rb_self.handle.shared.queue;
         loop {
-            if let Some(ev) = queue.try_pop() {
-                return Ok(Some(rb_self.wrap(ev)));
+            if let Some(v) = Self::try_next_event(ruby, rb_self) {
+                return Ok(Some(v));
             }
             if queue.is_closed() {
                 return Ok(None);
@@ -105,10 +115,27 @@ impl NativeServer {
                 let _ = wake_tx.try_send(());
             })?;
             match event {
-                Some(ev) => return Ok(Some(rb_self.wrap(ev))),
-                // Woken without a job: the queue closed (checked above), or an interrupt.
+                Some(ev) => {
+                    if let Some(v) = rb_self.event_value(ruby, ev) {
+                        return Ok(Some(v));
+                    }
+                }
+                // Woken without an event: the queue closed (checked above), or an interrupt.
                 None => check_interrupts(ruby)?,
             }
+        }
+    }
+
+    /// The eventfd that becomes readable when events are queued (evented mode watches it).
+    fn notify_fd(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
+        let waker = rb_self.handle.shared.queue.waker().map_err(|e| Error::new(ruby.exception_io_error(), e.to_string()))?;
+        Ok(waker.raw_fd())
+    }
+
+    /// Resets the eventfd before the reactor drains the queue.
+    fn rearm_notify(&self) {
+        if let Ok(w) = self.handle.shared.queue.waker() {
+            w.rearm();
         }
     }
 
@@ -136,8 +163,10 @@ impl NativeServer {
         let class = native.define_class("Server", ruby.class_object())?;
         class.define_singleton_method("start", function!(NativeServer::start, 1))?;
         class.define_method("addresses", method!(NativeServer::addresses, 0))?;
-        class.define_method("next_request", method!(NativeServer::next_request, 0))?;
-        class.define_method("try_next_request", method!(NativeServer::try_next_request, 0))?;
+        class.define_method("next_event", method!(NativeServer::next_event, 0))?;
+        class.define_method("try_next_event", method!(NativeServer::try_next_event, 0))?;
+        class.define_method("notify_fd", method!(NativeServer::notify_fd, 0))?;
+        class.define_method("rearm_notify", method!(NativeServer::rearm_notify, 0))?;
         class.define_method("stop", method!(NativeServer::stop, 1))?;
         class.define_method("running?", method!(NativeServer::is_running, 0))?;
         class.define_method("live_connections", method!(NativeServer::live_connections, 0))?;

@@ -3,15 +3,14 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::http::{header, HeaderValue, Response, StatusCode};
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio::sync::mpsc;
+
+use crate::stream::ChunkStream;
 
 /// How Ruby answered a request.
 pub enum Reply {
@@ -26,9 +25,9 @@ const FILE_CHUNK: usize = 64 * 1024;
 pub enum ReplyBody {
     Empty,
     Full(Option<Bytes>),
-    /// Chunks as Ruby yields them; ends when every sender is dropped, as an error (so hyper
-    /// closes the connection instead of completing the body) if the stream was aborted.
-    Chunks(mpsc::Receiver<Bytes>, Arc<AtomicBool>),
+    /// Chunks as Ruby writes them (see `stream`); ends when the writer closes, as an error
+    /// (so hyper closes the connection instead of completing the body) if it aborted.
+    Chunks(Box<ChunkStream>),
     File(FileBody),
 }
 
@@ -56,13 +55,7 @@ impl Body for ReplyBody {
         match self.get_mut() {
             ReplyBody::Empty => Poll::Ready(None),
             ReplyBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ReplyBody::Chunks(rx, aborted) => rx.poll_recv(cx).map(|chunk| match chunk {
-                Some(data) => Some(Ok(Frame::data(data))),
-                None if aborted.load(Ordering::Acquire) => {
-                    Some(Err(io::Error::new(io::ErrorKind::Interrupted, "response aborted by the application")))
-                }
-                None => None,
-            }),
+            ReplyBody::Chunks(stream) => stream.poll_chunk(cx),
             ReplyBody::File(f) => f.poll_chunk(cx),
         }
     }

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use hyper::http::{Request, Response, StatusCode};
 use tokio::sync::oneshot;
 
-use crate::dispatch::Event;
+use crate::disconnect::DisconnectWatch;
 use crate::intake::{self, BodyError};
 use crate::job::{ConnectionAddrs, RequestJob};
 use crate::reply::{plain, Reply, ReplyBody};
@@ -41,14 +41,29 @@ pub async fn handle(
         Err(BodyError::Io) => return Err(CloseConnection),
     };
     let (reply, answer) = oneshot::channel();
-    let job = RequestJob { id: shared.next_id(), head, body, addrs, reply };
-    if shared.queue.push(Event::Request(job)).is_err() {
+    let id = shared.next_id();
+    if shared.queue.push_request(RequestJob { id, head, body, addrs, reply }).is_err() {
         return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, false));
     }
+    // From here until Ruby finishes the response, this request's connection ending is news
+    // for Ruby (async.close): dropping this future drops the watch armed.
+    let watch = DisconnectWatch::new(id, shared.clone());
     match answer.await {
-        Ok(Reply::Response(res)) => Ok(res),
-        Ok(Reply::Close) => Err(CloseConnection),
+        Ok(Reply::Response(mut res)) => {
+            match res.body_mut() {
+                ReplyBody::Chunks(stream) => stream.watch(watch),
+                _ => watch.disarm(),
+            }
+            Ok(res)
+        }
+        Ok(Reply::Close) => {
+            watch.disarm();
+            Err(CloseConnection)
+        }
         // The Ruby side let go of the request unanswered (a killed thread, a stop).
-        Err(_) => Ok(plain(StatusCode::SERVICE_UNAVAILABLE, true)),
+        Err(_) => {
+            watch.disarm();
+            Ok(plain(StatusCode::SERVICE_UNAVAILABLE, true))
+        }
     }
 }

@@ -1,14 +1,18 @@
 # frozen_string_literal: true
 
 module Lunar
-  # Threaded mode (Puma's model): N Ruby threads take requests off the native dispatch
-  # queue and run the app. A thread keeps the GVL while requests are queued and releases
-  # it only to wait (inside `next_request`).
-  class ThreadPool
+  # Threaded mode (Puma's model): N Ruby threads take events off the native dispatch queue
+  # and run the app. A thread keeps the GVL while events are queued and releases it only to
+  # wait (inside `next_event`).
+  class Threaded
     def initialize(native, runner, size)
       @native = native
       @runner = runner
       @threads = Array.new(size) { |i| spawn(i) }
+    end
+
+    def description
+      "threaded mode, #{@threads.size} thread#{@threads.size == 1 ? '' : 's'}"
     end
 
     # Waits for the workers to leave (the native queue has closed), killing any still
@@ -33,8 +37,8 @@ module Lunar
 
     def work
       while @native.running?
-        request = @native.next_request
-        @runner.call(request) if request
+        event = @native.next_event
+        @runner.dispatch(event) if event
       end
     end
   end

@@ -1,0 +1,35 @@
+//! DisconnectWatch: tells Ruby when a connection ends before its response did.
+//!
+//! One watch per request, armed while the response is Ruby's to finish: first inside the
+//! request's future (an async response pending), then inside a streamed body. If it is
+//! dropped while armed (hyper dropped the future or the body because the client left, the
+//! connection idled out, or the server stopped), a `Closed(id)` event goes to Ruby, which
+//! fires `async.close` and fails a deferrable body. Complete replies disarm it.
+
+use std::sync::Arc;
+
+use crate::server::Shared;
+
+pub struct DisconnectWatch {
+    id: u64,
+    shared: Option<Arc<Shared>>,
+}
+
+impl DisconnectWatch {
+    pub fn new(id: u64, shared: Arc<Shared>) -> Self {
+        DisconnectWatch { id, shared: Some(shared) }
+    }
+
+    /// The response no longer depends on Ruby: drop without telling it.
+    pub fn disarm(mut self) {
+        self.shared = None;
+    }
+}
+
+impl Drop for DisconnectWatch {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.queue.push_closed(self.id);
+        }
+    }
+}

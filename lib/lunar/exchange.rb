@@ -1,0 +1,172 @@
+# frozen_string_literal: true
+
+require "lunar/response_writer"
+
+module Lunar
+  # One request and its response: from the app's result, or a later call of
+  # env['async.callback'], to the end of the body. It makes sure body.close, async.close and
+  # rack.response_finished run exactly once, and knows what to do when the client leaves
+  # first. Any Ruby thread may drive it (a worker, the reactor, the app's own thread).
+  class Exchange
+    ASYNC_CLOSE = "async.close"
+    ERROR_HEADERS = { "content-type" => "text/plain" }.freeze
+    ERROR_BODY = ["Internal Server Error\n"].freeze
+    UNAVAILABLE_BODY = ["Service Unavailable\n"].freeze
+    DISCARD = proc { |_chunk| nil }
+
+    attr_reader :request, :env, :writer
+
+    def initialize(request, env, context)
+      @request = request
+      @env = env
+      @context = context
+      @state = :new # → :pending (async) → :streaming (deferred body) → :finished
+      @responded = false
+      @status = @headers = @body = @writer = nil
+    end
+
+    def id
+      @request.id
+    end
+
+    def head?
+      @env["REQUEST_METHOD"] == "HEAD"
+    end
+
+    # True once the exchange no longer needs the thread that called the app.
+    def settled?
+      @state != :new
+    end
+
+    # Whether the client can still receive this response.
+    def connection_open?
+      @writer ? !@writer.closed? : @request.open?
+    end
+
+    # The app answered [-1, …] or threw :async: the answer comes through async.callback.
+    def pend
+      return if @responded || @state == :finished
+
+      @state = :pending
+      @context.registry.add(self)
+    end
+
+    # Writes a Rack response. A deferrable body (callback + errback) ends the response when
+    # it succeeds or fails; any other body when its `each` returns.
+    def respond(status, headers, body)
+      return ignore_second_response if @responded
+
+      @responded = true
+      @status = status.to_i
+      @headers = headers
+      @body = body
+      if body.respond_to?(:callback) && body.respond_to?(:errback)
+        stream_deferred
+      else
+        ResponseWriter.write(self, @status, headers, body)
+        finish
+      end
+    rescue StandardError, ScriptError, SystemStackError => e
+      fail_with(e)
+    end
+
+    # What env['async.callback'].call(response) does.
+    def respond_async(response)
+      return close_connection if response.nil?
+
+      status, headers, body = response.to_a
+      return if status.to_i == -1
+
+      respond(status, headers, body)
+    end
+
+    def close_connection
+      @request.close_connection
+      finish
+    end
+
+    # The app raised: 500 if nothing was sent yet, else the connection is cut.
+    def fail_with(error)
+      @context.log_error(@env, "#{error.class}: #{error.message}", error.backtrace)
+      @request.respond(500, ERROR_HEADERS, ERROR_BODY) unless @request.answered?
+      finish(error)
+    end
+
+    # The thread running the app is being killed before it answered: answer, never hang.
+    def abandon
+      @request.respond(503, ERROR_HEADERS, UNAVAILABLE_BODY) unless @request.answered?
+      finish
+    end
+
+    # The connection ended first (client gone, inactivity timeout, server stop):
+    # async.close succeeds, then a failable body fails (so its errbacks run).
+    def client_gone
+      return if @state == :finished
+
+      fire_async_close
+      @body.fail if @body.respond_to?(:fail)
+      finish
+    rescue StandardError => e
+      @context.log_error(@env, "while closing after disconnect: #{e.class}: #{e.message}", e.backtrace)
+      finish(e)
+    end
+
+    # Ends the exchange once: end the body (or cut it on error), body.close, async.close,
+    # rack.response_finished.
+    def finish(error = nil)
+      return if @state == :finished
+
+      @state = :finished
+      error ? @writer&.abort : @writer&.close
+      close_body
+      @context.registry.delete(id)
+      fire_async_close
+      @context.finished(@env, @status, @headers, error)
+    end
+
+    # The stream a body writes to, once the head has been handed to the connection.
+    def open_stream
+      @writer = @request.stream(@status, @headers)
+    end
+
+    private
+
+    def stream_deferred
+      @state = :streaming
+      return finish unless open_stream # the client left before the head could go
+
+      @writer.close if head? # the head is all a HEAD gets
+      @context.registry.add(self)
+      @body.each(&(head? ? DISCARD : chunk_writer))
+      # Registered after the app's own callbacks, so those run first.
+      @body.callback { finish }
+      @body.errback { finish }
+    end
+
+    # The block a deferrable body keeps and calls later, from any thread.
+    def chunk_writer
+      writer = @writer
+      context = @context
+      ->(chunk) { writer.write(chunk, context.write_wait) }
+    end
+
+    def close_body
+      @body.close if @body.respond_to?(:close)
+    rescue StandardError => e
+      @context.log_error(@env, "body.close raised #{e.class}: #{e.message}", e.backtrace)
+    end
+
+    def fire_async_close
+      return if @async_closed
+
+      @async_closed = true
+      @env[ASYNC_CLOSE]&.succeed
+    rescue StandardError => e
+      @context.log_error(@env, "an async.close callback raised #{e.class}: #{e.message}", e.backtrace)
+    end
+
+    def ignore_second_response
+      @context.log_error(@env, "async.callback called again after the response started; ignored (the first response wins)")
+    end
+  end
+end

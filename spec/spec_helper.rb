@@ -7,6 +7,9 @@ require "lunar/server"
 require "net/http"
 require "socket"
 require "stringio"
+# Loaded for the whole run, as in an app that uses it: threaded servers then run the
+# reactor beside their workers, and evented specs run the app on it.
+require "eventmachine"
 require "tmpdir"
 
 Dir[File.join(__dir__, "support", "*.rb")].sort.each { |f| require f }

@@ -3,7 +3,7 @@
 # Starting in-process servers and talking to them: Net::HTTP for ordinary requests, raw
 # sockets for what Net::HTTP cannot send (pipelining, malformed input, slow clients).
 module ServerHelpers
-  DEFAULTS = { binds: ["tcp://127.0.0.1:0"], shutdown_timeout: 2, threads: 4 }.freeze
+  DEFAULTS = { binds: ["tcp://127.0.0.1:0"], shutdown_timeout: 2, threads: 4, mode: :threaded }.freeze
 
   def serve(app = nil, **options, &block)
     server = Lunar::Server.new(app || block, DEFAULTS.merge(options)).start

@@ -1,0 +1,79 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe "evented and threaded modes" do
+  let(:events) { Queue.new }
+
+  it "threaded with EventMachine loaded: runs the reactor beside the workers; async.callback works from a worker" do
+    server = serve(mode: :threaded, threads: 2) do |env|
+      events << [Thread.current.name, env["rack.multithread"], EM.reactor_running?]
+      cb = env["async.callback"]
+      EM.add_timer(0.02) { cb.call([200, { "content-length" => "5" }, ["timer"]]) } # a reactor timer
+      [-1, {}, []]
+    end
+    expect(server.mode).to eq("threaded mode, 2 threads")
+    expect(get(server).body).to eq("timer")
+    name, multithread, reactor = events.pop
+    expect(name).to start_with("lunar-worker")
+    expect([multithread, reactor]).to eq([true, true])
+  end
+
+  it "threaded: a sync streaming body still works beside the reactor" do
+    server = serve(mode: :threaded) { [200, {}, %w[a b c].each] }
+    expect(get(server).body).to eq("abc")
+  end
+
+  it "evented: says so, and runs one app call at a time on the reactor thread" do
+    server = serve(mode: :evented) do |env|
+      events << [EM.reactor_thread?, env["rack.multithread"]]
+      [200, { "content-length" => "2" }, ["ok"]]
+    end
+    expect(server.mode).to start_with("evented mode (EventMachine")
+    3.times { expect(get(server).body).to eq("ok") }
+    expect(Array.new(3) { events.pop }.uniq).to eq([[true, false]])
+  end
+
+  describe "the lunar command" do
+    it "runs the seed app verbatim with --evented: the head at once, the body about a second later" do
+      child = spawn_child(lunar_cmd("--evented", "-b", "tcp://127.0.0.1:0", File.join(ProcessHelpers::ROOT, "examples/async/seed.ru")))
+      port = Integer(child.wait_for(%r{evented mode \(EventMachine [^)]+\), pid \d+, listening on tcp://127\.0\.0\.1:(\d+)})[1])
+      sock = TCPSocket.new("127.0.0.1", port)
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      sock.write("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+      head = read_until(sock, /\r\n\r\n/)
+      head_at = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+      rest = read_all(sock, timeout: 5)
+      done_at = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+      expect(head).to start_with("HTTP/1.1 200 OK").and include("Content-Type: text/plain")
+      expect(head_at).to be < 0.5
+      expect(rest).to include("Woah, async!\n").and include("Cheers then!").and end_with("0\r\n\r\n")
+      expect(done_at).to be_between(0.9, 2.5)
+      child.signal("TERM")
+      expect(child.exit_status.exitstatus).to eq(0)
+    ensure
+      sock&.close
+    end
+
+    it "serves 50 concurrent seed requests in about one second of wall time" do
+      child = spawn_child(lunar_cmd("--evented", "-b", "tcp://127.0.0.1:0", File.join(ProcessHelpers::ROOT, "examples/async/seed.ru")))
+      port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      bodies = Array.new(50) { Thread.new { Net::HTTP.get(URI("http://127.0.0.1:#{port}/")) } }.map(&:value)
+      expect(bodies.uniq).to eq(["Woah, async!\nCheers then!"])
+      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 2.5
+    end
+
+    it "is threaded without EventMachine, and then offers no async keys" do
+      child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", fixture("no_em.ru")))
+      port = Integer(child.wait_for(%r{threaded mode, 5 threads, pid \d+, listening on tcp://127\.0\.0\.1:(\d+)})[1])
+      expect(Net::HTTP.get(URI("http://127.0.0.1:#{port}/"))).to eq("async.callback=false async.close=false multithread=true")
+    end
+
+    it "tells the user about --evented when the app uses EventMachine without loading it" do
+      child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", fixture("uses_em.ru")))
+      expect(child.exit_status.exitstatus).to eq(1)
+      expect(child.rest).to include("NameError").and include("lunar --evented")
+    end
+  end
+end

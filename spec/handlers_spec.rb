@@ -39,3 +39,15 @@ RSpec.describe "Rack handler entry points" do
     expect(child.exit_status.success?).to be(true)
   end
 end
+
+RSpec.describe "Rails 6.1 with the async protocol", rack: 2 do
+  it "answers a controller action that captures async.callback and throws :async" do
+    child = spawn_child(lunar_cmd("--evented", "-e", "production", "-b", "tcp://127.0.0.1:0",
+                                  File.join(ProcessHelpers::ROOT, "examples/rails_async/config.ru")))
+    port = Integer(child.wait_for(%r{evented mode.*listening on tcp://127\.0\.0\.1:(\d+)})[1])
+    expect(Net::HTTP.get(URI("http://127.0.0.1:#{port}/"))).to start_with("Rails 6.1")
+    expect(Net::HTTP.get(URI("http://127.0.0.1:#{port}/async"))).to start_with("answered later by Rails 6.1")
+    child.signal("TERM")
+    expect(child.exit_status.exitstatus).to eq(0)
+  end
+end

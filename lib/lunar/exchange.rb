@@ -48,7 +48,7 @@ module Lunar
       return if @responded || @state == :finished
 
       @state = :pending
-      @context.registry.add(self)
+      register
     end
 
     # Writes a Rack response. A deferrable body (callback + errback) ends the response when
@@ -119,7 +119,7 @@ module Lunar
       @state = :finished
       error ? @writer&.abort : @writer&.close
       close_body
-      @context.registry.delete(id)
+      @context.registry.delete(id) if @registered
       fire_async_close
       @context.finished(@env, @status, @headers, error)
     end
@@ -131,12 +131,18 @@ module Lunar
 
     private
 
+    # Known to the registry, so a disconnect notice can find this exchange.
+    def register
+      @registered = true
+      @context.registry.add(self)
+    end
+
     def stream_deferred
       @state = :streaming
       return finish unless open_stream # the client left before the head could go
 
       @writer.close if head? # the head is all a HEAD gets
-      @context.registry.add(self)
+      register
       @body.each(&(head? ? DISCARD : chunk_writer))
       # Registered after the app's own callbacks, so those run first.
       @body.callback { finish }

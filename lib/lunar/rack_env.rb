@@ -2,6 +2,7 @@
 
 require "stringio"
 require "lunar/deferrable"
+require "lunar/empty_input"
 
 module Lunar
   # The Ruby half of the Rack env. The native side (ext/lunar/src/env.rs) copies `base` and
@@ -44,12 +45,12 @@ module Lunar
     private
 
     # Binary and rewindable: a StringIO for bodies in memory, the unlinked temp file the
-    # native side spooled a large body into, or an empty StringIO.
+    # native side spooled a large body into, or the shared EmptyInput.
     def input(body)
       case body
       when String then StringIO.new(body)
       when Integer then File.for_fd(body, "rb", autoclose: true)
-      else StringIO.new(String.new(encoding: Encoding::BINARY))
+      else EmptyInput
       end
     end
   end

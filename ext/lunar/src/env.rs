@@ -4,7 +4,7 @@
 //! base Hash that Ruby builds once; each request starts from a copy of it. Keys are frozen
 //! interned Strings made once, so a request allocates only its values.
 
-use magnus::{value::Lazy, Error, RHash, RString, Ruby};
+use magnus::{value::Lazy, value::ReprValue, Error, RHash, RString, Ruby, Value};
 
 use crate::config::ServerConfig;
 use crate::headers::{cgi_name, split_host};
@@ -79,6 +79,44 @@ fn common_header_key(name: &str) -> Option<&'static Lazy<RString>> {
     })
 }
 
+/// The env's per-request entries, gathered on the stack and inserted with one
+/// `rb_hash_bulk_insert`: the table grows once instead of rehashing as ~25 entries arrive one
+/// by one (which cost more than building every String). Being a stack array, it keeps the
+/// Strings it holds visible to Ruby's conservative GC until they are in the Hash.
+struct Pairs {
+    buf: [Value; Pairs::CAPACITY],
+    len: usize,
+}
+
+impl Pairs {
+    /// 14 CGI entries + hyper's limit of 100 headers, as key/value pairs, with room to spare.
+    const CAPACITY: usize = 256;
+
+    fn new(ruby: &Ruby) -> Self {
+        Pairs { buf: [ruby.qnil().as_value(); Pairs::CAPACITY], len: 0 }
+    }
+
+    fn push(&mut self, env: RHash, key: RString, value: RString) {
+        if self.len + 2 > Pairs::CAPACITY {
+            self.flush(env);
+        }
+        self.buf[self.len] = key.as_value();
+        self.buf[self.len + 1] = value.as_value();
+        self.len += 2;
+    }
+
+    fn flush(&mut self, env: RHash) {
+        use magnus::rb_sys::AsRawValue;
+        // SAFETY: on a Ruby thread with the GVL; `env` is the fresh, unfrozen Hash made in
+        // `build`, and `buf[..len]` holds live String keys and values (on this stack frame),
+        // so rb_hash_bulk_insert cannot raise: no frozen-hash error, no user #hash to call.
+        unsafe {
+            rb_sys::rb_hash_bulk_insert(self.len as std::os::raw::c_long, self.buf.as_ptr() as *const rb_sys::VALUE, env.as_raw());
+        }
+        self.len = 0;
+    }
+}
+
 /// What the env is built from: the request head and where the connection came from.
 pub struct JobView<'a> {
     pub head: &'a Parts,
@@ -96,35 +134,37 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     .ok_or_else(|| Error::new(ruby.exception_type_error(), "base env is not a Hash"))?;
 
     let head = job.head;
+    let mut pairs = Pairs::new(ruby);
     let method = match head.method {
         Method::GET => ruby.get_inner(&M_GET),
         Method::POST => ruby.get_inner(&M_POST),
         Method::HEAD => ruby.get_inner(&M_HEAD),
         ref m => ruby.str_new(m.as_str()),
     };
-    env.aset(ruby.get_inner(&REQUEST_METHOD), method)?;
+    pairs.push(env, ruby.get_inner(&REQUEST_METHOD), method);
 
     let (path, query) = request_target(head, cfg);
-    env.aset(ruby.get_inner(&PATH_INFO), ruby.str_from_slice(path.as_bytes()))?;
-    env.aset(ruby.get_inner(&REQUEST_PATH), ruby.str_from_slice(path.as_bytes()))?;
-    env.aset(ruby.get_inner(&QUERY_STRING), ruby.str_from_slice(query.as_bytes()))?;
+    pairs.push(env, ruby.get_inner(&PATH_INFO), ruby.str_from_slice(path.as_bytes()));
+    pairs.push(env, ruby.get_inner(&REQUEST_PATH), ruby.str_from_slice(path.as_bytes()));
+    pairs.push(env, ruby.get_inner(&QUERY_STRING), ruby.str_from_slice(query.as_bytes()));
     let uri = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
-    env.aset(ruby.get_inner(&REQUEST_URI), ruby.str_from_slice(uri.as_bytes()))?;
+    pairs.push(env, ruby.get_inner(&REQUEST_URI), ruby.str_from_slice(uri.as_bytes()));
 
     let version = if head.version == Version::HTTP_10 { &V_HTTP_1_0 } else { &V_HTTP_1_1 };
-    env.aset(ruby.get_inner(&SERVER_PROTOCOL), ruby.get_inner(version))?;
-    env.aset(ruby.get_inner(&HTTP_VERSION), ruby.get_inner(version))?;
-    env.aset(ruby.get_inner(&REMOTE_ADDR), ruby.str_new(&job.addrs.remote_ip))?;
+    pairs.push(env, ruby.get_inner(&SERVER_PROTOCOL), ruby.get_inner(version));
+    pairs.push(env, ruby.get_inner(&HTTP_VERSION), ruby.get_inner(version));
+    pairs.push(env, ruby.get_inner(&REMOTE_ADDR), ruby.str_new(&job.addrs.remote_ip));
 
     let host = head.headers.get("host").and_then(|h| h.to_str().ok()).or(head.uri.authority().map(|a| a.as_str()));
     let (name, port) = match host {
         Some(h) => split_host(h, "80"),
         None => (job.addrs.local_host.as_str(), job.addrs.local_port.as_str()),
     };
-    env.aset(ruby.get_inner(&SERVER_NAME), ruby.str_new(name))?;
-    env.aset(ruby.get_inner(&SERVER_PORT), ruby.str_new(port))?;
+    pairs.push(env, ruby.get_inner(&SERVER_NAME), ruby.str_new(name));
+    pairs.push(env, ruby.get_inner(&SERVER_PORT), ruby.str_new(port));
 
-    add_headers(ruby, env, head)?;
+    add_headers(ruby, env, &mut pairs, head);
+    pairs.flush(env);
     Ok(env)
 }
 
@@ -141,7 +181,7 @@ fn request_target<'a>(head: &'a Parts, cfg: &ServerConfig) -> (&'a str, &'a str)
 
 /// `HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`. Repeated headers are joined with `", "`
 /// (hyper yields a name's values consecutively).
-fn add_headers(ruby: &Ruby, env: RHash, head: &Parts) -> Result<(), Error> {
+fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts) {
     let chunked = head.headers.contains_key("transfer-encoding");
     let mut previous: Option<(&hyper::http::HeaderName, RString)> = None;
     for (name, value) in head.headers.iter() {
@@ -166,8 +206,7 @@ fn add_headers(ruby: &Ruby, env: RHash, head: &Parts) -> Result<(), Error> {
             },
         };
         let val = ruby.str_from_slice(value.as_bytes());
-        env.aset(key, val)?;
+        pairs.push(env, key, val);
         previous = Some((name, val));
     }
-    Ok(())
 }

@@ -11,8 +11,10 @@ Gem::Specification.new do |s|
   s.authors = ["The Lunar developers"]
   s.license = "MIT"
   s.required_ruby_version = ">= 3.1"
+  # No root Cargo.toml: the repository's workspace also lists benchmark crates that the gem
+  # does not ship; ext/lunar/extconf.rb builds the crate standalone with the root Cargo.lock.
   s.files = Dir["lib/**/*.rb", "exe/*", "ext/lunar/extconf.rb", "ext/lunar/Cargo.toml", "ext/lunar/src/**/*.rs",
-                "Cargo.toml", "Cargo.lock", "README.md", "LICENSE"]
+                "Cargo.lock", "README.md", "LICENSE", "docs/*.md"]
   s.bindir = "exe"
   s.executables = ["lunar"]
   s.extensions = ["ext/lunar/extconf.rb"]

@@ -77,3 +77,40 @@ RSpec.describe "evented and threaded modes" do
     end
   end
 end
+
+RSpec.describe "EventMachine facilities in evented mode" do
+  it "runs EM::Channel, EM.add_periodic_timer and EM.defer as under thin start" do
+    channel = EM::Channel.new
+    server = serve(mode: :evented) do |env|
+      case env["PATH_INFO"]
+      when "/subscribe"
+        cb = env["async.callback"]
+        sid = channel.subscribe { |msg| cb.call([200, { "content-length" => msg.bytesize.to_s }, [msg]]) }
+        env["async.close"].callback { channel.unsubscribe(sid) }
+        [-1, {}, []]
+      when "/ticks"
+        cb = env["async.callback"]
+        ticks = 0
+        timer = EM.add_periodic_timer(0.01) do
+          ticks += 1
+          next if ticks < 3
+
+          timer.cancel
+          cb.call([200, { "content-length" => "1" }, [ticks.to_s]])
+        end
+        [-1, {}, []]
+      when "/defer"
+        cb = env["async.callback"]
+        EM.defer(-> { Thread.current.name.to_s.empty? ? "pool" : Thread.current.name }, ->(r) { cb.call([200, {}, ["deferred on #{r}"]]) })
+        [-1, {}, []]
+      end
+    end
+    subscriber = Thread.new { get(server, "/subscribe").body }
+    eventually { channel.num_subscribers == 1 }
+    EM.schedule { channel.push("published") }
+    expect(subscriber.value).to eq("published")
+    expect(get(server, "/ticks").body).to eq("3")
+    expect(get(server, "/defer").body).to start_with("deferred on")
+    eventually { channel.num_subscribers.zero? } # async.close unsubscribed it
+  end
+end

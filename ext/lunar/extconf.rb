@@ -2,22 +2,32 @@
 
 # Writes the Makefile RubyGems drives (`make`, `make install sitearchdir=DIR`, `make clean`).
 # It runs cargo directly, so building needs a Rust toolchain but not the rb_sys gem.
+require "fileutils"
 require "rbconfig"
 require "shellwords"
 
 ext_dir = __dir__
-workspace = File.expand_path("../..", ext_dir) # holds Cargo.toml and Cargo.lock
+root = File.expand_path("../..", ext_dir) # the repository (or the installed gem's directory)
 cargo = ENV.fetch("CARGO", "cargo")
 unless system("#{cargo} --version", out: File::NULL, err: File::NULL)
   abort "lunar: cargo (a Rust toolchain, https://rustup.rs) is needed to build the native extension"
 end
 
-# Inside an installed gem the build directory is thrown away after install; in a checkout
-# (`rake compile`) the workspace's target/ is kept for fast incremental builds.
-target = ENV.fetch("CARGO_TARGET_DIR", File.join(workspace, "target"))
+# In a checkout (`rake compile`) cargo builds in the workspace (Cargo.toml at the root, with
+# the benchmark crates) and keeps target/ for fast incremental builds. An installed gem has
+# no .git and ships ext/lunar alone: there the crate builds standalone, with the workspace's
+# Cargo.lock beside it so installs get the tested dependency versions, and target/ (~200 MB)
+# is removed after install.
+installed_gem = !File.exist?(File.join(root, ".git"))
+if installed_gem
+  lock = File.join(root, "Cargo.lock")
+  FileUtils.cp(lock, File.join(ext_dir, "Cargo.lock")) if File.exist?(lock)
+  build_dir = ext_dir
+else
+  build_dir = root
+end
+target = ENV.fetch("CARGO_TARGET_DIR", File.join(build_dir, "target"))
 so = "liblunar.so"
-# An installed gem has no .git: there, drop target/ after install (~200 MB of build output).
-installed_gem = !File.exist?(File.join(workspace, ".git"))
 cleanup = installed_gem ? "rm -rf $(TARGET)" : "@true"
 q = ->(s) { Shellwords.escape(s) }
 
@@ -31,7 +41,7 @@ File.write("Makefile", <<~MAKE)
   all: lunar.so
 
   lunar.so:
-  \tcd #{q[workspace]} && RUBY=$(RUBY) CARGO_TARGET_DIR=$(TARGET) $(CARGO) build --release --lib -p lunar
+  \tcd #{q[build_dir]} && RUBY=$(RUBY) CARGO_TARGET_DIR=$(TARGET) $(CARGO) build --release --lib -p lunar
   \tcp $(TARGET)/release/#{so} lunar.so
 
   install: lunar.so

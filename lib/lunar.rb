@@ -11,4 +11,5 @@ module Lunar
   autoload :CLI, "lunar/cli"
   autoload :Launcher, "lunar/launcher"
   autoload :RackHandler, "lunar/rack_handler"
+  autoload :Topic, "lunar/topic"
 end

@@ -5,6 +5,8 @@ module Lunar
   # the connection at once. The first response wins; `[-1, …]` does nothing; `nil` closes
   # the connection.
   class AsyncCallback
+    attr_reader :exchange # for Lunar::Topic
+
     def initialize(exchange)
       @exchange = exchange
     end

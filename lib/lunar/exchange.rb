@@ -38,9 +38,17 @@ module Lunar
       @state != :new
     end
 
-    # Whether the client can still receive this response.
+    # Whether the client can still receive this response. A request held by a Topic gave
+    # its reply slot away; the native side tells us when it ends.
     def connection_open?
+      return true if @held
+
       @writer ? !@writer.closed? : @request.open?
+    end
+
+    # A Topic holds this request (its reply slot moves there): pending until published.
+    def hold
+      @held = true
     end
 
     # The app answered [-1, …] or threw :async: the answer comes through async.callback.

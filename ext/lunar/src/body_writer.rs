@@ -40,6 +40,11 @@ impl BodyWriter {
         BodyWriter { tx: Mutex::new(Some(tx)), state, cap: cap.max(1), runtime }
     }
 
+    /// What a `Topic` needs to write into this stream itself.
+    pub fn parts(&self) -> Option<(mpsc::UnboundedSender<Bytes>, Arc<StreamState>, usize)> {
+        self.sender().map(|tx| (tx, self.state.clone(), self.cap))
+    }
+
     fn sender(&self) -> Option<mpsc::UnboundedSender<Bytes>> {
         self.tx.lock().ok().and_then(|g| g.clone())
     }

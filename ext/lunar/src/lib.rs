@@ -25,6 +25,7 @@ mod response;
 mod server;
 mod service;
 mod stream;
+mod topic;
 
 use magnus::{Error, Module, Ruby};
 
@@ -42,5 +43,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     native_server::NativeServer::define(ruby, native)?;
     native_request::NativeRequest::define(ruby, native)?;
     body_writer::BodyWriter::define(ruby, native)?;
+    topic::Topic::define(ruby, native)?;
     Ok(())
 }

@@ -71,6 +71,11 @@ impl NativeRequest {
         }
     }
 
+    /// Hands the reply slot to someone else (a `Topic`), once.
+    pub fn take_reply(&self) -> Option<oneshot::Sender<Reply>> {
+        self.reply.lock().ok().and_then(|mut s| s.take())
+    }
+
     fn is_answered(&self) -> bool {
         self.reply.lock().map(|s| s.is_none()).unwrap_or(true)
     }

@@ -17,6 +17,9 @@ pub enum Reply {
     Response(Response<ReplyBody>),
     /// Close the connection without writing a byte (a `nil` Rack result).
     Close,
+    /// A held long-poll answered by a `Topic`: Ruby did not write it, so the I/O side tells
+    /// Ruby afterwards (a Closed notice) to finish the exchange (async.close and the rest).
+    Published(Response<ReplyBody>),
 }
 
 const FILE_CHUNK: usize = 64 * 1024;

@@ -56,6 +56,10 @@ pub async fn handle(
             }
             Ok(res)
         }
+        Ok(Reply::Published(res)) => {
+            drop(watch); // armed: Ruby learns the exchange ended and finishes it
+            Ok(res)
+        }
         Ok(Reply::Close) => {
             watch.disarm();
             Err(CloseConnection)

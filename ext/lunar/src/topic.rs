@@ -1,0 +1,173 @@
+//! `Lunar::Native::Topic`: Lunar's native fan-out. One `publish` from any Ruby thread
+//! reaches every attached connection without a Ruby call per subscriber.
+//!
+//! Subscribers are held long-polls (answered by the next message, then gone) and open
+//! streams (every message written with the framing each chose, e.g. SSE's `data: …\n\n`).
+//! The message is copied out of Ruby once; each framing is built once per publish; streams
+//! share the framed bytes (reference-counted). A stream whose client has not read its
+//! buffer (`stream_buffer`) is cut off rather than waited for: one slow subscriber must not
+//! delay the others. Connections that ended are pruned as they are found.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use hyper::http::HeaderMap;
+use magnus::{Error, RString, Ruby, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::body_writer::BodyWriter;
+use crate::native_request::NativeRequest;
+use crate::reply::{Reply, ReplyBody};
+use crate::response;
+use crate::stream::StreamState;
+
+enum Subscriber {
+    Poll { reply: oneshot::Sender<Reply>, status: i64, headers: HeaderMap },
+    Stream { tx: mpsc::UnboundedSender<Bytes>, state: Arc<StreamState>, cap: usize, prefix: Bytes, suffix: Bytes },
+}
+
+impl Subscriber {
+    fn is_gone(&self) -> bool {
+        match self {
+            Subscriber::Poll { reply, .. } => reply.is_closed(),
+            Subscriber::Stream { tx, .. } => tx.is_closed(),
+        }
+    }
+}
+
+#[magnus::wrap(class = "Lunar::Native::Topic", free_immediately, size)]
+pub struct Topic {
+    subscribers: Mutex<Vec<Subscriber>>,
+}
+
+/// Framed messages built during one publish, by framing (most subscribers share one).
+struct Frames<'a> {
+    message: &'a Bytes,
+    built: Vec<(Bytes, Bytes, Bytes)>,
+}
+
+impl Frames<'_> {
+    fn framed(&mut self, prefix: &Bytes, suffix: &Bytes) -> Bytes {
+        if prefix.is_empty() && suffix.is_empty() {
+            return self.message.clone();
+        }
+        if let Some((_, _, f)) = self.built.iter().find(|(p, s, _)| p == prefix && s == suffix) {
+            return f.clone();
+        }
+        let mut buf = BytesMut::with_capacity(prefix.len() + self.message.len() + suffix.len());
+        buf.extend_from_slice(prefix);
+        buf.extend_from_slice(self.message);
+        buf.extend_from_slice(suffix);
+        let framed = buf.freeze();
+        self.built.push((prefix.clone(), suffix.clone(), framed.clone()));
+        framed
+    }
+}
+
+impl Topic {
+    fn new() -> Self {
+        Topic { subscribers: Mutex::new(Vec::new()) }
+    }
+
+    fn add(&self, sub: Subscriber) {
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.push(sub);
+        }
+    }
+
+    /// Holds a long-poll request until the next message: its answer is `status`, `headers`
+    /// and the message as the body. False if the request was already answered.
+    fn hold(ruby: &Ruby, rb_self: &Self, request: &NativeRequest, status: i64, headers: Value) -> Result<bool, Error> {
+        let headers = response::header_map(ruby, headers)?;
+        Ok(match request.take_reply() {
+            Some(reply) => {
+                rb_self.add(Subscriber::Poll { reply, status, headers });
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Attaches an open stream: every message is written between `prefix` and `suffix`.
+    fn attach(&self, writer: &BodyWriter, prefix: RString, suffix: RString) -> bool {
+        let Some((tx, state, cap)) = writer.parts() else { return false };
+        self.add(Subscriber::Stream { tx, state, cap, prefix: prefix.to_bytes(), suffix: suffix.to_bytes() });
+        true
+    }
+
+    /// Delivers `message` to every subscriber. Returns how many it reached.
+    fn publish(&self, message: RString) -> usize {
+        self.deliver(message.to_bytes(), true)
+    }
+
+    /// Writes `bytes` as is to the streams only (an SSE heartbeat comment, say); held
+    /// long-polls stay held.
+    fn publish_raw(&self, bytes: RString) -> usize {
+        self.deliver(bytes.to_bytes(), false)
+    }
+
+    fn deliver(&self, message: Bytes, framed: bool) -> usize {
+        let Ok(mut subs) = self.subscribers.lock() else { return 0 };
+        let mut frames = Frames { message: &message, built: Vec::new() };
+        let mut reached = 0;
+        subs.retain_mut(|sub| {
+            if sub.is_gone() {
+                return false;
+            }
+            match sub {
+                Subscriber::Poll { .. } if !framed => true,
+                Subscriber::Poll { .. } => {
+                    let Subscriber::Poll { reply, status, headers } = std::mem::replace(sub, placeholder()) else { unreachable!() };
+                    let body = ReplyBody::Full(Some(message.clone()));
+                    if reply.send(Reply::Published(response::build(status, headers, body))).is_ok() {
+                        reached += 1;
+                    }
+                    false
+                }
+                Subscriber::Stream { tx, state, cap, prefix, suffix } => {
+                    let bytes = if framed { frames.framed(prefix, suffix) } else { message.clone() };
+                    let queued = state.queued.load(Ordering::Acquire);
+                    if queued > 0 && queued + bytes.len() > *cap {
+                        // Too slow: cut it off (its connection closes; async.close fires).
+                        state.aborted.store(true, Ordering::Release);
+                        return false;
+                    }
+                    state.queued.fetch_add(bytes.len(), Ordering::AcqRel);
+                    if tx.send(bytes).is_ok() {
+                        reached += 1;
+                        true
+                    } else {
+                        false
+                    }
+                }
+            }
+        });
+        reached
+    }
+
+    fn size(&self) -> usize {
+        self.subscribers.lock().map(|mut subs| {
+            subs.retain(|s| !s.is_gone());
+            subs.len()
+        }).unwrap_or(0)
+    }
+
+    pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
+        use magnus::{function, method, Module, Object};
+        let class = native.define_class("Topic", ruby.class_object())?;
+        class.define_singleton_method("new", function!(Topic::new, 0))?;
+        class.define_method("hold", method!(Topic::hold, 3))?;
+        class.define_method("attach", method!(Topic::attach, 3))?;
+        class.define_method("publish", method!(Topic::publish, 1))?;
+        class.define_method("publish_raw", method!(Topic::publish_raw, 1))?;
+        class.define_method("size", method!(Topic::size, 0))?;
+        Ok(())
+    }
+}
+
+/// Stands in for a subscriber being moved out inside `retain_mut` (then dropped).
+fn placeholder() -> Subscriber {
+    let (tx, _) = mpsc::unbounded_channel();
+    Subscriber::Stream { tx, state: StreamState::new(), cap: 0, prefix: Bytes::new(), suffix: Bytes::new() }
+}

@@ -1,0 +1,114 @@
+# frozen_string_literal: true
+
+require "json"
+
+# The Comet demo's state and fan-out, as a Thin user would write it, with Lunar's native
+# fan-out as an option per subscriber (?native=1):
+# - long-poll subscribers (GET /poll?after=ID) are held with [-1, {}, []] and answered by
+#   async.callback (or held by a Lunar::Topic);
+# - EventSource subscribers (GET /events) get a deferrable body that writes
+#   "id: …\ndata: …\n\n" frames (or a Lunar::Topic stream), with a heartbeat comment.
+# Every message has an id; a poll asks for what came after the last id it saw, and an
+# EventSource reconnect sends Last-Event-ID, so no message is lost or shown twice.
+class Chat
+  HISTORY = 200
+  JSON_HEADERS = { "content-type" => "application/json", "cache-control" => "no-cache" }.freeze
+  SSE_HEADERS = { "content-type" => "text/event-stream", "cache-control" => "no-cache" }.freeze
+
+  # A deferrable body for an EventSource subscriber: frames are written as they come.
+  class EventStream
+    include EventMachine::Deferrable
+
+    def each(&block)
+      @block = block
+    end
+
+    def write(frame)
+      @block&.call(frame)
+    end
+  end
+
+  def initialize
+    @messages = []
+    @last_id = 0
+    @polls = []   # async.callbacks of held long-polls
+    @streams = [] # EventStream bodies
+    @native_polls = Lunar::Topic.new
+    @native_streams = Lunar::Topic.new
+  end
+
+  def publish(text)
+    message = { "id" => (@last_id += 1), "text" => text.to_s[0, 500] }
+    @messages << message
+    @messages.shift while @messages.size > HISTORY
+    answer_polls(message)
+    frame = sse_frame(message)
+    @streams.each { |s| s.write(frame) }
+    @native_polls.publish(JSON.generate([message]))
+    @native_streams.publish(frame)
+    message
+  end
+
+  def poll(env, after, native:)
+    missed = after_id(after)
+    return [200, JSON_HEADERS.dup, [JSON.generate(missed)]] unless missed.empty?
+    return @native_polls.hold(env, headers: JSON_HEADERS) if native
+
+    callback = env["async.callback"]
+    @polls << callback
+    env["async.close"].callback { @polls.delete(callback) }
+    [-1, {}, []]
+  end
+
+  def events(env, native:)
+    if native
+      replay = "retry: 1000\n\n" + after_id(env["HTTP_LAST_EVENT_ID"]).map { |m| sse_frame(m) }.join
+      return @native_streams.stream(env, prefix: "", suffix: "", first: replay)
+    end
+
+    body = EventStream.new
+    replay = add_stream(body, env)
+    EM.next_tick do
+      env["async.callback"].call([200, SSE_HEADERS.dup, body])
+      body.write(replay)
+    end
+    [-1, {}, []]
+  end
+
+  # Registers anything with `write(frame)` as an EventSource subscriber until its
+  # connection ends; returns what to send it first (the reconnect replay).
+  def add_stream(stream, env)
+    @streams << stream
+    env["async.close"].callback { @streams.delete(stream) }
+    "retry: 1000\n\n" + after_id(env["HTTP_LAST_EVENT_ID"]).map { |m| sse_frame(m) }.join
+  end
+
+  # Keeps idle EventSource connections open through proxies.
+  def heartbeat
+    @streams.each { |s| s.write(": heartbeat\n\n") }
+    @native_streams.heartbeat
+  end
+
+  def stats
+    { "polls" => @polls.size + @native_polls.size, "streams" => @streams.size + @native_streams.size,
+      "last_id" => @last_id }
+  end
+
+  private
+
+  def answer_polls(message)
+    polls = @polls
+    @polls = []
+    body = JSON.generate([message])
+    polls.each { |cb| cb.call([200, JSON_HEADERS.dup, [body]]) }
+  end
+
+  def after_id(id)
+    id = id.to_i
+    @messages.select { |m| m["id"] > id }
+  end
+
+  def sse_frame(message)
+    "id: #{message['id']}\ndata: #{JSON.generate(message)}\n\n"
+  end
+end

@@ -1,0 +1,63 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "json"
+require "selenium-webdriver"
+
+# The Comet demo in a real headless Chromium (Debian's chromium + chromium-driver).
+RSpec.describe "the Comet demo in a browser" do
+  def browser
+    dir = Dir.mktmpdir("lunar-chromium")
+    options = Selenium::WebDriver::Chrome::Options.new(binary: "/usr/bin/chromium")
+    %w[--headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update
+       --no-first-run --disable-sync --disable-dev-shm-usage].each { |a| options.add_argument(a) }
+    options.add_argument("--user-data-dir=#{dir}")
+    service = Selenium::WebDriver::Service.chrome(path: "/usr/bin/chromedriver")
+    driver = Selenium::WebDriver.for(:chrome, options: options, service: service)
+    (@drivers ||= []) << [driver, dir]
+    driver
+  end
+
+  after do
+    (@drivers || []).each do |driver, dir|
+      driver.quit rescue nil # rubocop:disable Style/RescueModifier -- already quit in the spec
+      FileUtils.rm_rf(dir)
+    end
+  end
+
+  def stats(port)
+    JSON.parse(Net::HTTP.get(URI("http://127.0.0.1:#{port}/stats")))
+  end
+
+  def list_text(driver, id)
+    driver.find_element(id: id).text
+  end
+
+  { "Rack" => "config.ru", "Sinatra stream(:keep_open)" => "sinatra.ru" }.each do |variant, file|
+    it "delivers a message from one page to another by EventSource and long-poll (#{variant}), and forgets closed pages" do
+      # A comet server always has pending responses: TERM waits --shutdown-timeout for them.
+      child = spawn_child(lunar_cmd("--evented", "--shutdown-timeout", "2", "-b", "tcp://127.0.0.1:0",
+                                    File.join(ProcessHelpers::ROOT, "examples/comet", file)))
+      port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])
+      sender = browser
+      receiver = browser
+      sender.navigate.to("http://127.0.0.1:#{port}/")
+      receiver.navigate.to("http://127.0.0.1:#{port}/?native=1")
+      eventually(timeout: 15) { stats(port).values_at("streams", "polls") == [2, 2] }
+
+      sender.find_element(id: "msg").send_keys("hello from the browser")
+      sender.find_element(id: "send").click
+      wait = Selenium::WebDriver::Wait.new(timeout: 10)
+      [receiver, sender].each do |page|
+        wait.until { list_text(page, "events").include?("#1 hello from the browser") }
+        wait.until { list_text(page, "polls").include?("#1 hello from the browser") }
+      end
+      expect(list_text(receiver, "events").lines.size).to eq(1) # once, not twice
+
+      receiver.quit
+      eventually(timeout: 15) { stats(port).values_at("streams", "polls") == [1, 1] }
+      child.signal("TERM")
+      expect(child.exit_status.exitstatus).to eq(0)
+    end
+  end
+end

@@ -37,7 +37,7 @@ RSpec.describe "evented and threaded modes" do
   describe "the lunar command" do
     it "runs the seed app verbatim with --evented: the head at once, the body about a second later" do
       child = spawn_child(lunar_cmd("--evented", "-b", "tcp://127.0.0.1:0", File.join(ProcessHelpers::ROOT, "examples/async/seed.ru")))
-      port = Integer(child.wait_for(%r{evented mode \(EventMachine [^)]+\), pid \d+, listening on tcp://127\.0\.0\.1:(\d+)})[1])
+      port = Integer(child.wait_for(%r{evented mode \(EventMachine [^)]+\), pid \d+, up to \d+ connections \([^)]*\), listening on tcp://127\.0\.0\.1:(\d+)})[1])
       sock = TCPSocket.new("127.0.0.1", port)
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       sock.write("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
@@ -66,7 +66,7 @@ RSpec.describe "evented and threaded modes" do
 
     it "is threaded without EventMachine, and then offers no async keys" do
       child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", fixture("no_em.ru")))
-      port = Integer(child.wait_for(%r{threaded mode, 5 threads, pid \d+, listening on tcp://127\.0\.0\.1:(\d+)})[1])
+      port = Integer(child.wait_for(%r{threaded mode, 5 threads, pid \d+, up to \d+ connections \([^)]*\), listening on tcp://127\.0\.0\.1:(\d+)})[1])
       expect(Net::HTTP.get(URI("http://127.0.0.1:#{port}/"))).to eq("async.callback=false async.close=false multithread=true")
     end
 

@@ -3,7 +3,7 @@
 require "spec_helper"
 
 RSpec.describe "the lunar command" do
-  BOOT = %r{Lunar \S+ \(ruby [\d.]+, rack [\d.]+\) threaded mode, 3 threads, pid \d+, listening on tcp://127\.0\.0\.1:(\d+)}
+  BOOT = %r{Lunar \S+ \(ruby [\d.]+, rack [\d.]+\) threaded mode, 3 threads, pid \d+, up to \d+ connections \([^)]*\), listening on tcp://127\.0\.0\.1:(\d+)}
 
   def start(*args)
     child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "-t", "3", *args))

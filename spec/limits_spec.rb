@@ -68,3 +68,28 @@ RSpec.describe "limits and bad input" do
     expect([blocker.value.code, queued.value.code]).to eq(%w[200 200])
   end
 end
+
+RSpec.describe "connection limits" do
+  it "refuses connections past --max-conns with a 503 and keeps serving the ones it holds" do
+    server = serve(max_conns: 2) { [200, { "content-length" => "2" }, ["ok"]] }
+    held = Array.new(2) { connect(server) }
+    held.each { |s| s.write("GET / HTTP/1.1\r\nHost: h\r\n\r\n") }
+    held.each { |s| expect(read_until(s, /ok\z/)).to end_with("ok") } # both accepted and live
+    refused = raw(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    expect(refused).to start_with("HTTP/1.1 503").and include("Server at capacity")
+    held.first.write("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    expect(read_all(held.first)).to end_with("ok")
+    eventually { server.live_connections == 1 }
+    expect(get(server).body).to eq("ok")
+  ensure
+    held&.each(&:close)
+  end
+
+  it "raises its soft open-file limit to the hard limit and says so at boot" do
+    child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", fixture("hello.ru")))
+    line = child.wait_for(/up to (\d+) connections \((open files[^)]*)\)/)
+    hard = Integer(`sh -c 'ulimit -Hn'`.strip) rescue nil
+    expect(line[2]).to match(/\Aopen files(: | raised \d+ → )#{hard || '\d+'}\z/)
+    expect(Integer(line[1])).to eq([(hard || 0) - 100, 16].max) if hard
+  end
+end

@@ -75,6 +75,7 @@ module Lunar
         o.on("--header-timeout SEC", Float, "Time allowed to send a request head (default 30)") { |v| @options[:header_timeout] = v }
         o.on("--max-body SIZE", "Largest request body, e.g. 10m (default 64m)") { |v| @options[:max_body] = size(v) }
         o.on("--max-header-size SIZE", "Largest request head (default 64k)") { |v| @options[:max_header_size] = size(v) }
+        o.on("--max-conns N", Integer, "Connections held at once; past it, 503 and close (default: open-file limit - 100)") { |v| @options[:max_conns] = v }
         o.on("--queue SIZE", Integer, "Requests waiting for a thread before 503 (default 1024)") { |v| @options[:queue_capacity] = v }
         o.on("--stream-buffer SIZE", "Bytes a streamed response may queue for a slow client (default 1m)") { |v| @options[:stream_buffer] = size(v) }
         o.on("--write-timeout SEC", Float, "How long a write on the reactor waits for a slow client before cutting it off (default 1)") { |v| @options[:write_timeout] = v }

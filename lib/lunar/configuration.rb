@@ -15,6 +15,7 @@ module Lunar
       max_body: 64 * 1024 * 1024,
       max_header_size: 64 * 1024,
       queue_capacity: 1024,      # requests waiting for a Ruby thread; past it, 503
+      max_conns: nil,            # connections held at once; nil → the open-file limit less 100
       spool_threshold: 128 * 1024,
       stream_buffer: 1024 * 1024, # bytes a streamed body may queue for a slow client
       write_timeout: 1.0,        # seconds a write on the reactor thread waits for a slow client
@@ -67,6 +68,7 @@ module Lunar
         binds: binds,
         io_threads: @options[:io_threads],
         queue_capacity: @options[:queue_capacity],
+        max_conns: @options[:max_conns],
         max_body: @options[:max_body],
         max_header_size: @options[:max_header_size],
         timeout: @options[:timeout].to_f,

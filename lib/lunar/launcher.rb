@@ -27,10 +27,16 @@ module Lunar
     def boot_line
       rack = defined?(::Rack.release) ? ::Rack.release : "none"
       "Lunar #{VERSION} (ruby #{RUBY_VERSION}, rack #{rack}) #{@server.mode}, pid #{Process.pid}, " \
-        "listening on #{@server.addresses.join(', ')}"
+        "up to #{@server.max_connections} connections (#{open_files}), listening on #{@server.addresses.join(', ')}"
     end
 
     private
+
+    # The soft open-file limit, raised to the hard one when it was lower.
+    def open_files
+      before, now = Native.raise_open_files
+      before == now ? "open files: #{now}" : "open files raised #{before} → #{now}"
+    end
 
     def write_pid
       File.write(@pid_file, "#{Process.pid}\n") if @pid_file

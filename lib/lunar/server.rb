@@ -74,6 +74,10 @@ module Lunar
       @native ? @native.live_connections : 0
     end
 
+    def max_connections
+      @native&.max_connections
+    end
+
     # Async responses pending and deferrable bodies streaming.
     def pending_async
       @context ? @context.registry.size : 0

@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub spool_threshold: usize,
     /// Bytes a streamed response may have queued for a slow client before the writer waits.
     pub stream_buffer: usize,
+    /// Connections held at once; past it a new connection gets a 503 and is closed.
+    pub max_connections: usize,
     /// `PATH_INFO` for `OPTIONS *`: `""` before Rack 3.1, `"*"` from 3.1 on.
     pub asterisk_path_info: bool,
 }
@@ -39,6 +41,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(30),
             spool_threshold: 128 * 1024,
             stream_buffer: 1024 * 1024,
+            max_connections: 1024,
             asterisk_path_info: false,
         }
     }

@@ -17,6 +17,7 @@ mod gvl;
 pub mod headers;
 mod intake;
 mod job;
+mod limits;
 mod listener;
 mod native_request;
 mod native_server;

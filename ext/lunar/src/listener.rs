@@ -80,20 +80,39 @@ impl Listener {
     }
 
     async fn accept_one(&self, shared: &Arc<Shared>) -> io::Result<()> {
+        // Counted after the accept: it may have waited while connections came and went.
+        let full = || shared.live_connections() >= shared.config.max_connections;
         match self {
             Listener::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
+                if full() {
+                    tokio::spawn(refuse(stream));
+                    return Ok(());
+                }
                 let _ = stream.set_nodelay(true);
                 let addrs = ConnectionAddrs::tcp(peer, stream.local_addr()?);
                 tokio::spawn(connection::serve(stream, Arc::new(addrs), shared.clone()));
             }
             Listener::Unix(l) => {
                 let (stream, _) = l.accept().await?;
+                if full() {
+                    tokio::spawn(refuse(stream));
+                    return Ok(());
+                }
                 tokio::spawn(connection::serve(stream, Arc::new(ConnectionAddrs::unix()), shared.clone()));
             }
         }
         Ok(())
     }
+}
+
+/// At `max_connections`: a short 503 and a close, so the client knows to come back later,
+/// while the connections already held are served as before.
+async fn refuse<S: tokio::io::AsyncWrite + Unpin>(mut stream: S) {
+    use tokio::io::AsyncWriteExt;
+    const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 20\r\nconnection: close\r\nretry-after: 1\r\n\r\nServer at capacity.\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(FULL)).await;
+    let _ = stream.shutdown().await;
 }
 
 /// Accepts until shutdown. Out of file descriptors (or memory), it pauses briefly instead of

@@ -58,6 +58,11 @@ fn config_from(ruby: &Ruby, opts: RHash) -> Result<ServerConfig, Error> {
     if let Some(n) = opt::<usize>(ruby, opts, "stream_buffer")? {
         c.stream_buffer = n.max(1);
     }
+    let (_, open_files) = crate::limits::raise_open_files();
+    c.max_connections = match opt::<usize>(ruby, opts, "max_conns")? {
+        Some(n) => n.max(1),
+        None => crate::limits::default_max_connections(open_files),
+    };
     if let Some(b) = opt::<bool>(ruby, opts, "asterisk_path_info")? {
         c.asterisk_path_info = b;
     }
@@ -150,12 +155,21 @@ impl NativeServer {
         !self.handle.shared.queue.is_closed()
     }
 
+    fn max_connections(&self) -> usize {
+        self.handle.shared.config.max_connections
+    }
+
     fn live_connections(&self) -> usize {
         self.handle.shared.live_connections()
     }
 
     fn queue_length(&self) -> usize {
         self.handle.shared.queue.len()
+    }
+
+    /// `[soft limit before, soft limit now]` for open files (raised to the hard limit).
+    fn raise_open_files() -> (u64, u64) {
+        crate::limits::raise_open_files()
     }
 
     pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
@@ -170,6 +184,8 @@ impl NativeServer {
         class.define_method("stop", method!(NativeServer::stop, 1))?;
         class.define_method("running?", method!(NativeServer::is_running, 0))?;
         class.define_method("live_connections", method!(NativeServer::live_connections, 0))?;
+        class.define_method("max_connections", method!(NativeServer::max_connections, 0))?;
+        native.define_singleton_method("raise_open_files", function!(NativeServer::raise_open_files, 0))?;
         class.define_method("queue_length", method!(NativeServer::queue_length, 0))?;
         Ok(())
     }

@@ -132,6 +132,12 @@ module Lunar
       @context.finished(@env, @status, @headers, error)
     end
 
+    # How long a write may wait for a slow client on this thread (nil: as long as it takes;
+    # bounded on the reactor thread, which every other connection shares).
+    def write_wait
+      @context.write_wait
+    end
+
     # The stream a body writes to, once the head has been handed to the connection.
     def open_stream
       @writer = @request.stream(@status, @headers)
@@ -157,7 +163,8 @@ module Lunar
       @body.errback { finish }
     end
 
-    # The block a deferrable body keeps and calls later, from any thread.
+    # The block a deferrable body keeps and calls later, from any thread (so the wait is
+    # decided per write, by the calling thread).
     def chunk_writer
       writer = @writer
       context = @context

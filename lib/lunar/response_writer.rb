@@ -20,7 +20,7 @@ module Lunar
         stream_each(exchange, body)
       elsif body.respond_to?(:call)
         writer = exchange.open_stream
-        body.call(Stream.new(writer, exchange.env["rack.input"])) if writer
+        body.call(Stream.new(writer, exchange.env["rack.input"], exchange.write_wait)) if writer
       else
         request.respond(status, headers, nil)
       end
@@ -35,7 +35,7 @@ module Lunar
       return unless writer
       return writer.close if exchange.head?
 
-      wait = nil # a synchronous body runs on the thread that called the app: it may wait
+      wait = exchange.write_wait # bounded when this is the reactor thread (evented mode)
       body.each { |chunk| break unless writer.write(chunk, wait) }
       writer.close
     end

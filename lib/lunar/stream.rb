@@ -4,14 +4,16 @@ module Lunar
   # The stream a Rack 3 streaming body (`body.call(stream)`) writes to. Closing it ends the
   # response; the body may keep it and write from another thread.
   class Stream
-    def initialize(writer, input)
+    # `wait`: how long a write may wait for a slow client (nil: as long as it is connected).
+    def initialize(writer, input, wait = nil)
       @writer = writer
       @input = input
+      @wait = wait
     end
 
     def write(data)
       data = data.to_s
-      @writer.write(data, nil)
+      @writer.write(data, @wait)
       data.bytesize
     end
 

@@ -1,0 +1,97 @@
+//! holdconns: opens N HTTP/1.1 connections to 127.0.0.1:PORT from source address
+//! 127.0.0.SRC, sends one `GET PATH` on each and holds them open, for bench/scale.rb.
+//! One process stays under the 20,000 open-file limit; the orchestrator runs several.
+//!
+//! Prints `open OK FAILED MILLISECONDS` once every request is sent, then waits up to WAIT
+//! seconds for the first response byte on each connection and prints `recv OK MISSING`
+//! and `times T1 T2 …` (microseconds since the Unix epoch, when each answer arrived).
+//! Loopback only; bounded in count and time; exits by itself.
+//!
+//! Usage: lunar-holdconns PORT CONNS SRC PATH WAIT_SECONDS
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Mutex, Semaphore};
+
+const CONNECTING_AT_ONCE: usize = 200; // EventMachine listens with a backlog of 100
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, name: &str) -> T {
+    args.get(i).and_then(|a| a.parse().ok()).unwrap_or_else(|| {
+        eprintln!("usage: lunar-holdconns PORT CONNS SRC PATH WAIT_SECONDS (bad {name})");
+        std::process::exit(2)
+    })
+}
+
+async fn open(port: u16, src: u8, request: Arc<Vec<u8>>) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((Ipv4Addr::new(127, 0, 0, src), 0)))?;
+    let mut stream = socket.connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+    stream.write_all(&request).await?;
+    Ok(stream)
+}
+
+fn now_us() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let port: u16 = arg(&args, 0, "PORT");
+    let conns: usize = arg(&args, 1, "CONNS");
+    let src: u8 = arg(&args, 2, "SRC");
+    let path: String = arg(&args, 3, "PATH");
+    let wait: u64 = arg(&args, 4, "WAIT_SECONDS");
+    let request = Arc::new(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes());
+
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let times = Arc::new(Mutex::new(Vec::with_capacity(conns)));
+    let mut opening = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let (gate, request) = (gate.clone(), request.clone());
+        opening.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await.ok()?;
+            tokio::time::timeout(Duration::from_secs(30), open(port, src, request)).await.ok()?.ok()
+        }));
+    }
+    let mut streams = Vec::with_capacity(conns);
+    for task in opening {
+        match task.await.ok().flatten() {
+            Some(s) => streams.push(s),
+            None => {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    println!("open {} {} {}", streams.len(), failed.load(Ordering::Relaxed), started.elapsed().as_millis());
+
+    let held = streams.len();
+    let mut readers = Vec::with_capacity(held);
+    for mut stream in streams {
+        let times = times.clone();
+        readers.push(tokio::spawn(async move {
+            let mut byte = [0u8; 1];
+            if let Ok(Ok(1)) = tokio::time::timeout(Duration::from_secs(wait), stream.read(&mut byte)).await {
+                times.lock().await.push(now_us());
+            }
+            stream // held open until everyone is done
+        }));
+    }
+    let mut keep = Vec::with_capacity(held);
+    for r in readers {
+        if let Ok(s) = r.await {
+            keep.push(s);
+        }
+    }
+    let times = times.lock().await;
+    println!("recv {} {}", times.len(), held - times.len());
+    let list: Vec<String> = times.iter().map(|t| t.to_string()).collect();
+    println!("times {}", list.join(" "));
+}

@@ -1,0 +1,125 @@
+# frozen_string_literal: true
+
+# Comet at scale (issue: a process full of held connections, fan-out in milliseconds):
+# for N held long-poll subscribers of the Comet demo (examples/comet), in one run:
+#   Thin 1.8 (plain async.callback), Lunar --evented (plain async.callback), and Lunar with
+#   its native fan-out (Lunar::Topic, ?native=1);
+# measures time to open and hold N connections, server RSS per held connection, server CPU,
+# then one publish: latency until each subscriber has the message (p50, p99, max) and the
+# server CPU for it. The load comes from bench/crates/holdconns processes (each under the
+# 20,000 open-file limit), from source addresses 127.0.0.2… Loopback only; bounded.
+# Run through bench/run-scale. Appends to docs/benchmarks.md.
+require "etc"
+require "json"
+require "net/http"
+require "rbconfig"
+require "socket"
+
+ROOT = File.expand_path("..", __dir__)
+APP = File.join(ROOT, "examples/comet/config.ru")
+HOLD = File.join(ROOT, "target/release/lunar-holdconns")
+SIZES = ENV.fetch("BENCH_SIZES", "1000,10000,19500").split(",").map(&:to_i)
+PER_PROCESS = 9_000
+TICK = Etc.sysconf(Etc::SC_CLK_TCK).to_f
+
+VARIANTS = {
+  "Thin 1.8, async.callback" => [:thin, "0"],
+  "Lunar, async.callback" => [:lunar, "0"],
+  "Lunar, Lunar::Topic" => [:lunar, "1"],
+}.freeze
+
+def free_port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
+def rss_kib(pid) = File.read("/proc/#{pid}/status")[/VmRSS:\s+(\d+)/, 1].to_i
+def now_us = (Time.now.to_r * 1_000_000).to_i
+
+def cpu_seconds(pid)
+  fields = File.read("/proc/#{pid}/stat").split(") ", 2).last.split
+  (fields[11].to_i + fields[12].to_i) / TICK
+end
+
+def server_command(kind, port)
+  case kind
+  when :thin then ["thin", "start", "-q", "-e", "production", "-t", "0", "--max-conns", "20000", "-a", "127.0.0.1", "-p", port.to_s, "-R", APP]
+  when :lunar then [RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "--evented", "-e", "production", "--timeout", "0", "-b", "tcp://127.0.0.1:#{port}", APP]
+  end
+end
+
+def stats(port) = JSON.parse(Net::HTTP.get(URI("http://127.0.0.1:#{port}/stats")))
+
+def wait_until(seconds)
+  deadline = Time.now + seconds
+  sleep 0.05 until (done = yield) || Time.now > deadline
+  done
+end
+
+def percentile(sorted, pct) = sorted.empty? ? Float::NAN : sorted[[(sorted.size * pct).ceil - 1, 0].max]
+
+def measure(kind, native, n)
+  port = free_port
+  pid = Process.spawn({ "RUBYLIB" => File.join(ROOT, "lib") }, *server_command(kind, port), out: File::NULL, err: File::NULL, chdir: ROOT)
+  raise "server did not start" unless wait_until(20) { (TCPSocket.new("127.0.0.1", port).close || true) rescue false }
+
+  base_rss = rss_kib(pid)
+  cpu_start = cpu_seconds(pid)
+  loads = n.fdiv(PER_PROCESS).ceil.times.map do |i|
+    count = [PER_PROCESS, n - i * PER_PROCESS].min
+    IO.popen([HOLD, port.to_s, count.to_s, (2 + i).to_s, "/poll?after=0&native=#{native}", "60"])
+  end
+  opened = loads.map { |io| io.gets.split }.map { |_, ok, failed, ms| [ok.to_i, failed.to_i, ms.to_i] }
+  held = opened.sum(&:first)
+  wait_until(30) { stats(port)["polls"] >= held }
+  held_rss = rss_kib(pid)
+  cpu_open = cpu_seconds(pid) - cpu_start
+
+  cpu_before = cpu_seconds(pid)
+  published_at = now_us
+  Net::HTTP.post(URI("http://127.0.0.1:#{port}/publish"), "msg=fan-out")
+  times = loads.flat_map do |io|
+    io.gets # recv line
+    io.gets.split.drop(1).map(&:to_i)
+  end
+  cpu_fanout = cpu_seconds(pid) - cpu_before
+  latencies = times.map { |t| (t - published_at) / 1000.0 }.sort
+  { held: held, failed: opened.sum { |o| o[1] }, open_s: opened.map(&:last).max / 1000.0,
+    kib_per_conn: (held_rss - base_rss).fdiv([held, 1].max), rss_mib: held_rss / 1024.0, cpu_open: cpu_open,
+    received: latencies.size, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
+    max: latencies.last || Float::NAN, cpu_fanout: cpu_fanout }
+ensure
+  loads&.each { |io| Process.kill("KILL", io.pid) rescue nil; io.close rescue nil } # rubocop:disable Style/RescueModifier
+  if pid
+    Process.kill("KILL", pid)
+    Process.wait(pid)
+  end
+end
+
+rows = []
+SIZES.each do |n|
+  VARIANTS.each do |name, (kind, native)|
+    r = measure(kind, native, n)
+    rows << [name, n, r]
+    warn format("%-26s N=%-6d held %-6d failed %-4d open %.1fs  %.2f KiB/conn  fan-out p50 %.1f p99 %.1f max %.1f ms (%d got it)  CPU fan-out %.2fs",
+                name, n, r[:held], r[:failed], r[:open_s], r[:kib_per_conn], r[:p50], r[:p99], r[:max], r[:received], r[:cpu_fanout])
+  end
+end
+
+table = rows.map do |name, n, r|
+  format("| %s | %d | %d | %.1f s | %.2f KiB | %.0f MiB | %.2f s | %.1f ms | %.1f ms | %.1f ms | %d | %.2f s |",
+         name, n, r[:held], r[:open_s], r[:kib_per_conn], r[:rss_mib], r[:cpu_open], r[:p50], r[:p99], r[:max], r[:received], r[:cpu_fanout])
+end
+report = <<~MD
+
+  ## Comet at scale: held long-polls and one publish (same run)
+
+  Measured by `bench/run-scale` on #{Time.now.utc.strftime('%Y-%m-%d')}, #{Etc.nprocessors} cores, open files
+  limited to 20,000 per process. App: the Comet demo (`examples/comet/config.ru`); each
+  subscriber holds `GET /poll?after=0` (`&native=1`: held by a `Lunar::Topic`). Thin runs
+  `-t 0 --max-conns 20000`, Lunar `--evented --timeout 0`. RSS per connection is the
+  server's RSS growth while holding them, divided by the connections held. Fan-out latency
+  runs from just before `POST /publish` until each subscriber's first response byte.
+
+  | server | N asked | held | time to open | RSS per held connection | server RSS | server CPU to open | fan-out p50 | p99 | max | got the message | server CPU for the publish |
+  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+  #{table.join("\n")}
+MD
+File.write(File.join(ROOT, "docs/benchmarks.md"), report, mode: "a")
+puts report

@@ -8,50 +8,25 @@
 # Run through bench/run-async, which builds what is needed. Appends to docs/benchmarks.md.
 require "etc"
 require "rbconfig"
-require "socket"
+require_relative "support"
+include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
 
 ROOT = File.expand_path("..", __dir__)
 SECONDS = Integer(ENV.fetch("BENCH_SECONDS", "10"))
 CONNECTIONS = Integer(ENV.fetch("BENCH_ASYNC_CONNECTIONS", "1000"))
-TICK = Etc.sysconf(Etc::SC_CLK_TCK).to_f
 
 SERVERS = {
   "Lunar --evented" => ->(port, app) { [RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "--evented", "-e", "production", "--timeout", "0", "-b", "tcp://127.0.0.1:#{port}", app] },
   "Thin 1.8" => ->(port, app) { ["thin", "start", "-q", "-e", "production", "-t", "0", "--max-conns", "20000", "-a", "127.0.0.1", "-p", port.to_s, "-R", app] },
 }.freeze
 
-def free_port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
-
-def cpu_seconds(pid)
-  fields = File.read("/proc/#{pid}/stat").split(") ", 2).last.split
-  (fields[11].to_i + fields[12].to_i) / TICK
-end
-
-def peak_rss_mib(pid) = File.read("/proc/#{pid}/status")[/VmHWM:\s+(\d+)/, 1].to_i / 1024.0
-def rss_mib(pid) = File.read("/proc/#{pid}/status")[/VmRSS:\s+(\d+)/, 1].to_i / 1024.0
-
-def with_server(name, app)
+def serve(name, app, &block)
   port = free_port
-  pid = Process.spawn(*SERVERS.fetch(name).call(port, File.join(ROOT, app)), out: File::NULL, err: File::NULL, chdir: ROOT)
-  deadline = Time.now + 20
-  begin
-    TCPSocket.new("127.0.0.1", port).close
-  rescue Errno::ECONNREFUSED
-    raise "#{name} did not start" if Time.now > deadline
-
-    sleep 0.05
-    retry
-  end
-  yield port, pid
-ensure
-  if pid
-    Process.kill("KILL", pid)
-    Process.wait(pid)
-  end
+  with_server(SERVERS.fetch(name).call(port, File.join(ROOT, app)), port, chdir: ROOT) { |pid| block.call(port, pid) }
 end
 
 def seed_run(name)
-  with_server(name, "bench/apps/seed_10ms.ru") do |port, pid|
+  serve(name, "bench/apps/seed_10ms.ru") do |port, pid|
     system("wrk", "-t1", "-c100", "-d1s", "http://127.0.0.1:#{port}/", out: File::NULL)
     before = cpu_seconds(pid)
     out = IO.popen(["wrk", "-t2", "-c#{CONNECTIONS}", "-d#{SECONDS}s", "--timeout", "5s", "--latency", "http://127.0.0.1:#{port}/"], &:read)
@@ -64,12 +39,12 @@ end
 
 # `rate`: curl's --limit-rate, to play a slow reader (nil: as fast as it can).
 def stream_run(name, rate = nil)
-  with_server(name, "bench/apps/stream_1g.ru") do |port, pid|
-    base = rss_mib(pid)
+  serve(name, "bench/apps/stream_1g.ru") do |port, pid|
+    base = rss_kib(pid) / 1024.0
     limit = rate ? ["--limit-rate", rate] : []
     out = IO.popen(["curl", "-s", *limit, "-o", "/dev/null", "-w", "%{size_download} %{time_total}", "http://127.0.0.1:#{port}/"], &:read)
     bytes, seconds = out.split.map(&:to_f)
-    { mb_s: bytes / 1e6 / seconds, bytes: bytes, peak: peak_rss_mib(pid), base: base }
+    { mb_s: bytes / 1e6 / seconds, bytes: bytes, peak: peak_rss_kib(pid) / 1024.0, base: base }
   end
 end
 

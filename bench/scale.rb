@@ -13,14 +13,14 @@ require "etc"
 require "json"
 require "net/http"
 require "rbconfig"
-require "socket"
+require_relative "support"
+include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
 
 ROOT = File.expand_path("..", __dir__)
 APP = File.join(ROOT, "examples/comet/config.ru")
 HOLD = File.join(ROOT, "target/release/lunar-holdconns")
 SIZES = ENV.fetch("BENCH_SIZES", "1000,10000,19500").split(",").map(&:to_i)
 PER_PROCESS = 9_000
-TICK = Etc.sysconf(Etc::SC_CLK_TCK).to_f
 
 VARIANTS = {
   "Thin 1.8, async.callback" => [:thin, "0"],
@@ -28,14 +28,7 @@ VARIANTS = {
   "Lunar, Lunar::Topic" => [:lunar, "1"],
 }.freeze
 
-def free_port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
-def rss_kib(pid) = File.read("/proc/#{pid}/status")[/VmRSS:\s+(\d+)/, 1].to_i
 def now_us = (Time.now.to_r * 1_000_000).to_i
-
-def cpu_seconds(pid)
-  fields = File.read("/proc/#{pid}/stat").split(") ", 2).last.split
-  (fields[11].to_i + fields[12].to_i) / TICK
-end
 
 def server_command(kind, port)
   case kind

@@ -7,14 +7,14 @@
 # with the server, so CPU per request is the figure to compare, not requests/s alone.
 require "etc"
 require "rbconfig"
-require "socket"
+require_relative "support"
+include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
 
 ROOT = File.expand_path("..", __dir__)
 APP = File.join(ROOT, "bench/apps/bench.ru")
 SECONDS = Integer(ENV.fetch("BENCH_SECONDS", "5"))
 ROUNDS = Integer(ENV.fetch("BENCH_ROUNDS", "2"))
 CONNECTIONS = Integer(ENV.fetch("BENCH_CONNECTIONS", "32"))
-TICK = Etc.sysconf(Etc::SC_CLK_TCK).to_f
 FLOOR = File.join(ROOT, "target/release/lunar-floor")
 
 SERVERS = {
@@ -32,25 +32,6 @@ Result = Struct.new(:requests, :seconds, :cpu, :p99s, :errors) do
   def p99_ms = p99s.sum / p99s.size
 end
 
-def free_port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
-
-def cpu_seconds(pid)
-  fields = File.read("/proc/#{pid}/stat").split(") ", 2).last.split
-  (fields[11].to_i + fields[12].to_i) / TICK # utime, stime
-end
-
-def wait_listening(port, pid)
-  deadline = Time.now + 20
-  loop do
-    TCPSocket.new("127.0.0.1", port).close
-    return
-  rescue Errno::ECONNREFUSED
-    raise "server #{pid} did not start" if Time.now > deadline || Process.waitpid(pid, Process::WNOHANG)
-
-    sleep 0.05
-  end
-end
-
 def duration_ms(text)
   value, unit = text.match(/([\d.]+)(us|ms|s)/).captures
   value.to_f * { "us" => 0.001, "ms" => 1.0, "s" => 1000.0 }.fetch(unit)
@@ -66,16 +47,11 @@ end
 
 def measure(name, path)
   port = free_port
-  pid = Process.spawn(*SERVERS.fetch(name).call(port), out: File::NULL, err: File::NULL, chdir: ROOT)
-  wait_listening(port, pid)
-  wrk(port, path, 1) # warm-up
-  before = cpu_seconds(pid)
-  requests, p99, errors = wrk(port, path, SECONDS)
-  [requests, cpu_seconds(pid) - before, p99, errors]
-ensure
-  if pid
-    Process.kill("KILL", pid)
-    Process.wait(pid)
+  with_server(SERVERS.fetch(name).call(port), port, chdir: ROOT) do |pid|
+    wrk(port, path, 1) # warm-up
+    before = cpu_seconds(pid)
+    requests, p99, errors = wrk(port, path, SECONDS)
+    [requests, cpu_seconds(pid) - before, p99, errors]
   end
 end
 

@@ -2,12 +2,16 @@
 //! 127.0.0.SRC, sends one `GET PATH` on each and holds them open, for bench/scale.rb.
 //! One process stays under the 20,000 open-file limit; the orchestrator runs several.
 //!
-//! Prints `open OK FAILED MILLISECONDS` once every request is sent, then waits up to WAIT
-//! seconds for the first response byte on each connection and prints `recv OK MISSING`
-//! and `times T1 T2 …` (microseconds since the Unix epoch, when each answer arrived).
+//! Prints `open OK FAILED MILLISECONDS` once every request is sent. Then, by MODE:
+//! - `poll` (default): waits up to WAIT seconds for the first response byte on each
+//!   connection and prints `recv OK MISSING` and `times T1 T2 …` (microseconds since the
+//!   Unix epoch, when each answer arrived);
+//! - `sse`: reads every connection for WAIT seconds as an EventSource stream and prints
+//!   `sse FRAMES GAPS CLOSED`: `id:` frames received, ids skipped (a frame lost), and
+//!   connections the server closed before the end.
 //! Loopback only; bounded in count and time; exits by itself.
 //!
-//! Usage: lunar-holdconns PORT CONNS SRC PATH WAIT_SECONDS
+//! Usage: lunar-holdconns PORT CONNS SRC PATH WAIT_SECONDS [poll|sse]
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,6 +76,10 @@ async fn main() {
     }
     println!("open {} {} {}", streams.len(), failed.load(Ordering::Relaxed), started.elapsed().as_millis());
 
+    if args.get(5).map(String::as_str) == Some("sse") {
+        return sse(streams, wait).await;
+    }
+
     let held = streams.len();
     let mut readers = Vec::with_capacity(held);
     for mut stream in streams {
@@ -94,4 +102,49 @@ async fn main() {
     println!("recv {} {}", times.len(), held - times.len());
     let list: Vec<String> = times.iter().map(|t| t.to_string()).collect();
     println!("times {}", list.join(" "));
+}
+
+/// Reads each stream as EventSource for `wait` seconds, counting `id: N` lines.
+async fn sse(streams: Vec<TcpStream>, wait: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut readers = Vec::with_capacity(streams.len());
+    for mut stream in streams {
+        readers.push(tokio::spawn(async move {
+            let (mut frames, mut gaps, mut last, mut closed) = (0u64, 0u64, None::<u64>, false);
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut partial = Vec::new();
+            loop {
+                match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                    Err(_) => break, // the soak is over
+                    Ok(Ok(0)) | Ok(Err(_)) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(Ok(n)) => {
+                        partial.extend_from_slice(&buf[..n]);
+                        while let Some(end) = partial.iter().position(|&b| b == b'\n') {
+                            let line: Vec<u8> = partial.drain(..=end).collect();
+                            if let Some(id) = line.strip_prefix(b"id: ").and_then(|r| std::str::from_utf8(r).ok()).and_then(|r| r.trim().parse::<u64>().ok()) {
+                                frames += 1;
+                                if let Some(prev) = last {
+                                    gaps += id.saturating_sub(prev + 1);
+                                }
+                                last = Some(id);
+                            }
+                        }
+                    }
+                }
+            }
+            (frames, gaps, closed)
+        }));
+    }
+    let (mut frames, mut gaps, mut closed) = (0u64, 0u64, 0u64);
+    for r in readers {
+        if let Ok((f, g, c)) = r.await {
+            frames += f;
+            gaps += g;
+            closed += c as u64;
+        }
+    }
+    println!("sse {frames} {gaps} {closed}");
 }

@@ -1,0 +1,103 @@
+# frozen_string_literal: true
+
+# EventSource soak: N subscribers of the Comet demo's /events, messages published at a
+# target rate for S seconds; then how many frames arrived of those expected, how many ids
+# were skipped (lost), how many streams were cut off, and the server's RSS over the run.
+# Thin 1.8 (plain async.callback) vs Lunar --evented (plain, and Lunar::Topic), same run.
+#   BENCH_SOAK_SUBSCRIBERS=10000 BENCH_SOAK_RATE=1000 BENCH_SOAK_SECONDS=30 bench/run-soak
+require "json"
+require "net/http"
+require "rbconfig"
+require_relative "support"
+include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
+
+ROOT = File.expand_path("..", __dir__)
+APP = File.join(ROOT, "examples/comet/config.ru")
+HOLD = File.join(ROOT, "target/release/lunar-holdconns")
+SUBSCRIBERS = Integer(ENV.fetch("BENCH_SOAK_SUBSCRIBERS", "10000"))
+RATE = Integer(ENV.fetch("BENCH_SOAK_RATE", "1000"))
+SECONDS = Integer(ENV.fetch("BENCH_SOAK_SECONDS", "30"))
+PER_PROCESS = 9_000
+
+VARIANTS = {
+  "Thin 1.8, async.callback" => [%w[thin start -q -e production -t 0 --max-conns 20000 -a 127.0.0.1 -p PORT -R] + [APP], "0"],
+  "Lunar, async.callback" => [[RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "--evented", "-e", "production", "--timeout", "0", "-b", "tcp://127.0.0.1:PORT", APP], "0"],
+  "Lunar, Lunar::Topic" => [[RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "--evented", "-e", "production", "--timeout", "0", "-b", "tcp://127.0.0.1:PORT", APP], "1"],
+}.freeze
+
+def stats(port) = JSON.parse(Net::HTTP.get(URI("http://127.0.0.1:#{port}/stats")))
+
+# Publishes at up to RATE messages/s for SECONDS of wall time; a server slower to answer a
+# publish gets fewer. Returns [messages published, seconds taken].
+def publish(port)
+  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  published = 0
+  Net::HTTP.start("127.0.0.1", port) do |http|
+    loop do
+      now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      break if now - started >= SECONDS
+
+      ahead = started + published.fdiv(RATE) - now
+      sleep ahead if ahead.positive?
+      http.post("/publish", "msg=m#{published}")
+      published += 1
+    end
+  end
+  [published, Process.clock_gettime(Process::CLOCK_MONOTONIC) - started]
+end
+
+def soak(command, native)
+  port = free_port
+  cmd = command.map { |a| a.sub("PORT", port.to_s) }
+  with_server(cmd, port, env: { "RUBYLIB" => File.join(ROOT, "lib") }, chdir: ROOT) do |pid|
+    loads = SUBSCRIBERS.fdiv(PER_PROCESS).ceil.times.map do |i|
+      count = [PER_PROCESS, SUBSCRIBERS - i * PER_PROCESS].min
+      IO.popen([HOLD, port.to_s, count.to_s, (2 + i).to_s, "/events?native=#{native}", (SECONDS + 40).to_s, "sse"])
+    end
+    held = loads.sum { |io| io.gets.split[1].to_i }
+    deadline = Time.now + 30
+    sleep 0.1 until stats(port)["streams"] >= held || Time.now > deadline
+    rss = []
+    sampler = Thread.new { loop { rss << rss_kib(pid) / 1024.0; sleep 1 } }
+    cpu_before = cpu_seconds(pid)
+    published, took = publish(port)
+    cpu = cpu_seconds(pid) - cpu_before
+    results = loads.map { |io| io.gets.split.drop(1).map(&:to_i) }
+    sampler.kill
+    frames, gaps, closed = results.transpose.map(&:sum)
+    { held: held, published: published, rate: published / took, frames: frames, expected: held * published,
+      gaps: gaps, closed: closed, rss_min: rss.min, rss_max: rss.max, cpu: cpu }
+  ensure
+    loads&.each { |io| Process.kill("KILL", io.pid) rescue nil } # rubocop:disable Style/RescueModifier
+  end
+end
+
+rows = VARIANTS.map do |name, (command, native)|
+  r = soak(command, native)
+  warn format("%-26s held %d, published %d (%.0f/s), frames %d of %d (%.1f%%), ids lost %d, cut off %d, RSS %.0f–%.0f MiB",
+              name, r[:held], r[:published], r[:rate], r[:frames], r[:expected], 100.0 * r[:frames] / [r[:expected], 1].max,
+              r[:gaps], r[:closed], r[:rss_min], r[:rss_max])
+  [name, r]
+end
+
+table = rows.map do |name, r|
+  format("| %s | %d | %d (%.0f/s) | %d of %d (%.1f%%) | %d | %d | %.0f–%.0f MiB | %.1f s |", name, r[:held], r[:published], r[:rate],
+         r[:frames], r[:expected], 100.0 * r[:frames] / [r[:expected], 1].max, r[:gaps], r[:closed], r[:rss_min], r[:rss_max], r[:cpu])
+end
+report = <<~MD
+
+  ## EventSource soak (same run)
+
+  Measured by `bench/run-soak` on #{Time.now.utc.strftime('%Y-%m-%d')}: #{SUBSCRIBERS} subscribers of the Comet
+  demo's `/events`, messages published one `POST /publish` at a time at up to #{RATE}/s for
+  #{SECONDS} s (the publisher waits for each answer, so a slow server publishes fewer); the
+  subscribers read for 40 s more. Expected frames = subscribers × messages published.
+  "Ids lost" counts messages a connected subscriber never got; "cut off" counts streams the
+  server closed (Lunar cuts off a client more than `--stream-buffer` behind).
+
+  | server | subscribers | published | frames received | ids lost | cut off | server RSS during | server CPU |
+  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+  #{table.join("\n")}
+MD
+File.write(File.join(ROOT, "docs/benchmarks.md"), report, mode: "a")
+puts report

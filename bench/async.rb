@@ -11,7 +11,6 @@ require "rbconfig"
 require_relative "support"
 include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
 
-ROOT = File.expand_path("..", __dir__)
 SECONDS = Integer(ENV.fetch("BENCH_SECONDS", "10"))
 CONNECTIONS = Integer(ENV.fetch("BENCH_ASYNC_CONNECTIONS", "1000"))
 

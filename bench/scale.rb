@@ -9,18 +9,12 @@
 # server CPU for it. The load comes from bench/crates/holdconns processes (each under the
 # 20,000 open-file limit), from source addresses 127.0.0.2… Loopback only; bounded.
 # Run through bench/run-scale. Appends to docs/benchmarks.md.
-require "etc"
-require "json"
-require "net/http"
 require "rbconfig"
 require_relative "support"
 include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
 
-ROOT = File.expand_path("..", __dir__)
-APP = File.join(ROOT, "examples/comet/config.ru")
-HOLD = File.join(ROOT, "target/release/lunar-holdconns")
+APP = COMET_APP
 SIZES = ENV.fetch("BENCH_SIZES", "1000,10000,19500").split(",").map(&:to_i)
-PER_PROCESS = 9_000
 
 VARIANTS = {
   "Thin 1.8, async.callback" => [:thin, "0"],
@@ -37,7 +31,6 @@ def server_command(kind, port)
   end
 end
 
-def stats(port) = JSON.parse(Net::HTTP.get(URI("http://127.0.0.1:#{port}/stats")))
 
 def wait_until(seconds)
   deadline = Time.now + seconds
@@ -54,13 +47,10 @@ def measure(kind, native, n)
 
   base_rss = rss_kib(pid)
   cpu_start = cpu_seconds(pid)
-  loads = n.fdiv(PER_PROCESS).ceil.times.map do |i|
-    count = [PER_PROCESS, n - i * PER_PROCESS].min
-    IO.popen([HOLD, port.to_s, count.to_s, (2 + i).to_s, "/poll?after=0&native=#{native}", "60"])
-  end
+  loads = spawn_loaders(port, n, "/poll?after=0&native=#{native}", 60)
   opened = loads.map { |io| io.gets.split }.map { |_, ok, failed, ms| [ok.to_i, failed.to_i, ms.to_i] }
   held = opened.sum(&:first)
-  wait_until(30) { stats(port)["polls"] >= held }
+  wait_until(30) { comet_stats(port)["polls"] >= held }
   held_rss = rss_kib(pid)
   cpu_open = cpu_seconds(pid) - cpu_start
 
@@ -78,7 +68,7 @@ def measure(kind, native, n)
     received: latencies.size, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
     max: latencies.last || Float::NAN, cpu_fanout: cpu_fanout }
 ensure
-  loads&.each { |io| Process.kill("KILL", io.pid) rescue nil; io.close rescue nil } # rubocop:disable Style/RescueModifier
+  kill_loaders(loads)
   if pid
     Process.kill("KILL", pid)
     Process.wait(pid)

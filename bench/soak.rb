@@ -5,19 +5,14 @@
 # were skipped (lost), how many streams were cut off, and the server's RSS over the run.
 # Thin 1.8 (plain async.callback) vs Lunar --evented (plain, and Lunar::Topic), same run.
 #   BENCH_SOAK_SUBSCRIBERS=10000 BENCH_SOAK_RATE=1000 BENCH_SOAK_SECONDS=30 bench/run-soak
-require "json"
-require "net/http"
 require "rbconfig"
 require_relative "support"
 include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
 
-ROOT = File.expand_path("..", __dir__)
-APP = File.join(ROOT, "examples/comet/config.ru")
-HOLD = File.join(ROOT, "target/release/lunar-holdconns")
+APP = COMET_APP
 SUBSCRIBERS = Integer(ENV.fetch("BENCH_SOAK_SUBSCRIBERS", "10000"))
 RATE = Integer(ENV.fetch("BENCH_SOAK_RATE", "1000"))
 SECONDS = Integer(ENV.fetch("BENCH_SOAK_SECONDS", "30"))
-PER_PROCESS = 9_000
 
 VARIANTS = {
   "Thin 1.8, async.callback" => [%w[thin start -q -e production -t 0 --max-conns 20000 -a 127.0.0.1 -p PORT -R] + [APP], "0"],
@@ -25,7 +20,6 @@ VARIANTS = {
   "Lunar, Lunar::Topic" => [[RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "--evented", "-e", "production", "--timeout", "0", "-b", "tcp://127.0.0.1:PORT", APP], "1"],
 }.freeze
 
-def stats(port) = JSON.parse(Net::HTTP.get(URI("http://127.0.0.1:#{port}/stats")))
 
 # Publishes at up to RATE messages/s for SECONDS of wall time; a server slower to answer a
 # publish gets fewer. Returns [messages published, seconds taken].
@@ -50,13 +44,10 @@ def soak(command, native)
   port = free_port
   cmd = command.map { |a| a.sub("PORT", port.to_s) }
   with_server(cmd, port, env: { "RUBYLIB" => File.join(ROOT, "lib") }, chdir: ROOT) do |pid|
-    loads = SUBSCRIBERS.fdiv(PER_PROCESS).ceil.times.map do |i|
-      count = [PER_PROCESS, SUBSCRIBERS - i * PER_PROCESS].min
-      IO.popen([HOLD, port.to_s, count.to_s, (2 + i).to_s, "/events?native=#{native}", (SECONDS + 40).to_s, "sse"])
-    end
+    loads = spawn_loaders(port, SUBSCRIBERS, "/events?native=#{native}", SECONDS + 40, "sse")
     held = loads.sum { |io| io.gets.split[1].to_i }
     deadline = Time.now + 30
-    sleep 0.1 until stats(port)["streams"] >= held || Time.now > deadline
+    sleep 0.1 until comet_stats(port)["streams"] >= held || Time.now > deadline
     rss = []
     sampler = Thread.new { loop { rss << rss_kib(pid) / 1024.0; sleep 1 } }
     cpu_before = cpu_seconds(pid)
@@ -68,7 +59,7 @@ def soak(command, native)
     { held: held, published: published, rate: published / took, frames: frames, expected: held * published,
       gaps: gaps, closed: closed, rss_min: rss.min, rss_max: rss.max, cpu: cpu }
   ensure
-    loads&.each { |io| Process.kill("KILL", io.pid) rescue nil } # rubocop:disable Style/RescueModifier
+    kill_loaders(loads)
   end
 end
 

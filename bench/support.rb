@@ -1,12 +1,19 @@
 # frozen_string_literal: true
 
 require "etc"
+require "json"
+require "net/http"
 require "socket"
 
 # What every benchmark script needs: ports, server processes, and their CPU and memory as
-# /proc reports them.
+# /proc reports them; and, for the Comet benchmarks, held-connection load processes.
 module BenchSupport
   TICK = Etc.sysconf(Etc::SC_CLK_TCK).to_f
+  ROOT = File.expand_path("..", __dir__)
+  COMET_APP = File.join(ROOT, "examples/comet/config.ru")
+  HOLDCONNS = File.join(ROOT, "target/release/lunar-holdconns")
+  # Connections per load process: under the 20,000 open-file limit, one source address each.
+  PER_LOAD_PROCESS = 9_000
 
   module_function
 
@@ -26,6 +33,29 @@ module BenchSupport
 
   def peak_rss_kib(pid)
     File.read("/proc/#{pid}/status")[/VmHWM:\s+(\d+)/, 1].to_i
+  end
+
+  # Runs bench/crates/holdconns processes that together hold `count` connections to
+  # `port`, each sending `GET path`, from source addresses 127.0.0.2, .3, … Returns their
+  # stdout pipes; see the tool's doc comment for what they print.
+  def spawn_loaders(port, count, path, wait_seconds, mode = "poll")
+    count.fdiv(PER_LOAD_PROCESS).ceil.times.map do |i|
+      share = [PER_LOAD_PROCESS, count - i * PER_LOAD_PROCESS].min
+      IO.popen([HOLDCONNS, port.to_s, share.to_s, (2 + i).to_s, path, wait_seconds.to_s, mode])
+    end
+  end
+
+  def kill_loaders(loaders)
+    (loaders || []).each do |io|
+      Process.kill("KILL", io.pid)
+    rescue Errno::ESRCH
+      nil
+    end
+  end
+
+  # The Comet demo's subscriber counts.
+  def comet_stats(port)
+    JSON.parse(Net::HTTP.get(URI("http://127.0.0.1:#{port}/stats")))
   end
 
   # Starts `command` (stdout/stderr discarded), waits until it accepts on `port`, yields

@@ -10,7 +10,6 @@ require "rbconfig"
 require_relative "support"
 include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
 
-ROOT = File.expand_path("..", __dir__)
 APP = File.join(ROOT, "bench/apps/bench.ru")
 SECONDS = Integer(ENV.fetch("BENCH_SECONDS", "5"))
 ROUNDS = Integer(ENV.fetch("BENCH_ROUNDS", "2"))

@@ -74,3 +74,26 @@ RSpec.describe Lunar::Topic do
     expect(log.string).to include("Lunar::Topic needs the async protocol")
   end
 end
+
+RSpec.describe "Lunar::Topic and slow readers" do
+  it "cuts off a stream that falls more than --stream-buffer behind: the connection closes and async.close fires" do
+    events = Queue.new
+    topic = Lunar::Topic.new
+    server = serve(mode: :evented, stream_buffer: 65_536, timeout: 0) do |env| # only the cut-off may close it
+      env["async.close"].callback { events << :closed }
+      topic.stream(env)
+    end
+    sock = connect(server)
+    sock.write("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    read_until(sock, /\r\n\r\n/)
+    eventually { topic.size == 1 }
+    chunk = "x" * 65_536
+    # The client reads nothing: kernel buffers fill, then the stream's own buffer.
+    eventually(timeout: 20) { topic.publish(chunk); topic.size.zero? }
+    expect(pop_within(events, 5)).to eq(:closed)
+    sock.read_nonblock(1 << 20, exception: false) while sock.wait_readable(0.2) && !sock.eof?
+    expect(sock.eof?).to be(true) # the server closed it
+  ensure
+    sock&.close
+  end
+end

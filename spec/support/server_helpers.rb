@@ -63,6 +63,13 @@ module ServerHelpers
     out
   end
 
+  # Queue#pop that fails the example instead of hanging it when the event never comes.
+  def pop_within(queue, seconds = 5)
+    Timeout.timeout(seconds) { queue.pop }
+  rescue Timeout::Error
+    raise "no event within #{seconds}s"
+  end
+
   # Waits (polling a condition, not sleeping a fixed time) until the block is truthy.
   def eventually(timeout: 5)
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout

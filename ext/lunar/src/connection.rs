@@ -1,5 +1,5 @@
-//! One connection: hyper's HTTP/1 state machine plus the inactivity timeout and the
-//! graceful-stop signal.
+//! One connection: hyper's HTTP/1 state machine plus the inactivity timeout, the
+//! graceful-stop signal, and the cut switch (`ConnectionInfo::cut`).
 //!
 //! Inactivity means no bytes in either direction, also while a response is pending (Thin's
 //! rule): `ActivityIo` stamps every successful read and write, and a single timer per
@@ -17,21 +17,21 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use crate::job::ConnectionAddrs;
+use crate::job::ConnectionInfo;
 use crate::server::Shared;
 use crate::service;
 
 /// Serves HTTP/1.x on `io` until the client leaves, the connection idles out, or the
 /// server stops.
-pub async fn serve<T>(io: T, addrs: Arc<ConnectionAddrs>, shared: Arc<Shared>)
+pub async fn serve<T>(io: T, info: Arc<ConnectionInfo>, shared: Arc<Shared>)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let _live = shared.track_connection();
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(ActivityIo { inner: io, activity: activity.clone() });
-    let svc_shared = shared.clone();
-    let svc = service_fn(move |req| service::handle(req, addrs.clone(), svc_shared.clone()));
+    let (svc_info, svc_shared) = (info.clone(), shared.clone());
+    let svc = service_fn(move |req| service::handle(req, svc_info.clone(), svc_shared.clone()));
     let conn = shared.http.serve_connection(io, svc);
     tokio::pin!(conn);
 
@@ -54,6 +54,7 @@ where
                 }
                 check.as_mut().reset(Instant::now() + (limit - quiet));
             }
+            _ = info.cut_requested() => return, // a response was cut off: close now
             _ = shutdown.changed(), if !draining => {
                 draining = true;
                 conn.as_mut().graceful_shutdown();

@@ -8,7 +8,7 @@ use magnus::{value::Lazy, value::ReprValue, Error, RHash, RString, Ruby, Value};
 
 use crate::config::ServerConfig;
 use crate::headers::{cgi_name, split_host};
-use crate::job::ConnectionAddrs;
+use crate::job::ConnectionInfo;
 use hyper::http::request::Parts;
 use hyper::http::{Method, Version};
 
@@ -120,7 +120,7 @@ impl Pairs {
 /// What the env is built from: the request head and where the connection came from.
 pub struct JobView<'a> {
     pub head: &'a Parts,
-    pub addrs: &'a ConnectionAddrs,
+    pub connection: &'a ConnectionInfo,
 }
 
 /// Builds the env for a request from a copy of `base`.
@@ -153,12 +153,12 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     let version = if head.version == Version::HTTP_10 { &V_HTTP_1_0 } else { &V_HTTP_1_1 };
     pairs.push(env, ruby.get_inner(&SERVER_PROTOCOL), ruby.get_inner(version));
     pairs.push(env, ruby.get_inner(&HTTP_VERSION), ruby.get_inner(version));
-    pairs.push(env, ruby.get_inner(&REMOTE_ADDR), ruby.str_new(&job.addrs.remote_ip));
+    pairs.push(env, ruby.get_inner(&REMOTE_ADDR), ruby.str_new(&job.connection.remote_ip));
 
     let host = head.headers.get("host").and_then(|h| h.to_str().ok()).or(head.uri.authority().map(|a| a.as_str()));
     let (name, port) = match host {
         Some(h) => split_host(h, "80"),
-        None => (job.addrs.local_host.as_str(), job.addrs.local_port.as_str()),
+        None => (job.connection.local_host.as_str(), job.connection.local_port.as_str()),
     };
     pairs.push(env, ruby.get_inner(&SERVER_NAME), ruby.str_new(name));
     pairs.push(env, ruby.get_inner(&SERVER_PORT), ruby.str_new(port));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use socket2::{Domain, Socket, Type};
 
 use crate::connection;
-use crate::job::ConnectionAddrs;
+use crate::job::ConnectionInfo;
 use crate::server::Shared;
 
 /// A bound, listening socket not yet handed to tokio.
@@ -37,12 +37,12 @@ pub fn bind(uri: &str) -> io::Result<Bound> {
         return bind_unix(path);
     }
     let hostport = uri.strip_prefix("tcp://").ok_or_else(|| invalid(format!("bind {uri:?}: expected tcp://HOST:PORT or unix:///PATH")))?;
-    let addrs: Vec<_> = hostport.to_socket_addrs().map_err(|e| invalid(format!("bind {uri:?}: {e}")))?.collect();
+    let connection: Vec<_> = hostport.to_socket_addrs().map_err(|e| invalid(format!("bind {uri:?}: {e}")))?.collect();
     // `localhost` resolves to both families; prefer IPv4 as clients and other servers do.
-    let addr = *addrs
+    let addr = *connection
         .iter()
         .find(|a| a.is_ipv4())
-        .or(addrs.first())
+        .or(connection.first())
         .ok_or_else(|| invalid(format!("bind {uri:?}: no address")))?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -90,8 +90,8 @@ impl Listener {
                     return Ok(());
                 }
                 let _ = stream.set_nodelay(true);
-                let addrs = ConnectionAddrs::tcp(peer, stream.local_addr()?);
-                tokio::spawn(connection::serve(stream, Arc::new(addrs), shared.clone()));
+                let connection = ConnectionInfo::tcp(peer, stream.local_addr()?);
+                tokio::spawn(connection::serve(stream, Arc::new(connection), shared.clone()));
             }
             Listener::Unix(l) => {
                 let (stream, _) = l.accept().await?;
@@ -99,7 +99,7 @@ impl Listener {
                     tokio::spawn(refuse(stream));
                     return Ok(());
                 }
-                tokio::spawn(connection::serve(stream, Arc::new(ConnectionAddrs::unix()), shared.clone()));
+                tokio::spawn(connection::serve(stream, Arc::new(ConnectionInfo::unix()), shared.clone()));
             }
         }
         Ok(())

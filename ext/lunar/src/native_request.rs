@@ -12,17 +12,17 @@ use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::body_writer::BodyWriter;
-use crate::job::{ConnectionAddrs, RequestBody, RequestJob};
+use crate::job::{ConnectionInfo, RequestBody, RequestJob};
 use crate::reply::{FileBody, Reply, ReplyBody};
 use crate::server::Shared;
-use crate::stream::{ChunkStream, StreamState};
+use crate::stream::{ChunkStream, StreamSender, StreamState};
 use crate::{env, response};
 
 #[magnus::wrap(class = "Lunar::Native::Request", free_immediately, size)]
 pub struct NativeRequest {
     id: u64,
     head: Parts,
-    addrs: Arc<ConnectionAddrs>,
+    connection: Arc<ConnectionInfo>,
     body: Mutex<Option<RequestBody>>,
     reply: Mutex<Option<oneshot::Sender<Reply>>>,
     shared: Arc<Shared>,
@@ -33,7 +33,7 @@ impl NativeRequest {
         NativeRequest {
             id: job.id,
             head: job.head,
-            addrs: job.addrs,
+            connection: job.connection,
             body: Mutex::new(Some(job.body)),
             reply: Mutex::new(Some(job.reply)),
             shared,
@@ -46,7 +46,7 @@ impl NativeRequest {
 
     /// The Rack env, built from the server's base env.
     fn env(ruby: &Ruby, rb_self: &Self, base: RHash) -> Result<RHash, Error> {
-        let job_view = env::JobView { head: &rb_self.head, addrs: &rb_self.addrs };
+        let job_view = env::JobView { head: &rb_self.head, connection: &rb_self.connection };
         env::build(ruby, base, &job_view, &rb_self.shared.config)
     }
 
@@ -109,8 +109,8 @@ impl NativeRequest {
         let state = StreamState::new();
         let body = ReplyBody::Chunks(Box::new(ChunkStream::new(rx, state.clone())));
         let sent = rb_self.send(Reply::Response(response::build(status, map, body)));
-        let cap = rb_self.shared.config.stream_buffer;
-        Ok(sent.then(|| BodyWriter::new(tx, state, cap, rb_self.shared.runtime.clone())))
+        let sender = StreamSender::new(tx, state, rb_self.shared.config.stream_buffer, rb_self.connection.clone());
+        Ok(sent.then(|| BodyWriter::new(sender, rb_self.shared.runtime.clone())))
     }
 
     /// Closes the connection without a byte of response (a `nil` Rack result).

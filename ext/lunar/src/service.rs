@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use crate::disconnect::DisconnectWatch;
 use crate::intake::{self, BodyError};
-use crate::job::{ConnectionAddrs, RequestJob};
+use crate::job::{ConnectionInfo, RequestJob};
 use crate::reply::{plain, Reply, ReplyBody};
 use crate::server::Shared;
 
@@ -28,7 +28,7 @@ impl std::error::Error for CloseConnection {}
 
 pub async fn handle(
     req: Request<Incoming>,
-    addrs: Arc<ConnectionAddrs>,
+    connection: Arc<ConnectionInfo>,
     shared: Arc<Shared>,
 ) -> Result<Response<ReplyBody>, CloseConnection> {
     // A request with both Content-Length and Transfer-Encoding never gets here as such:
@@ -42,7 +42,7 @@ pub async fn handle(
     };
     let (reply, answer) = oneshot::channel();
     let id = shared.next_id();
-    if shared.queue.push_request(RequestJob { id, head, body, addrs, reply }).is_err() {
+    if shared.queue.push_request(RequestJob { id, head, body, connection, reply }).is_err() {
         return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, false));
     }
     // From here until Ruby finishes the response, this request's connection ending is news

@@ -1,10 +1,10 @@
 //! A streamed response body: chunks Ruby writes after the head has gone.
 //!
-//! Memory per connection is capped in bytes (`stream_buffer`): a write that would queue
-//! more than the cap waits until the client has read enough. The writer decides how long
-//! it may wait (a worker thread may wait as long as the client is there; the reactor
-//! thread only briefly, then the slow client is disconnected). `finished` tells a normal
-//! end (Ruby closed the body) from the client leaving first.
+//! Memory per connection is capped in bytes (`stream_buffer`), by `StreamSender`: a chunk
+//! that does not fit comes back to the writer, which either waits for the client to read
+//! (a worker thread may wait as long as the client is there; the reactor thread only
+//! briefly) or cuts the client off (`abort`, which closes the connection). `finished`
+//! tells a normal end (Ruby closed the body) from the client leaving first.
 
 use std::io;
 use std::pin::Pin;
@@ -17,6 +17,7 @@ use http_body::Frame;
 use tokio::sync::{mpsc, Notify};
 
 use crate::disconnect::DisconnectWatch;
+use crate::job::ConnectionInfo;
 
 /// Shared by the Ruby writer and the hyper body.
 pub struct StreamState {
@@ -39,6 +40,74 @@ impl StreamState {
     }
 }
 
+/// What happened to a chunk offered to a stream.
+pub enum Queued {
+    Sent,
+    /// No room: the client is more than the buffer cap behind. The chunk comes back.
+    Full(Bytes),
+    /// The client is gone or the stream ended.
+    Gone,
+}
+
+/// The writing end of a streamed body, for any Ruby thread (`BodyWriter`) and for a
+/// `Topic`. The byte cap and the cut-off live here, so every writer obeys the same rules.
+#[derive(Clone)]
+pub struct StreamSender {
+    tx: mpsc::UnboundedSender<Bytes>,
+    pub state: Arc<StreamState>,
+    cap: usize,
+    connection: Arc<ConnectionInfo>,
+}
+
+impl StreamSender {
+    pub fn new(tx: mpsc::UnboundedSender<Bytes>, state: Arc<StreamState>, cap: usize, connection: Arc<ConnectionInfo>) -> Self {
+        StreamSender { tx, state, cap: cap.max(1), connection }
+    }
+
+    /// Whether `len` more bytes fit; a chunk is always taken when nothing is queued.
+    pub fn has_room(&self, len: usize) -> bool {
+        let queued = self.state.queued.load(Ordering::Acquire);
+        queued == 0 || queued + len <= self.cap
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed() || self.state.aborted.load(Ordering::Acquire)
+    }
+
+    pub fn try_send(&self, bytes: Bytes) -> Queued {
+        if self.is_closed() {
+            return Queued::Gone;
+        }
+        if !self.has_room(bytes.len()) {
+            return Queued::Full(bytes);
+        }
+        let len = bytes.len();
+        self.state.queued.fetch_add(len, Ordering::AcqRel);
+        match self.tx.send(bytes) {
+            Ok(()) => Queued::Sent,
+            Err(_) => {
+                self.state.queued.fetch_sub(len, Ordering::AcqRel);
+                Queued::Gone
+            }
+        }
+    }
+
+    /// The body ended normally (once every sender is dropped, the response completes).
+    pub fn finish(self) {
+        if !self.state.aborted.load(Ordering::Acquire) {
+            self.state.finished.store(true, Ordering::Release);
+        }
+    }
+
+    /// Ends the response as failed and closes its connection at once, even while other
+    /// senders (a `Topic`, the Ruby writer) still hold the stream and the client reads
+    /// nothing: the client must not take a cut response for a complete one.
+    pub fn abort(&self) {
+        self.state.aborted.store(true, Ordering::Release);
+        self.connection.cut();
+    }
+}
+
 /// The hyper end of a streamed body.
 pub struct ChunkStream {
     rx: mpsc::UnboundedReceiver<Bytes>,
@@ -57,15 +126,15 @@ impl ChunkStream {
     }
 
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if self.state.aborted.load(Ordering::Acquire) {
+            return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::Interrupted, "response aborted"))));
+        }
         match Pin::new(&mut self.rx).poll_recv(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(data)) => {
                 self.state.queued.fetch_sub(data.len(), Ordering::AcqRel);
                 self.state.room.notify_waiters();
                 Poll::Ready(Some(Ok(Frame::data(data))))
-            }
-            Poll::Ready(None) if self.state.aborted.load(Ordering::Acquire) => {
-                Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::Interrupted, "response aborted"))))
             }
             Poll::Ready(None) => Poll::Ready(None),
         }

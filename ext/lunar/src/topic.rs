@@ -8,30 +8,29 @@
 //! buffer (`stream_buffer`) is cut off rather than waited for: one slow subscriber must not
 //! delay the others. Connections that ended are pruned as they are found.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
 use hyper::http::HeaderMap;
 use magnus::{Error, RString, Ruby, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::body_writer::BodyWriter;
 use crate::native_request::NativeRequest;
 use crate::reply::{Reply, ReplyBody};
 use crate::response;
-use crate::stream::StreamState;
+use crate::stream::{Queued, StreamSender};
 
 enum Subscriber {
     Poll { reply: oneshot::Sender<Reply>, status: i64, headers: HeaderMap },
-    Stream { tx: mpsc::UnboundedSender<Bytes>, state: Arc<StreamState>, cap: usize, prefix: Bytes, suffix: Bytes },
+    Stream { sender: StreamSender, prefix: Bytes, suffix: Bytes },
 }
 
 impl Subscriber {
     fn is_gone(&self) -> bool {
         match self {
             Subscriber::Poll { reply, .. } => reply.is_closed(),
-            Subscriber::Stream { tx, .. } => tx.is_closed(),
+            Subscriber::Stream { sender, .. } => sender.is_closed(),
         }
     }
 }
@@ -91,8 +90,8 @@ impl Topic {
 
     /// Attaches an open stream: every message is written between `prefix` and `suffix`.
     fn attach(&self, writer: &BodyWriter, prefix: RString, suffix: RString) -> bool {
-        let Some((tx, state, cap)) = writer.parts() else { return false };
-        self.add(Subscriber::Stream { tx, state, cap, prefix: prefix.to_bytes(), suffix: suffix.to_bytes() });
+        let Some(sender) = writer.sender() else { return false };
+        self.add(Subscriber::Stream { sender, prefix: prefix.to_bytes(), suffix: suffix.to_bytes() });
         true
     }
 
@@ -111,38 +110,32 @@ impl Topic {
         let Ok(mut subs) = self.subscribers.lock() else { return 0 };
         let mut frames = Frames { message: &message, built: Vec::new() };
         let mut reached = 0;
-        subs.retain_mut(|sub| {
-            if sub.is_gone() {
-                return false;
-            }
+        let mut kept = Vec::with_capacity(subs.len());
+        for sub in subs.drain(..) {
             match sub {
-                Subscriber::Poll { .. } if !framed => true,
-                Subscriber::Poll { .. } => {
-                    let Subscriber::Poll { reply, status, headers } = std::mem::replace(sub, placeholder()) else { unreachable!() };
+                _ if sub.is_gone() => {}
+                Subscriber::Poll { .. } if !framed => kept.push(sub),
+                Subscriber::Poll { reply, status, headers } => {
                     let body = ReplyBody::Full(Some(message.clone()));
                     if reply.send(Reply::Published(response::build(status, headers, body))).is_ok() {
                         reached += 1;
                     }
-                    false
                 }
-                Subscriber::Stream { tx, state, cap, prefix, suffix } => {
+                Subscriber::Stream { ref sender, ref prefix, ref suffix } => {
                     let bytes = if framed { frames.framed(prefix, suffix) } else { message.clone() };
-                    let queued = state.queued.load(Ordering::Acquire);
-                    if queued > 0 && queued + bytes.len() > *cap {
+                    match sender.try_send(bytes) {
+                        Queued::Sent => {
+                            reached += 1;
+                            kept.push(sub);
+                        }
                         // Too slow: cut it off (its connection closes; async.close fires).
-                        state.aborted.store(true, Ordering::Release);
-                        return false;
-                    }
-                    state.queued.fetch_add(bytes.len(), Ordering::AcqRel);
-                    if tx.send(bytes).is_ok() {
-                        reached += 1;
-                        true
-                    } else {
-                        false
+                        Queued::Full(_) => sender.abort(),
+                        Queued::Gone => {}
                     }
                 }
             }
-        });
+        }
+        *subs = kept;
         reached
     }
 
@@ -164,10 +157,4 @@ impl Topic {
         class.define_method("size", method!(Topic::size, 0))?;
         Ok(())
     }
-}
-
-/// Stands in for a subscriber being moved out inside `retain_mut` (then dropped).
-fn placeholder() -> Subscriber {
-    let (tx, _) = mpsc::unbounded_channel();
-    Subscriber::Stream { tx, state: StreamState::new(), cap: 0, prefix: Bytes::new(), suffix: Bytes::new() }
 }

@@ -33,7 +33,7 @@ module Lunar
       catch(:async) { result = @app.call(env) }
       handle_result(exchange, result)
     rescue StandardError, ScriptError, SystemStackError, NoMemoryError => e
-      exchange ? exchange.fail_with(e) : @context.log_error(nil, "#{e.class}: #{e.message}", e.backtrace)
+      exchange ? exchange.fail_with(e) : fail_before_env(request, e)
     ensure
       exchange.abandon if exchange && !exchange.settled?
     end
@@ -44,6 +44,12 @@ module Lunar
     end
 
     private
+
+    # The env could not be built (no Exchange yet): still answer, never leave it hanging.
+    def fail_before_env(request, error)
+      @context.log_error(nil, "building the env: #{error.class}: #{error.message}", error.backtrace)
+      request.respond(500, Exchange::ERROR_HEADERS, Exchange::ERROR_BODY)
+    end
 
     def handle_result(exchange, result)
       if result.nil?

@@ -13,12 +13,10 @@ module Lunar
     RACK_RESPONSE_FINISHED = "rack.response_finished"
     ASYNC_CLOSE = "async.close"
 
-    attr_reader :base
-
     # `async`: offer async.close (AppRunner adds async.callback) — EM::DefaultDeferrable when
     # EventMachine is loaded, as under Thin, else Lunar::Deferrable.
     def initialize(multithread:, async: false, errors: $stderr)
-      @close_class = (async && (defined?(::EM::DefaultDeferrable) ? ::EM::DefaultDeferrable : Deferrable)) || nil
+      @close_class = defined?(::EM::DefaultDeferrable) ? ::EM::DefaultDeferrable : Deferrable if async
       @base = {
         "SCRIPT_NAME" => "",
         "SERVER_SOFTWARE" => "Lunar #{VERSION}",

@@ -1,16 +1,11 @@
 //! Rack triple pieces (Ruby values) → a `Reply` of plain Rust data, on the Ruby thread.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use hyper::http::{HeaderMap, Response, StatusCode};
 use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
 use crate::headers::append_rack_header;
 use crate::reply::ReplyBody;
-
-/// Copies a Ruby String's bytes out (the Ruby object must not cross to tokio).
-pub fn string_bytes(s: RString) -> Bytes {
-    s.to_bytes()
-}
 
 fn to_rstring(ruby: &Ruby, v: Value) -> Result<RString, Error> {
     match RString::from_value(v) {
@@ -61,19 +56,20 @@ pub fn status_code(status: i64) -> StatusCode {
     u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// A body given as a String or an Array of Strings (`to_ary`), joined into one buffer.
+/// A body given as a String or an Array of Strings (`to_ary`), copied out of Ruby (no Ruby
+/// object may cross to tokio) and joined into one buffer.
 pub fn full_body(ruby: &Ruby, body: Value) -> Result<ReplyBody, Error> {
     if body.is_nil() {
         return Ok(ReplyBody::Empty);
     }
     if let Some(s) = RString::from_value(body) {
-        return Ok(ReplyBody::Full(Some(string_bytes(s))));
+        return Ok(ReplyBody::Full(Some(s.to_bytes())));
     }
     let parts = RArray::from_value(body)
         .ok_or_else(|| Error::new(ruby.exception_type_error(), "body must be a String or an Array of Strings"))?;
     if parts.len() == 1 {
         let s = RString::try_convert(parts.entry::<Value>(0)?)?;
-        return Ok(ReplyBody::Full(Some(string_bytes(s))));
+        return Ok(ReplyBody::Full(Some(s.to_bytes())));
     }
     let mut buf = BytesMut::new();
     for part in parts.into_iter() {

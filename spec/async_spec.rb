@@ -132,8 +132,11 @@ RSpec.describe "the async response protocol (evented mode)" do
     end
     http(server) do |h|
       expect(h.get("/").body).to eq("")
-      expect(h.get("/").code).to eq("200") # and the connection stays usable
+      expect(h.get("/").code).to eq("200")
     end
+    request = "GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    answers = on_one_connection(server, [request, request], /0\r\n\r\n\z/) # and the connection stays usable
+    expect(answers).to all(start_with("HTTP/1.1 200").and(end_with("0\r\n\r\n")))
   end
 
   it "succeeds async.close on completion, and on disconnect before body.fail, dropping later writes" do

@@ -12,6 +12,8 @@ RSpec.describe "connections" do
       expect(h.get("/two").body).to eq("/two")
     end
     expect(server.live_connections).to be <= 1
+    answers = on_one_connection(server, ["GET /a HTTP/1.1\r\nHost: h\r\n\r\n", "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"], %r{/[ab]\z})
+    expect(answers).to match([end_with("/a"), end_with("/b")])
   end
 
   it "answers pipelined requests in order" do

@@ -15,8 +15,11 @@ RSpec.describe "errors in the app" do
     http(server) do |h|
       response = h.get("/boom")
       expect(response.code).to eq("500")
-      expect(h.get("/after").body).to eq("ok") # same keep-alive connection
+      expect(h.get("/after").body).to eq("ok")
     end
+    answers = on_one_connection(server, ["GET /boom HTTP/1.1\r\nHost: h\r\n\r\n", "GET /after HTTP/1.1\r\nHost: h\r\n\r\n"],
+                                /(Error\n|ok)\z/)
+    expect(answers).to match([start_with("HTTP/1.1 500"), end_with("ok")]) # the 500 kept the connection
     expect(log.string).to include("ArgumentError: bad thing").and include("errors_spec.rb")
   end
 

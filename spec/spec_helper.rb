@@ -10,6 +10,7 @@ require "stringio"
 # Loaded for the whole run, as in an app that uses it: threaded servers then run the
 # reactor beside their workers, and evented specs run the app on it.
 require "eventmachine"
+require "timeout"
 require "tmpdir"
 
 Dir[File.join(__dir__, "support", "*.rb")].sort.each { |f| require f }
@@ -21,4 +22,6 @@ RSpec.configure do |config|
   config.after { @servers.each { |s| s.halt.wait } }
   config.filter_run_excluding(rack: ->(v) { !RackVersion.matches?(v) })
   config.order = :defined
+  # A broken feature must fail its example, not hang the suite until CI's limit.
+  config.around { |example| Timeout.timeout(90) { example.run } }
 end

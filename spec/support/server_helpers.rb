@@ -63,6 +63,21 @@ module ServerHelpers
     out
   end
 
+  # Sends each request in turn on ONE connection, reading each answer before the next, and
+  # returns the answers. Net::HTTP would quietly reconnect if the server closed; this fails.
+  # `until` matches the end of each answer.
+  def on_one_connection(server, requests, until_pattern)
+    sock = connect(server)
+    requests.map do |req|
+      raise "the server closed the connection before #{req.lines.first.inspect}" if sock.wait_readable(0) && sock.eof?
+
+      sock.write(req)
+      read_until(sock, until_pattern)
+    end
+  ensure
+    sock&.close
+  end
+
   # Queue#pop that fails the example instead of hanging it when the event never comes.
   def pop_within(queue, seconds = 5)
     Timeout.timeout(seconds) { queue.pop }

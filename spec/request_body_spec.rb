@@ -32,6 +32,28 @@ RSpec.describe "request bodies (rack.input)" do
     expect(seen.last).not_to have_key("CONTENT_LENGTH")
   end
 
+  it "drops chunk extensions and trailers, and reads the next pipelined request after them" do
+    server = serve(recording_app(seen))
+    text = raw(server, "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" \
+                       "3;name=v\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n" \
+                       "GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    expect(text.scan(/HTTP\/1\.1 200/).size).to eq(2)
+    expect(seen.map { |e| [e["PATH_INFO"], e["lunar.test.body"]] }).to eq([["/a", "abc"], ["/b", ""]])
+    expect(seen.first).not_to have_key("HTTP_X_TRAILER")
+  end
+
+  it "answers Expect: 100-continue before the client sends the body" do
+    server = serve(recording_app(seen))
+    sock = connect(server)
+    sock.write("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+    expect(read_until(sock, /\r\n\r\n/)).to eq("HTTP/1.1 100 Continue\r\n\r\n")
+    sock.write("hello")
+    expect(read_until(sock, /\r\n\r\n/)).to start_with("HTTP/1.1 200")
+    expect(seen.last["lunar.test.body"]).to eq("hello")
+  ensure
+    sock&.close
+  end
+
   it "spools a body over the threshold to a temp file, still rewindable" do
     server = serve(spool_threshold: 1024) do |env|
       input = env["rack.input"]

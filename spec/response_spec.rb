@@ -2,6 +2,7 @@
 
 require "spec_helper"
 require "tempfile"
+require "time"
 
 RSpec.describe "responses" do
   def headers_of(text)
@@ -86,6 +87,38 @@ RSpec.describe "responses" do
     expect([calls.pop, calls.pop]).to eq([[:second, 200], [:first, 200, nil, "/fine"]])
     expect(get(server, "/error").code).to eq("500")
     expect([calls.pop, calls.pop]).to eq([[:second, nil], [:first, nil, "kaput", "/error"]])
+  end
+
+  it "passes an app-set Transfer-Encoding through without chunking twice (Rack::Chunked)" do
+    pre_chunked = Struct.new(:parts) { def each(&block) = parts.each(&block) }.new(["5\r\nhello\r\n", "0\r\n\r\n"])
+    server = serve { [200, { "transfer-encoding" => "chunked" }, pre_chunked] }
+    answers = on_one_connection(server, ["GET /a HTTP/1.1\r\nHost: h\r\n\r\n", "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"], /0\r\n\r\n\z/)
+    answers.each do |text|
+      head, body = text.split("\r\n\r\n", 2)
+      expect(head.scan(/Transfer-Encoding/i).size).to eq(1)
+      expect(body).to eq("5\r\nhello\r\n0\r\n\r\n")
+    end
+  end
+
+  it "closes the connection when a streamed body breaks its own Content-Length" do
+    body = ->(parts) { Struct.new(:parts) { def each(&block) = parts.each(&block) }.new(parts) }
+    server = serve do |env|
+      parts = env["PATH_INFO"] == "/short" ? ["abc"] : ["abcdefghij", "extra"]
+      [200, { "content-length" => "10" }, body.call(parts)]
+    end
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    short = raw(server, "GET /short HTTP/1.1\r\nHost: h\r\n\r\n", timeout: 10) # returns at the server's close
+    long = raw(server, "GET /long HTTP/1.1\r\nHost: h\r\n\r\n", timeout: 10)
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 5 # closed, not timed out
+    expect(short).to start_with("HTTP/1.1 200").and end_with("\r\n\r\nabc")
+    expect(long).not_to include("extra")
+  end
+
+  it "writes a Date header and title-cased names" do
+    server = serve { [200, { "x-request-id" => "1", "content-length" => "0" }, []] }
+    lines = headers_of(raw(server, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
+    expect(lines).to include("X-Request-Id: 1", "Content-Length: 0")
+    expect(Time.httpdate(lines.find { |l| l.start_with?("Date: ") }.delete_prefix("Date: "))).to be_within(5).of(Time.now)
   end
 
   it "closes the connection without a byte when the app returns nil" do

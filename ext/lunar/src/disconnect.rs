@@ -2,9 +2,9 @@
 //!
 //! One watch per request, armed while the response is Ruby's to finish: first inside the
 //! request's future (an async response pending), then inside a streamed body. If it is
-//! dropped while armed (hyper dropped the future or the body because the client left, the
-//! connection idled out, or the server stopped), a `Closed(id)` event goes to Ruby, which
-//! fires `async.close` and fails a deferrable body. Complete replies disarm it.
+//! dropped while armed (the connection dropped the exchange or the body because the client
+//! left, the connection idled out, or the server stopped), a `Closed(id)` event goes to
+//! Ruby, which fires `async.close` and fails a deferrable body. Complete replies disarm it.
 
 use std::sync::Arc;
 

@@ -9,8 +9,8 @@ use magnus::{value::Lazy, value::ReprValue, Error, RHash, RString, Ruby, Value};
 use crate::config::ServerConfig;
 use crate::headers::{cgi_name, split_host};
 use crate::job::ConnectionInfo;
-use hyper::http::request::Parts;
-use hyper::http::{Method, Version};
+use http::request::Parts;
+use http::{Method, Version};
 
 macro_rules! frozen_keys {
     ($($name:ident = $text:expr;)*) => {
@@ -89,7 +89,7 @@ struct Pairs {
 }
 
 impl Pairs {
-    /// 14 CGI entries + hyper's limit of 100 headers, as key/value pairs, with room to spare.
+    /// 14 CGI entries + the parser's limit of 100 headers (http1::head), as key/value pairs, with room to spare.
     const CAPACITY: usize = 256;
 
     fn new(ruby: &Ruby) -> Self {
@@ -180,10 +180,10 @@ fn request_target<'a>(head: &'a Parts, cfg: &ServerConfig) -> (&'a str, &'a str)
 }
 
 /// `HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`. Repeated headers are joined with `", "`
-/// (hyper yields a name's values consecutively).
+/// (HeaderMap yields a name's values consecutively).
 fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts) {
     let chunked = head.headers.contains_key("transfer-encoding");
-    let mut previous: Option<(&hyper::http::HeaderName, RString)> = None;
+    let mut previous: Option<(&http::HeaderName, RString)> = None;
     for (name, value) in head.headers.iter() {
         if let Some((prev_name, prev_value)) = &previous {
             if *prev_name == name {

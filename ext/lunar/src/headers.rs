@@ -5,7 +5,7 @@
 //! never written, and neither is a line holding CR or NUL or a name that is not a token:
 //! that is what stops response splitting.
 
-use hyper::http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Appends one Rack header (name, String value) to `map`. Returns how many lines were written.
 pub fn append_rack_header(map: &mut HeaderMap, name: &[u8], value: &[u8]) -> usize {

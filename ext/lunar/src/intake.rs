@@ -1,18 +1,22 @@
-//! Reading a request body on the I/O side, within `max_body`, spooling large ones to disk.
+//! Reading a request body on the I/O side (Content-Length or chunked), within `max_body`,
+//! spooling large ones to disk.
 
 use std::io::{Seek, SeekFrom, Write};
-use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
-use http_body::Body;
-use hyper::body::Incoming;
-use hyper::http::{header, HeaderMap};
 
-use crate::config::ServerConfig;
+use crate::connection::{Conn, BODY_READ};
+use crate::http1::chunked::{ChunkedDecoder, Step};
+use crate::http1::head::{BodyFraming, RequestHead};
 use crate::job::RequestBody;
+use crate::socket::Socket;
 
 pub enum BodyError {
+    /// Over `max_body`: 413.
     TooLarge,
+    /// A malformed chunked body: 400.
+    Invalid,
+    /// The client left or the socket failed.
     Io,
 }
 
@@ -88,29 +92,51 @@ fn temp_file() -> std::io::Result<std::fs::File> {
         .open(std::env::temp_dir())
 }
 
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
-}
-
-/// Reads the whole body (hyper has already de-chunked it). Spool writes are small and go to
-/// the page cache, so they are done inline rather than on a blocking thread.
-pub async fn read_body(mut body: Incoming, headers: &HeaderMap, cfg: &ServerConfig) -> Result<RequestBody, BodyError> {
-    if declared_length(headers).is_some_and(|n| n > cfg.max_body) {
-        return Err(BodyError::TooLarge);
+/// Reads the whole body as its framing says, answering `100 Continue` first if the client
+/// waits for it. Spool writes are small and go to the page cache, so they are done inline
+/// rather than on a blocking thread.
+pub async fn read_body<S: Socket>(conn: &mut Conn<S>, head: &RequestHead) -> Result<RequestBody, BodyError> {
+    let (max_body, threshold) = (conn.shared.config.max_body, conn.shared.config.spool_threshold);
+    if let BodyFraming::Length(n) = head.framing {
+        if n > max_body {
+            return Err(BodyError::TooLarge);
+        }
     }
-    if body.is_end_stream() {
+    if head.framing == BodyFraming::None {
         return Ok(RequestBody::Empty);
+    }
+    if head.expect_continue && conn.buf.is_empty() {
+        conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.map_err(|_| BodyError::Io)?;
     }
     let mut sink = Sink::Nothing;
     let mut total: u64 = 0;
-    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        let frame = frame.map_err(|_| BodyError::Io)?;
-        let Ok(data) = frame.into_data() else { continue }; // trailers are ignored
+    let mut chunked = ChunkedDecoder::default();
+    loop {
+        let data = match head.framing {
+            BodyFraming::Length(n) if total == n => break,
+            BodyFraming::Length(n) if !conn.buf.is_empty() => {
+                let take = (n - total).min(conn.buf.len() as u64) as usize;
+                conn.buf.split_to(take).freeze()
+            }
+            BodyFraming::Chunked => match chunked.decode(&mut conn.buf).map_err(|_| BodyError::Invalid)? {
+                Step::Data(data) => data,
+                Step::Done => break,
+                Step::NeedMore => Bytes::new(),
+            },
+            _ => Bytes::new(),
+        };
+        if data.is_empty() {
+            match conn.read_more(BODY_READ).await {
+                Ok(0) | Err(_) => return Err(BodyError::Io),
+                Ok(_) => continue,
+            }
+        }
         total += data.len() as u64;
-        if total > cfg.max_body {
+        if total > max_body {
             return Err(BodyError::TooLarge);
         }
-        sink.push(data, cfg.spool_threshold).map_err(|_| BodyError::Io)?;
+        sink.push(data, threshold).map_err(|_| BodyError::Io)?;
     }
+    conn.release_buffer();
     sink.finish().map_err(|_| BodyError::Io)
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use hyper::http::request::Parts;
+use http::request::Parts;
 use tokio::sync::{oneshot, Notify};
 
 use crate::reply::Reply;
@@ -68,7 +68,7 @@ impl ConnectionInfo {
 /// One request for Ruby to answer. `reply` is a one-shot slot: the first answer wins.
 pub struct RequestJob {
     pub id: u64,
-    pub head: Parts,
+    pub head: Box<Parts>,
     pub body: RequestBody,
     pub connection: std::sync::Arc<ConnectionInfo>,
     pub reply: oneshot::Sender<Reply>,

@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use hyper::http::request::Parts;
+use http::request::Parts;
 use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,7 +21,8 @@ use crate::{env, response};
 #[magnus::wrap(class = "Lunar::Native::Request", free_immediately, size)]
 pub struct NativeRequest {
     id: u64,
-    head: Parts,
+    /// Taken by `env`: a held request keeps no copy of its head.
+    head: Mutex<Option<Box<Parts>>>,
     connection: Arc<ConnectionInfo>,
     body: Mutex<Option<RequestBody>>,
     reply: Mutex<Option<oneshot::Sender<Reply>>>,
@@ -32,7 +33,7 @@ impl NativeRequest {
     pub fn new(job: RequestJob, shared: Arc<Shared>) -> Self {
         NativeRequest {
             id: job.id,
-            head: job.head,
+            head: Mutex::new(Some(job.head)),
             connection: job.connection,
             body: Mutex::new(Some(job.body)),
             reply: Mutex::new(Some(job.reply)),
@@ -44,9 +45,11 @@ impl NativeRequest {
         self.id
     }
 
-    /// The Rack env, built from the server's base env.
+    /// The Rack env, built from the server's base env. Once: the head is dropped after.
     fn env(ruby: &Ruby, rb_self: &Self, base: RHash) -> Result<RHash, Error> {
-        let job_view = env::JobView { head: &rb_self.head, connection: &rb_self.connection };
+        let head = rb_self.head.lock().ok().and_then(|mut h| h.take());
+        let head = head.ok_or_else(|| Error::new(ruby.exception_runtime_error(), "Lunar::Native::Request#env was already built"))?;
+        let job_view = env::JobView { head: &head, connection: &rb_self.connection };
         env::build(ruby, base, &job_view, &rb_self.shared.config)
     }
 

@@ -2,13 +2,10 @@
 //! complete bytes, a file tokio reads itself, or a stream of chunks written later.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use hyper::http::{header, HeaderValue, Response, StatusCode};
-use tokio::io::{AsyncRead, ReadBuf};
+use http::{header, HeaderValue, Response, StatusCode};
+use tokio::io::AsyncReadExt;
 
 use crate::stream::ChunkStream;
 
@@ -24,12 +21,12 @@ pub enum Reply {
 
 const FILE_CHUNK: usize = 64 * 1024;
 
-/// The response body types Lunar writes. Implements hyper's `Body`.
+/// The response body types Lunar writes (see `respond`).
 pub enum ReplyBody {
     Empty,
     Full(Option<Bytes>),
     /// Chunks as Ruby writes them (see `stream`); ends when the writer closes, as an error
-    /// (so hyper closes the connection instead of completing the body) if it aborted.
+    /// (so the connection closes instead of the body completing) if it aborted.
     Chunks(Box<ChunkStream>),
     File(FileBody),
 }
@@ -47,62 +44,33 @@ impl FileBody {
     }
 }
 
-impl Body for ReplyBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match self.get_mut() {
-            ReplyBody::Empty => Poll::Ready(None),
-            ReplyBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ReplyBody::Chunks(stream) => stream.poll_chunk(cx),
-            ReplyBody::File(f) => f.poll_chunk(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
+impl ReplyBody {
+    /// The body's length when known before writing (a stream's is not).
+    pub fn known_len(&self) -> Option<u64> {
         match self {
-            ReplyBody::Empty => true,
-            ReplyBody::Full(data) => data.is_none(),
-            ReplyBody::Chunks(..) => false,
-            ReplyBody::File(f) => f.remaining == 0,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ReplyBody::Empty => SizeHint::with_exact(0),
-            ReplyBody::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            ReplyBody::Chunks(..) => SizeHint::default(),
-            ReplyBody::File(f) => SizeHint::with_exact(f.remaining),
+            ReplyBody::Empty => Some(0),
+            ReplyBody::Full(data) => Some(data.as_ref().map_or(0, |d| d.len() as u64)),
+            ReplyBody::Chunks(..) => None,
+            ReplyBody::File(f) => Some(f.remaining),
         }
     }
 }
 
 impl FileBody {
-    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    /// The next slice of the file, `None` at its end. A file that shrank under us is an
+    /// error, so the connection closes rather than the response looking complete.
+    pub async fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
         if self.remaining == 0 {
-            return Poll::Ready(None);
+            return Ok(None);
         }
         let want = (self.remaining as usize).min(FILE_CHUNK);
         self.buf.resize(want, 0);
-        let mut read_buf = ReadBuf::new(&mut self.buf);
-        match Pin::new(&mut self.file).poll_read(cx, &mut read_buf) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(Ok(())) if read_buf.filled().is_empty() => {
-                // The file shrank under us: end short, so hyper closes the connection.
-                Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file truncated"))))
-            }
-            Poll::Ready(Ok(())) => {
-                let chunk = Bytes::copy_from_slice(read_buf.filled());
-                self.remaining -= chunk.len() as u64;
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
-            }
+        let n = self.file.read(&mut self.buf).await?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file truncated"));
         }
+        self.remaining -= n as u64;
+        Ok(Some(&self.buf[..n]))
     }
 }
 

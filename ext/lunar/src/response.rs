@@ -1,7 +1,7 @@
 //! Rack triple pieces (Ruby values) → a `Reply` of plain Rust data, on the Ruby thread.
 
 use bytes::BytesMut;
-use hyper::http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
 use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
 use crate::headers::append_rack_header;

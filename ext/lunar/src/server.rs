@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioTimer;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{watch, Notify};
 
@@ -21,7 +19,6 @@ pub struct Shared {
     pub config: ServerConfig,
     pub runtime: Handle,
     pub queue: DispatchQueue,
-    pub http: http1::Builder,
     pub shutdown: watch::Receiver<bool>,
     next_id: AtomicU64,
     live_connections: AtomicUsize,
@@ -64,20 +61,6 @@ impl Drop for ConnectionGuard {
     }
 }
 
-fn http_builder(config: &ServerConfig) -> http1::Builder {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
-        .max_header_size(config.max_header_size)
-        // Also the most hyper queues for writing before it flushes: big enough that a fast
-        // stream goes out in large writes (measured: 128 KiB took twice Thin's kernel time
-        // for a 1 GiB body). Buffers only grow to it under load; the head limit is separate.
-        .max_buf_size(config.max_header_size.max(1024 * 1024))
-        .keep_alive(true)
-        .title_case_headers(true);
-    http
-}
-
 pub struct ServerHandle {
     pub shared: Arc<Shared>,
     pub addresses: Vec<String>,
@@ -99,7 +82,6 @@ impl ServerHandle {
         let shared = Arc::new(Shared {
             runtime: runtime.handle().clone(),
             queue: DispatchQueue::new(config.queue_capacity),
-            http: http_builder(&config),
             shutdown: shutdown_rx,
             next_id: AtomicU64::new(1),
             live_connections: AtomicUsize::new(0),

@@ -1,73 +1,52 @@
-//! The per-request path on the I/O side: check limits, read the body, queue the job for
-//! Ruby, and await its reply.
+//! Handing one request to Ruby and awaiting its answer on the I/O side, while watching for
+//! the client to leave (a held request must notice that without reading anything).
 
-use std::fmt;
-use std::sync::Arc;
-
-use hyper::body::Incoming;
-use hyper::http::{Request, Response, StatusCode};
+use http::request::Parts;
+use http::{Response, StatusCode};
 use tokio::sync::oneshot;
 
+use crate::connection::Conn;
 use crate::disconnect::DisconnectWatch;
-use crate::intake::{self, BodyError};
-use crate::job::{ConnectionInfo, RequestJob};
+use crate::job::{RequestBody, RequestJob};
 use crate::reply::{plain, Reply, ReplyBody};
-use crate::server::Shared;
+use crate::socket::Socket;
 
-/// Returned to hyper to end the connection without (more) response bytes.
-#[derive(Debug)]
-pub struct CloseConnection;
-
-impl fmt::Display for CloseConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("connection closed by the application")
-    }
-}
-
-impl std::error::Error for CloseConnection {}
-
-pub async fn handle(
-    req: Request<Incoming>,
-    connection: Arc<ConnectionInfo>,
-    shared: Arc<Shared>,
-) -> Result<Response<ReplyBody>, CloseConnection> {
-    // A request with both Content-Length and Transfer-Encoding never gets here as such:
-    // hyper lets chunked framing win, drops Content-Length and closes the connection after
-    // the response (RFC 9112 §6.1), so nothing smuggled after the body is ever parsed.
-    let (head, body) = req.into_parts();
-    let body = match intake::read_body(body, &head.headers, &shared.config).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, true)),
-        Err(BodyError::Io) => return Err(CloseConnection),
-    };
+/// Queues the request for a Ruby thread and waits for the reply. `None`: close the
+/// connection without a response (the app said so, or the client is gone).
+pub async fn dispatch<S: Socket>(conn: &mut Conn<S>, head: Box<Parts>, body: RequestBody) -> Option<Response<ReplyBody>> {
     let (reply, answer) = oneshot::channel();
-    let id = shared.next_id();
-    if shared.queue.push_request(RequestJob { id, head, body, connection, reply }).is_err() {
-        return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, false));
+    let id = conn.shared.next_id();
+    let job = RequestJob { id, head, body, connection: conn.info.clone(), reply };
+    if conn.shared.queue.push_request(job).is_err() {
+        return Some(plain(StatusCode::SERVICE_UNAVAILABLE, false));
     }
     // From here until Ruby finishes the response, this request's connection ending is news
-    // for Ruby (async.close): dropping this future drops the watch armed.
-    let watch = DisconnectWatch::new(id, shared.clone());
-    match answer.await {
+    // for Ruby (async.close): returning early drops the watch armed.
+    let watch = DisconnectWatch::new(id, conn.shared.clone());
+    let answer = tokio::select! {
+        answer = answer => answer,
+        _ = conn.peer_closed() => return None,
+    };
+    match answer {
         Ok(Reply::Response(mut res)) => {
             match res.body_mut() {
                 ReplyBody::Chunks(stream) => stream.watch(watch),
                 _ => watch.disarm(),
             }
-            Ok(res)
+            Some(res)
         }
         Ok(Reply::Published(res)) => {
             drop(watch); // armed: Ruby learns the exchange ended and finishes it
-            Ok(res)
+            Some(res)
         }
         Ok(Reply::Close) => {
             watch.disarm();
-            Err(CloseConnection)
+            None
         }
         // The Ruby side let go of the request unanswered (a killed thread, a stop).
         Err(_) => {
             watch.disarm();
-            Ok(plain(StatusCode::SERVICE_UNAVAILABLE, true))
+            Some(plain(StatusCode::SERVICE_UNAVAILABLE, true))
         }
     }
 }

@@ -13,17 +13,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::Frame;
 use tokio::sync::{mpsc, Notify};
 
 use crate::disconnect::DisconnectWatch;
 use crate::job::ConnectionInfo;
 
-/// Shared by the Ruby writer and the hyper body.
+/// Shared by the Ruby writer and the connection writing the body.
 pub struct StreamState {
-    /// Bytes written by Ruby and not yet taken by hyper.
+    /// Bytes written by Ruby and not yet taken by the connection.
     pub queued: AtomicUsize,
-    /// Signalled whenever hyper takes a chunk.
+    /// Signalled whenever the connection takes a chunk.
     pub room: Notify,
     pub finished: AtomicBool,
     pub aborted: AtomicBool,
@@ -108,7 +107,7 @@ impl StreamSender {
     }
 }
 
-/// The hyper end of a streamed body.
+/// The connection's end of a streamed body.
 pub struct ChunkStream {
     rx: mpsc::UnboundedReceiver<Bytes>,
     state: Arc<StreamState>,
@@ -125,7 +124,7 @@ impl ChunkStream {
         self.watch = Some(watch);
     }
 
-    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         if self.state.aborted.load(Ordering::Acquire) {
             return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::Interrupted, "response aborted"))));
         }
@@ -134,10 +133,28 @@ impl ChunkStream {
             Poll::Ready(Some(data)) => {
                 self.state.queued.fetch_sub(data.len(), Ordering::AcqRel);
                 self.state.room.notify_waiters();
-                Poll::Ready(Some(Ok(Frame::data(data))))
+                Poll::Ready(Some(Ok(data)))
             }
             Poll::Ready(None) => Poll::Ready(None),
         }
+    }
+
+    /// Takes every chunk already queued (up to about `max_bytes`) into `out`, so that many
+    /// small writes from Ruby go out in one system call. Waits only while nothing is queued.
+    /// An end or an error after some chunks is reported by the next call.
+    pub fn poll_batch(&mut self, cx: &mut Context<'_>, out: &mut Vec<Bytes>, max_bytes: usize) -> Poll<Option<io::Result<()>>> {
+        let mut bytes = 0;
+        while bytes < max_bytes {
+            match self.poll_chunk(cx) {
+                Poll::Ready(Some(Ok(data))) => {
+                    bytes += data.len();
+                    out.push(data);
+                }
+                other if out.is_empty() => return other.map(|end| end.map(|r| r.map(|_| ()))),
+                _ => break,
+            }
+        }
+        Poll::Ready(Some(Ok(())))
     }
 }
 

@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
-use hyper::http::HeaderMap;
+use http::HeaderMap;
 use magnus::{Error, RString, Ruby, Value};
 use tokio::sync::oneshot;
 

@@ -4,8 +4,8 @@
 //!
 //! Prints `open OK FAILED MILLISECONDS` once every request is sent. Then, by MODE:
 //! - `poll` (default): waits up to WAIT seconds for the first response byte on each
-//!   connection and prints `recv OK MISSING` and `times T1 T2 …` (microseconds since the
-//!   Unix epoch, when each answer arrived);
+//!   connection and prints `recv OK MISSING REFUSED` (REFUSED: answered, but not 200) and
+//!   `times T1 T2 …` (microseconds since the Unix epoch, when each 200 answer began);
 //! - `sse`: reads every connection for WAIT seconds as an EventSource stream and prints
 //!   `sse FRAMES GAPS CLOSED`: `id:` frames received, ids skipped (a frame lost), and
 //!   connections the server closed before the end.
@@ -81,13 +81,28 @@ async fn main() {
     }
 
     let held = streams.len();
+    let refused = Arc::new(AtomicUsize::new(0));
     let mut readers = Vec::with_capacity(held);
     for mut stream in streams {
         let times = times.clone();
+        let refused = refused.clone();
         readers.push(tokio::spawn(async move {
-            let mut byte = [0u8; 1];
-            if let Ok(Ok(1)) = tokio::time::timeout(Duration::from_secs(wait), stream.read(&mut byte)).await {
-                times.lock().await.push(now_us());
+            let mut status = [0u8; 12];
+            if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(wait), stream.read(&mut status)).await {
+                let at = now_us();
+                // The rest of "HTTP/1.1 200" normally came in the same read; finish it if not.
+                let mut got = n;
+                while got > 0 && got < status.len() {
+                    match stream.read(&mut status[got..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(m) => got += m,
+                    }
+                }
+                if &status[..got] == b"HTTP/1.1 200" {
+                    times.lock().await.push(at);
+                } else if got > 0 {
+                    refused.fetch_add(1, Ordering::Relaxed); // a 503: not a delivered message
+                }
             }
             stream // held open until everyone is done
         }));
@@ -99,7 +114,8 @@ async fn main() {
         }
     }
     let times = times.lock().await;
-    println!("recv {} {}", times.len(), held - times.len());
+    let refused = refused.load(Ordering::Relaxed);
+    println!("recv {} {} {}", times.len(), held - times.len() - refused, refused);
     let list: Vec<String> = times.iter().map(|t| t.to_string()).collect();
     println!("times {}", list.join(" "));
 }

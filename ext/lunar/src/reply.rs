@@ -11,12 +11,14 @@ use crate::stream::ChunkStream;
 
 /// How Ruby answered a request.
 pub enum Reply {
-    Response(Response<ReplyBody>),
+    /// Boxed, like every response on its way: a held request's reply slot (and its task)
+    /// should cost a pointer, not a whole response.
+    Response(Box<Response<ReplyBody>>),
     /// Close the connection without writing a byte (a `nil` Rack result).
     Close,
     /// A held long-poll answered by a `Topic`: Ruby did not write it, so the I/O side tells
     /// Ruby afterwards (a Closed notice) to finish the exchange (async.close and the rest).
-    Published(Response<ReplyBody>),
+    Published(Box<Response<ReplyBody>>),
 }
 
 const FILE_CHUNK: usize = 64 * 1024;
@@ -75,7 +77,7 @@ impl FileBody {
 }
 
 /// A short plain-text answer the server gives on its own (400, 413, 503 …).
-pub fn plain(status: StatusCode, close: bool) -> Response<ReplyBody> {
+pub fn plain(status: StatusCode, close: bool) -> Box<Response<ReplyBody>> {
     let text = format!("{}\n", status.canonical_reason().unwrap_or("Error"));
     let mut res = Response::new(ReplyBody::Full(Some(Bytes::from(text))));
     *res.status_mut() = status;
@@ -84,5 +86,5 @@ pub fn plain(status: StatusCode, close: bool) -> Response<ReplyBody> {
     if close {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    res
+    Box::new(res)
 }

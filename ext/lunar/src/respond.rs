@@ -19,9 +19,9 @@ const COPY_LIMIT: usize = 16 * 1024;
 const BATCH_BYTES: usize = 1024 * 1024;
 
 /// Writes `res`. Returns whether the connection may carry another request.
-pub async fn write<S: Socket>(conn: &mut Conn<S>, res: Response<ReplyBody>, req: RequestFacts) -> io::Result<bool> {
+pub async fn write<S: Socket>(conn: &mut Conn<S>, res: Box<Response<ReplyBody>>, req: RequestFacts) -> io::Result<bool> {
     let draining = *conn.shared.shutdown.borrow();
-    let (parts, body) = res.into_parts();
+    let (parts, body) = (*res).into_parts();
     let len = body.known_len().map_or(BodyLen::Stream, BodyLen::Known);
     let head = encode::encode(parts.status, &parts.headers, len, req, draining);
     let mut bytes = head.bytes;

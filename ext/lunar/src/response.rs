@@ -80,9 +80,9 @@ pub fn full_body(ruby: &Ruby, body: Value) -> Result<ReplyBody, Error> {
     Ok(ReplyBody::Full(Some(buf.freeze())))
 }
 
-pub fn build(status: i64, headers: HeaderMap, body: ReplyBody) -> Response<ReplyBody> {
+pub fn build(status: i64, headers: HeaderMap, body: ReplyBody) -> Box<Response<ReplyBody>> {
     let mut res = Response::new(body);
     *res.status_mut() = status_code(status);
     *res.headers_mut() = headers;
-    res
+    Box::new(res)
 }

@@ -13,7 +13,7 @@ use crate::socket::Socket;
 
 /// Queues the request for a Ruby thread and waits for the reply. `None`: close the
 /// connection without a response (the app said so, or the client is gone).
-pub async fn dispatch<S: Socket>(conn: &mut Conn<S>, head: Box<Parts>, body: RequestBody) -> Option<Response<ReplyBody>> {
+pub async fn dispatch<S: Socket>(conn: &mut Conn<S>, head: Box<Parts>, body: RequestBody) -> Option<Box<Response<ReplyBody>>> {
     let (reply, answer) = oneshot::channel();
     let id = conn.shared.next_id();
     let job = RequestJob { id, head, body, connection: conn.info.clone(), reply };

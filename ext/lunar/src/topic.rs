@@ -8,7 +8,7 @@
 //! buffer (`stream_buffer`) is cut off rather than waited for: one slow subscriber must not
 //! delay the others. Connections that ended are pruned as they are found.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
@@ -22,7 +22,8 @@ use crate::response;
 use crate::stream::{Queued, StreamSender};
 
 enum Subscriber {
-    Poll { reply: oneshot::Sender<Reply>, status: i64, headers: HeaderMap },
+    /// `head` is shared by every subscriber held with the same status and headers.
+    Poll { reply: oneshot::Sender<Reply>, head: Arc<(i64, HeaderMap)> },
     Stream { sender: StreamSender, prefix: Bytes, suffix: Bytes },
 }
 
@@ -78,14 +79,21 @@ impl Topic {
     /// Holds a long-poll request until the next message: its answer is `status`, `headers`
     /// and the message as the body. False if the request was already answered.
     fn hold(ruby: &Ruby, rb_self: &Self, request: &NativeRequest, status: i64, headers: Value) -> Result<bool, Error> {
-        let headers = response::header_map(ruby, headers)?;
-        Ok(match request.take_reply() {
-            Some(reply) => {
-                rb_self.add(Subscriber::Poll { reply, status, headers });
-                true
-            }
-            None => false,
-        })
+        let head = (status, response::header_map(ruby, headers)?);
+        let Some(reply) = request.take_reply() else { return Ok(false) };
+        if let Ok(mut subs) = rb_self.subscribers.lock() {
+            // Subscribers are held alike: share the last one's head when it is the same.
+            let shared = match subs.last() {
+                Some(Subscriber::Poll { head: h, .. }) => Some(h.clone()),
+                _ => None,
+            };
+            let head = match shared {
+                Some(h) if *h == head => h,
+                _ => Arc::new(head),
+            };
+            subs.push(Subscriber::Poll { reply, head });
+        }
+        Ok(true)
     }
 
     /// Attaches an open stream: every message is written between `prefix` and `suffix`.
@@ -115,9 +123,9 @@ impl Topic {
             match sub {
                 _ if sub.is_gone() => {}
                 Subscriber::Poll { .. } if !framed => kept.push(sub),
-                Subscriber::Poll { reply, status, headers } => {
+                Subscriber::Poll { reply, head } => {
                     let body = ReplyBody::Full(Some(message.clone()));
-                    if reply.send(Reply::Published(response::build(status, headers, body))).is_ok() {
+                    if reply.send(Reply::Published(response::build(head.0, head.1.clone(), body))).is_ok() {
                         reached += 1;
                     }
                 }

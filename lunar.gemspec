@@ -5,8 +5,8 @@ require_relative "lib/lunar/version"
 Gem::Specification.new do |s|
   s.name = "lunar"
   s.version = Lunar::VERSION
-  s.summary = "A Rack server in Rust (hyper + tokio) that honours Thin's async responses"
-  s.description = "Lunar serves Rack 2 and Rack 3 apps from a hyper/tokio core. Ruby threads only run Ruby; " \
+  s.summary = "A Rack server in Rust (tokio) that honours Thin's async responses"
+  s.description = "Lunar serves Rack 2 and Rack 3 apps from a Rust (tokio) core. Ruby threads only run Ruby; " \
                   "sockets, parsing and writing happen in Rust."
   s.authors = ["The Lunar developers"]
   s.license = "MIT"

@@ -80,11 +80,14 @@ def table(results)
     lines << "\n### #{scenario}\n"
     lines << "| server | requests/s | p99 latency | server CPU per request | CPU vs floor | CPU vs Puma |"
     lines << "| --- | ---: | ---: | ---: | ---: | ---: |"
+    notes = []
     SERVERS.each_key do |name|
       r = results[[scenario, name]]
-      lines << format("| %s | %.0f | %.2f ms | %.1f µs | %.2f× | %.2f× |%s", name, r.rps, r.p99_ms, r.cpu_us,
-                      r.cpu_us / floor.cpu_us, r.cpu_us / puma.cpu_us, r.errors ? " socket errors: #{r.errors}" : "")
+      lines << format("| %s | %.0f | %.2f ms | %.1f µs | %.2f× | %.2f× |", name, r.rps, r.p99_ms, r.cpu_us,
+                      r.cpu_us / floor.cpu_us, r.cpu_us / puma.cpu_us)
+      notes << "- #{name}: wrk saw socket errors (#{r.errors})" if r.errors
     end
+    lines << "" << notes.join("\n") unless notes.empty?
   end
   lines.join("\n")
 end

@@ -153,12 +153,16 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     let version = if head.version == Version::HTTP_10 { &V_HTTP_1_0 } else { &V_HTTP_1_1 };
     pairs.push(env, ruby.get_inner(&SERVER_PROTOCOL), ruby.get_inner(version));
     pairs.push(env, ruby.get_inner(&HTTP_VERSION), ruby.get_inner(version));
-    pairs.push(env, ruby.get_inner(&REMOTE_ADDR), ruby.str_new(&job.connection.remote_ip));
+    pairs.push(env, ruby.get_inner(&REMOTE_ADDR), ruby.str_new(&job.connection.remote_ip()));
 
     let host = head.headers.get("host").and_then(|h| h.to_str().ok()).or(head.uri.authority().map(|a| a.as_str()));
+    let local;
     let (name, port) = match host {
         Some(h) => split_host(h, "80"),
-        None => (job.connection.local_host.as_str(), job.connection.local_port.as_str()),
+        None => {
+            local = job.connection.local_host_port();
+            (local.0.as_str(), local.1.as_str())
+        }
     };
     pairs.push(env, ruby.get_inner(&SERVER_NAME), ruby.str_new(name));
     pairs.push(env, ruby.get_inner(&SERVER_PORT), ruby.str_new(port));

@@ -2,7 +2,7 @@
 //!
 //! Nothing here is a Ruby object, so a job may be built on an I/O thread and moved freely.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -23,34 +23,34 @@ pub enum RequestBody {
 /// aborted by an error).
 #[derive(Debug)]
 pub struct ConnectionInfo {
-    /// Peer IP as Rack's `REMOTE_ADDR` wants it (`127.0.0.1` for Unix sockets, like Puma).
-    pub remote_ip: String,
-    /// Local host and port, the `SERVER_NAME`/`SERVER_PORT` fallback when there is no Host.
-    pub local_host: String,
-    pub local_port: String,
+    /// Addresses as the socket gave them (`None` for a Unix socket); formatted only when an
+    /// env is built, so a held connection keeps no Strings.
+    peer: Option<IpAddr>,
+    local: Option<SocketAddr>,
     cut: Notify,
 }
 
 impl ConnectionInfo {
     pub fn tcp(peer: SocketAddr, local: SocketAddr) -> Self {
-        let local_host = match local {
-            SocketAddr::V4(a) => a.ip().to_string(),
-            SocketAddr::V6(a) => format!("[{}]", a.ip()),
-        };
-        ConnectionInfo {
-            remote_ip: peer.ip().to_string(),
-            local_host,
-            local_port: local.port().to_string(),
-            cut: Notify::new(),
-        }
+        ConnectionInfo { peer: Some(peer.ip()), local: Some(local), cut: Notify::new() }
     }
 
     pub fn unix() -> Self {
-        ConnectionInfo {
-            remote_ip: "127.0.0.1".into(),
-            local_host: "localhost".into(),
-            local_port: "80".into(),
-            cut: Notify::new(),
+        ConnectionInfo { peer: None, local: None, cut: Notify::new() }
+    }
+
+    /// Peer IP as Rack's `REMOTE_ADDR` wants it (`127.0.0.1` for Unix sockets, like Puma).
+    pub fn remote_ip(&self) -> String {
+        self.peer.map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
+    }
+
+    /// Local host and port, the `SERVER_NAME`/`SERVER_PORT` fallback when there is no Host
+    /// (`localhost` and 80 for Unix sockets).
+    pub fn local_host_port(&self) -> (String, String) {
+        match self.local {
+            Some(SocketAddr::V4(a)) => (a.ip().to_string(), a.port().to_string()),
+            Some(SocketAddr::V6(a)) => (format!("[{}]", a.ip()), a.port().to_string()),
+            None => ("localhost".into(), "80".into()),
         }
     }
 

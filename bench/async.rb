@@ -65,7 +65,9 @@ report = <<~MD
 
   | server | requests/s | p99 latency | server CPU per request | CPU vs Thin |
   | --- | ---: | ---: | ---: | ---: |
-  #{seed.map { |n, r| format('| %s | %.0f | %s | %.1f µs | %.2f× |%s', n, r[:rps], r[:p99], r[:cpu_us], r[:cpu_us] / thin[:cpu_us], r[:errors] ? " socket errors: #{r[:errors]}" : '') }.join("\n")}
+  #{seed.map { |n, r| format('| %s | %.0f | %s | %.1f µs | %.2f× |', n, r[:rps], r[:p99], r[:cpu_us], r[:cpu_us] / thin[:cpu_us]) }.join("\n")}
+
+  #{seed.select { |_, r| r[:errors] }.map { |n, r| "- #{n}: wrk saw socket errors (#{r[:errors]})" }.join("\n")}
 
   ### One deferrable body streaming 1 GiB in 64 KiB chunks to curl
 

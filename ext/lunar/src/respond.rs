@@ -3,6 +3,7 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::Response;
@@ -33,10 +34,7 @@ pub async fn write<S: Socket>(conn: &mut Conn<S>, res: Box<Response<ReplyBody>>,
         }
         (_, ReplyBody::Full(Some(data))) => conn.write_all_vectored(&mut [IoSlice::new(&bytes), IoSlice::new(&data)]).await?,
         (_, ReplyBody::File(file)) => write_file(conn, &bytes, file).await?,
-        (framing, ReplyBody::Chunks(stream)) => {
-            conn.write_all(&bytes).await?; // the head goes out before the first chunk
-            write_stream(conn, stream, framing).await?;
-        }
+        (framing, ReplyBody::Chunks(stream)) => write_stream(conn, bytes, stream, framing).await?,
     }
     Ok(head.keep_alive)
 }
@@ -50,48 +48,81 @@ async fn write_file<S: Socket>(conn: &mut Conn<S>, head: &[u8], mut file: FileBo
     Ok(())
 }
 
-/// Writes chunks as Ruby queues them until it closes the body. Returns an error, so the
-/// connection closes, when the client leaves, the body is aborted, or an app-set
-/// Content-Length turns out wrong.
-async fn write_stream<S: Socket>(conn: &mut Conn<S>, mut stream: Box<ChunkStream>, framing: Framing) -> io::Result<()> {
-    let mut batch = Vec::new();
+/// Writes chunks as Ruby queues them until it closes the body. Whatever is already queued
+/// goes out together: the head with the first chunks, the last chunks with the end of the
+/// body; the head alone only when no chunk is ready. Returns an error, so the connection
+/// closes, when the client leaves, the body is aborted, or an app-set Content-Length turns
+/// out wrong.
+async fn write_stream<S: Socket>(conn: &mut Conn<S>, head: Vec<u8>, mut stream: Box<ChunkStream>, framing: Framing) -> io::Result<()> {
+    let chunked = framing == Framing::Chunked;
     let mut left = match framing {
         Framing::Length(n) => Some(n),
         _ => None,
     };
+    let mut prefix = head;
+    let mut batch = Vec::new();
     loop {
-        batch.clear();
+        let ended = gather(&mut stream, &mut batch)?;
+        if let Some(left) = left.as_mut() {
+            let total: u64 = batch.iter().map(|b| b.len() as u64).sum();
+            *left = left.checked_sub(total).ok_or_else(|| invalid("body longer than its Content-Length"))?;
+        }
+        if ended {
+            if left.is_some_and(|l| l > 0) {
+                write_batch(conn, &prefix, &batch, chunked, b"").await?;
+                return Err(invalid("body shorter than its Content-Length"));
+            }
+            return write_batch(conn, &prefix, &batch, chunked, if chunked { CHUNKED_END } else { b"" }).await;
+        }
+        if !prefix.is_empty() || !batch.is_empty() {
+            write_batch(conn, &prefix, &batch, chunked, b"").await?;
+            prefix.clear();
+            batch.clear();
+        }
+        // Nothing queued: wait for Ruby, or for the client to leave.
         let next = tokio::select! {
-            next = poll_fn(|cx| stream.poll_batch(cx, &mut batch, BATCH_BYTES)) => next,
+            next = poll_fn(|cx| stream.poll_chunk(cx)) => next,
             _ = conn.peer_closed() => return Err(io::ErrorKind::ConnectionAborted.into()),
         };
         match next {
-            None => break,
+            Some(Ok(chunk)) => batch.push(chunk),
             Some(Err(e)) => return Err(e),
-            Some(Ok(())) => {}
+            None => {} // the end, which `gather` sees again
         }
-        if let Some(left) = left.as_mut() {
-            let total: u64 = batch.iter().map(|b| b.len() as u64).sum();
-            if total > *left {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "body longer than its Content-Length"));
-            }
-            *left -= total;
-        }
-        write_batch(conn, &batch, framing == Framing::Chunked).await?;
-    }
-    match (framing, left) {
-        (Framing::Chunked, _) => conn.write_all(CHUNKED_END).await,
-        (_, Some(left)) if left > 0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body shorter than its Content-Length")),
-        _ => Ok(()),
     }
 }
 
-/// One write for a batch of chunks, with chunk framing when `chunked`.
-async fn write_batch<S: Socket>(conn: &mut Conn<S>, batch: &[Bytes], chunked: bool) -> io::Result<()> {
-    let total: usize = batch.iter().map(Bytes::len).sum();
+/// Takes what the stream has queued now, without waiting. True when the body has ended.
+fn gather(stream: &mut ChunkStream, batch: &mut Vec<Bytes>) -> io::Result<bool> {
+    let mut cx = Context::from_waker(Waker::noop()); // the real waker is registered before any wait
+    let mut total: usize = batch.iter().map(Bytes::len).sum();
+    while total < BATCH_BYTES {
+        match stream.poll_chunk(&mut cx) {
+            Poll::Ready(Some(Ok(data))) => {
+                total += data.len();
+                batch.push(data);
+            }
+            Poll::Ready(Some(Err(e))) => return Err(e),
+            Poll::Ready(None) => return Ok(true),
+            Poll::Pending => break,
+        }
+    }
+    Ok(false)
+}
+
+fn invalid(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// One write: `prefix` (a head, or nothing), the chunks (chunk-framed when `chunked`), then
+/// `suffix` (the end of a chunked body, or nothing).
+async fn write_batch<S: Socket>(conn: &mut Conn<S>, prefix: &[u8], batch: &[Bytes], chunked: bool, suffix: &[u8]) -> io::Result<()> {
+    let chunks: Vec<&Bytes> = batch.iter().filter(|c| !c.is_empty()).collect();
+    let total: usize = chunks.iter().map(|c| c.len()).sum();
     if total <= COPY_LIMIT {
-        let mut out = Vec::with_capacity(total + batch.len() * 12);
-        for chunk in batch.iter().filter(|c| !c.is_empty()) {
+        let mut out = Vec::with_capacity(prefix.len() + total + chunks.len() * 12 + suffix.len());
+        out.extend_from_slice(prefix);
+        for chunk in &chunks {
             if chunked {
                 encode::chunk_size_line(chunk.len(), &mut out);
             }
@@ -100,10 +131,10 @@ async fn write_batch<S: Socket>(conn: &mut Conn<S>, batch: &[Bytes], chunked: bo
                 out.extend_from_slice(b"\r\n");
             }
         }
-        return conn.write_all(&out).await;
+        out.extend_from_slice(suffix);
+        return if out.is_empty() { Ok(()) } else { conn.write_all(&out).await };
     }
     // Large chunks are not copied: size lines live in one buffer, the data where it is.
-    let chunks: Vec<&Bytes> = batch.iter().filter(|c| !c.is_empty()).collect();
     let mut lines = Vec::new();
     let mut ends = Vec::with_capacity(chunks.len());
     for chunk in &chunks {
@@ -112,7 +143,8 @@ async fn write_batch<S: Socket>(conn: &mut Conn<S>, batch: &[Bytes], chunked: bo
         }
         ends.push(lines.len());
     }
-    let mut slices = Vec::with_capacity(chunks.len() * 3);
+    let mut slices = Vec::with_capacity(chunks.len() * 3 + 2);
+    slices.push(IoSlice::new(prefix));
     let mut start = 0;
     for (chunk, &end) in chunks.iter().zip(&ends) {
         if chunked {
@@ -124,5 +156,7 @@ async fn write_batch<S: Socket>(conn: &mut Conn<S>, batch: &[Bytes], chunked: bo
         }
         start = end;
     }
+    slices.push(IoSlice::new(suffix));
+    slices.retain(|s| !s.is_empty());
     conn.write_all_vectored(&mut slices).await
 }

@@ -138,24 +138,6 @@ impl ChunkStream {
             Poll::Ready(None) => Poll::Ready(None),
         }
     }
-
-    /// Takes every chunk already queued (up to about `max_bytes`) into `out`, so that many
-    /// small writes from Ruby go out in one system call. Waits only while nothing is queued.
-    /// An end or an error after some chunks is reported by the next call.
-    pub fn poll_batch(&mut self, cx: &mut Context<'_>, out: &mut Vec<Bytes>, max_bytes: usize) -> Poll<Option<io::Result<()>>> {
-        let mut bytes = 0;
-        while bytes < max_bytes {
-            match self.poll_chunk(cx) {
-                Poll::Ready(Some(Ok(data))) => {
-                    bytes += data.len();
-                    out.push(data);
-                }
-                other if out.is_empty() => return other.map(|end| end.map(|r| r.map(|_| ()))),
-                _ => break,
-            }
-        }
-        Poll::Ready(Some(Ok(())))
-    }
 }
 
 impl Drop for ChunkStream {

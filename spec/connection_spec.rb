@@ -35,6 +35,16 @@ RSpec.describe "connections" do
     sock&.close
   end
 
+  it "reads a head that arrives a few bytes at a time" do
+    server = serve(echo_path)
+    sock = connect(server)
+    sock.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_NODELAY, 1)
+    "GET /drip HTTP/1.1\r\nHost: h\r\nX-Long: #{'v' * 300}\r\n\r\n".scan(/.{1,3}/m).each { |piece| sock.write(piece) }
+    expect(read_until(sock, %r{/drip\z})).to start_with("HTTP/1.1 200").and end_with("/drip")
+  ensure
+    sock&.close
+  end
+
   it "sends an app-supplied Connection: close and closes" do
     server = serve { [200, { "connection" => "close", "content-length" => "2" }, ["hi"]] }
     text = raw(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")

@@ -104,6 +104,9 @@ impl<S: Socket> Conn<S> {
     /// connection instead.
     async fn next_head(&mut self, shutdown: &mut watch::Receiver<bool>) -> Next {
         let max = self.shared.config.max_header_size;
+        // Bytes already seen without a line end: a head arriving a byte at a time is parsed
+        // once per line, not once per byte (each parse starts over from the first byte).
+        let mut scanned = 0;
         loop {
             if self.buf.is_empty() {
                 if *shutdown.borrow() {
@@ -114,7 +117,8 @@ impl<S: Socket> Conn<S> {
                     ready = poll_fn(|cx| self.io.poll_read_ready(cx)) => if ready.is_err() { return Next::Close },
                     changed = shutdown.changed() => if changed.is_err() { return Next::Close },
                 }
-            } else {
+            } else if self.buf[scanned..].contains(&b'\n') || self.buf.len() >= max {
+                scanned = self.buf.len();
                 match head::parse(&self.buf, max) {
                     Ok(Some((head, len))) => {
                         self.buf.advance(len);

@@ -21,6 +21,7 @@ module Lunar
         ready = Thread::Queue.new
         @thread = Thread.new do
           Thread.current.name = "lunar-reactor"
+          ::EM.epoll # as Thin does: select(2) stops at 1,024 descriptors
           ::EM.run { ready << true }
         end
         ready.pop
@@ -29,8 +30,11 @@ module Lunar
       install_error_handler
     end
 
+    # Runs `block` on the reactor: now when already there, else at its next turn. Not
+    # EM.schedule: that asks Process.pid (a getpid system call) every time, once per
+    # subscriber when thousands of exchanges end together.
     def schedule(&block)
-      ::EM.schedule(&block)
+      Thread.current.equal?(@thread) ? block.call : ::EM.next_tick(&block)
     end
 
     # Runs `block` on the reactor and returns its value (at once when already there).

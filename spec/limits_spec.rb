@@ -24,6 +24,22 @@ RSpec.describe "limits and bad input" do
     expect(get(server, "/fine").body).to eq("ok")
   end
 
+  it "answers 431 to a head that never ends a line, instead of waiting for one" do
+    server = serve(app, max_header_size: 8192)
+    expect(status_of(raw(server, "GET /" + ("a" * 9000)))).to eq("431")
+    expect(get(server, "/fine").body).to eq("ok")
+  end
+
+  it "forgets a request whose client leaves halfway through the body, and keeps serving" do
+    server = serve(app)
+    sock = connect(server)
+    sock.write("POST /half HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n" + ("x" * 40))
+    sock.close
+    eventually { server.live_connections.zero? }
+    expect(get(server, "/fine").body).to eq("ok")
+    expect(calls.size).to eq(1) # only /fine reached the app
+  end
+
   it "answers 413 to a body over --max-body, declared or chunked, without calling the app" do
     server = serve(app, max_body: 1000)
     declared = raw(server, "POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + ("x" * 5000))

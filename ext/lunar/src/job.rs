@@ -3,10 +3,13 @@
 //! Nothing here is a Ruby object, so a job may be built on an I/O thread and moved freely.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::request::Parts;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 use crate::reply::Reply;
 
@@ -27,16 +30,16 @@ pub struct ConnectionInfo {
     /// env is built, so a held connection keeps no Strings.
     peer: Option<IpAddr>,
     local: Option<SocketAddr>,
-    cut: Notify,
+    cut: CutSwitch,
 }
 
 impl ConnectionInfo {
     pub fn tcp(peer: SocketAddr, local: SocketAddr) -> Self {
-        ConnectionInfo { peer: Some(peer.ip()), local: Some(local), cut: Notify::new() }
+        ConnectionInfo { peer: Some(peer.ip()), local: Some(local), cut: CutSwitch::default() }
     }
 
     pub fn unix() -> Self {
-        ConnectionInfo { peer: None, local: None, cut: Notify::new() }
+        ConnectionInfo { peer: None, local: None, cut: CutSwitch::default() }
     }
 
     /// Peer IP as Rack's `REMOTE_ADDR` wants it (`127.0.0.1` for Unix sockets, like Puma).
@@ -56,12 +59,42 @@ impl ConnectionInfo {
 
     /// Asks the connection's task to close it now, whatever it is doing.
     pub fn cut(&self) {
-        self.cut.notify_one(); // kept as a permit if the task is not waiting yet
+        self.cut.cut();
     }
 
-    /// Completes when `cut` is called.
-    pub async fn cut_requested(&self) {
-        self.cut.notified().await
+    /// Ready once `cut` was called (before or after the task started waiting).
+    pub fn poll_cut(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.cut.poll(cx)
+    }
+}
+
+/// A one-way switch with one waiter: smaller to wait on than a `Notify` (every connection
+/// task waits on one for its whole life).
+#[derive(Debug, Default)]
+struct CutSwitch {
+    on: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl CutSwitch {
+    fn cut(&self) {
+        self.on.store(true, Ordering::Release);
+        if let Some(waker) = self.waker.lock().ok().and_then(|mut w| w.take()) {
+            waker.wake();
+        }
+    }
+
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.on.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        if let Ok(mut slot) = self.waker.lock() {
+            if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *slot = Some(cx.waker().clone());
+            }
+        }
+        // Checked again under the registration: a cut between the two is not missed.
+        if self.on.load(Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
     }
 }
 

@@ -26,7 +26,7 @@ const FILE_CHUNK: usize = 64 * 1024;
 /// The response body types Lunar writes (see `respond`).
 pub enum ReplyBody {
     Empty,
-    Full(Option<Bytes>),
+    Full(Bytes),
     /// Chunks as Ruby writes them (see `stream`); ends when the writer closes, as an error
     /// (so the connection closes instead of the body completing) if it aborted.
     Chunks(Box<ChunkStream>),
@@ -51,7 +51,7 @@ impl ReplyBody {
     pub fn known_len(&self) -> Option<u64> {
         match self {
             ReplyBody::Empty => Some(0),
-            ReplyBody::Full(data) => Some(data.as_ref().map_or(0, |d| d.len() as u64)),
+            ReplyBody::Full(data) => Some(data.len() as u64),
             ReplyBody::Chunks(..) => None,
             ReplyBody::File(f) => Some(f.remaining),
         }
@@ -79,7 +79,7 @@ impl FileBody {
 /// A short plain-text answer the server gives on its own (400, 413, 503 …).
 pub fn plain(status: StatusCode, close: bool) -> Box<Response<ReplyBody>> {
     let text = format!("{}\n", status.canonical_reason().unwrap_or("Error"));
-    let mut res = Response::new(ReplyBody::Full(Some(Bytes::from(text))));
+    let mut res = Response::new(ReplyBody::Full(Bytes::from(text)));
     *res.status_mut() = status;
     let headers = res.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));

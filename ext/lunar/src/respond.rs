@@ -27,12 +27,12 @@ pub async fn write<S: Socket>(conn: &mut Conn<S>, res: Box<Response<ReplyBody>>,
     let head = encode::encode(parts.status, &parts.headers, len, req, draining);
     let mut bytes = head.bytes;
     match (head.framing, body) {
-        (Framing::None, _) | (_, ReplyBody::Empty) | (_, ReplyBody::Full(None)) => conn.write_all(&bytes).await?,
-        (_, ReplyBody::Full(Some(data))) if data.len() <= COPY_LIMIT => {
+        (Framing::None, _) | (_, ReplyBody::Empty) => conn.write_all(&bytes).await?,
+        (_, ReplyBody::Full(data)) if data.len() <= COPY_LIMIT => {
             bytes.extend_from_slice(&data);
             conn.write_all(&bytes).await?;
         }
-        (_, ReplyBody::Full(Some(data))) => conn.write_all_vectored(&mut [IoSlice::new(&bytes), IoSlice::new(&data)]).await?,
+        (_, ReplyBody::Full(data)) => conn.write_all_vectored(&mut [IoSlice::new(&bytes), IoSlice::new(&data)]).await?,
         (_, ReplyBody::File(file)) => write_file(conn, &bytes, file).await?,
         (framing, ReplyBody::Chunks(stream)) => write_stream(conn, bytes, stream, framing).await?,
     }

@@ -63,13 +63,13 @@ pub fn full_body(ruby: &Ruby, body: Value) -> Result<ReplyBody, Error> {
         return Ok(ReplyBody::Empty);
     }
     if let Some(s) = RString::from_value(body) {
-        return Ok(ReplyBody::Full(Some(s.to_bytes())));
+        return Ok(ReplyBody::Full(s.to_bytes()));
     }
     let parts = RArray::from_value(body)
         .ok_or_else(|| Error::new(ruby.exception_type_error(), "body must be a String or an Array of Strings"))?;
     if parts.len() == 1 {
         let s = RString::try_convert(parts.entry::<Value>(0)?)?;
-        return Ok(ReplyBody::Full(Some(s.to_bytes())));
+        return Ok(ReplyBody::Full(s.to_bytes()));
     }
     let mut buf = BytesMut::new();
     for part in parts.into_iter() {
@@ -77,7 +77,7 @@ pub fn full_body(ruby: &Ruby, body: Value) -> Result<ReplyBody, Error> {
         // SAFETY: `s` is a live String reached from `parts`, copied before the next Ruby call.
         buf.extend_from_slice(unsafe { s.as_slice() });
     }
-    Ok(ReplyBody::Full(Some(buf.freeze())))
+    Ok(ReplyBody::Full(buf.freeze()))
 }
 
 pub fn build(status: i64, headers: HeaderMap, body: ReplyBody) -> Box<Response<ReplyBody>> {

@@ -124,7 +124,7 @@ impl Topic {
                 _ if sub.is_gone() => {}
                 Subscriber::Poll { .. } if !framed => kept.push(sub),
                 Subscriber::Poll { reply, head } => {
-                    let body = ReplyBody::Full(Some(message.clone()));
+                    let body = ReplyBody::Full(message.clone());
                     if reply.send(Reply::Published(response::build(head.0, head.1.clone(), body))).is_ok() {
                         reached += 1;
                     }

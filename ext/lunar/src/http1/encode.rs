@@ -10,12 +10,13 @@
 //! - `Connection` is the server's to decide; the app can only ask for `close`.
 
 use std::cell::RefCell;
+use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, StatusCode};
 
-use super::head::{has_token, is_chunked};
+use super::head::{has_token, is_chunked, parse_length};
 
 /// What of the request shapes the response.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +55,7 @@ pub struct EncodedHead {
 pub fn encode(status: StatusCode, headers: &HeaderMap, body: BodyLen, req: RequestFacts, draining: bool) -> EncodedHead {
     let code = status.as_u16();
     let app_te = headers.contains_key(TRANSFER_ENCODING);
-    let app_length = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    let app_length = headers.get(CONTENT_LENGTH).and_then(|v| parse_length(v.as_bytes()));
     let mut keep_alive = req.keep_alive && !draining && !has_token(headers, CONNECTION, "close");
     let (mut strip_length, mut strip_te) = (false, false);
     let mut add_length = None;
@@ -114,7 +115,7 @@ pub fn encode(status: StatusCode, headers: &HeaderMap, body: BodyLen, req: Reque
     }
     if let Some(n) = add_length {
         out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(n.to_string().as_bytes());
+        let _ = write!(out, "{n}"); // into a Vec: cannot fail, allocates nothing more
         out.extend_from_slice(b"\r\n");
     }
     if add_chunked {
@@ -158,7 +159,7 @@ fn push_date(out: &mut Vec<u8>) {
 
 /// The size line that starts one chunk of a chunked body.
 pub fn chunk_size_line(len: usize, out: &mut Vec<u8>) {
-    out.extend_from_slice(format!("{len:X}\r\n").as_bytes());
+    let _ = write!(out, "{len:X}\r\n");
 }
 
 pub const CHUNKED_END: &[u8] = b"0\r\n\r\n";

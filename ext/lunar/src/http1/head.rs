@@ -109,7 +109,8 @@ fn body_framing(headers: &HeaderMap) -> Result<BodyFraming, HeadError> {
     })
 }
 
-fn parse_length(raw: &[u8]) -> Option<u64> {
+/// A Content-Length value: digits only (no sign, no spaces inside), within u64.
+pub fn parse_length(raw: &[u8]) -> Option<u64> {
     let digits = raw.trim_ascii();
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;

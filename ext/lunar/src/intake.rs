@@ -113,24 +113,31 @@ pub async fn read_body<S: Socket>(conn: &mut Conn<S>, head: &RequestHead) -> Res
     let mut chunked = ChunkedDecoder::default();
     loop {
         let data = match head.framing {
+            BodyFraming::None => break, // answered Empty above
             BodyFraming::Length(n) if total == n => break,
-            BodyFraming::Length(n) if !conn.buf.is_empty() => {
+            BodyFraming::Length(_) if conn.buf.is_empty() => None,
+            BodyFraming::Length(n) => {
                 let take = (n - total).min(conn.buf.len() as u64) as usize;
-                conn.buf.split_to(take).freeze()
+                Some(conn.buf.split_to(take).freeze())
             }
             BodyFraming::Chunked => match chunked.decode(&mut conn.buf).map_err(|_| BodyError::Invalid)? {
-                Step::Data(data) => data,
+                Step::Data(data) => Some(data),
                 Step::Done => break,
-                Step::NeedMore => Bytes::new(),
+                Step::NeedMore => None,
             },
-            _ => Bytes::new(),
         };
-        if data.is_empty() {
-            match conn.read_more(BODY_READ).await {
+        let Some(data) = data else {
+            // Room for what is left of a declared body, not a whole read slice: a small
+            // POST whose body trails its head costs a small buffer.
+            let room = match head.framing {
+                BodyFraming::Length(n) => (n - total).min(BODY_READ as u64) as usize,
+                _ => BODY_READ,
+            };
+            match conn.read_more(room).await {
                 Ok(0) | Err(_) => return Err(BodyError::Io),
                 Ok(_) => continue,
             }
-        }
+        };
         total += data.len() as u64;
         if total > max_body {
             return Err(BodyError::TooLarge);

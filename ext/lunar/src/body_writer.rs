@@ -43,19 +43,24 @@ impl BodyWriter {
 
     /// Queues one chunk. `false` once the client is gone or the writer closed.
     fn write(ruby: &Ruby, rb_self: &Self, chunk: RString, max_wait: Option<f64>) -> Result<bool, Error> {
+        let bytes = chunk.to_bytes();
+        // The common case under the lock, without cloning the sender for every chunk.
+        let queued = match rb_self.sender.lock().as_deref() {
+            Ok(Some(sender)) if bytes.is_empty() => return Ok(!sender.is_closed()),
+            Ok(Some(sender)) => sender.try_send(bytes),
+            _ => return Ok(false),
+        };
+        let mut bytes = match queued {
+            Queued::Sent => return Ok(true),
+            Queued::Gone => return Ok(false),
+            Queued::Full(bytes) => bytes,
+        };
+        // No room: wait with a copy of the sender, so `close` from another thread is not
+        // blocked behind this wait.
         let Some(sender) = rb_self.sender() else { return Ok(false) };
-        let mut bytes = chunk.to_bytes();
-        if bytes.is_empty() {
-            return Ok(!sender.is_closed());
-        }
         loop {
-            bytes = match sender.try_send(bytes) {
-                Queued::Sent => return Ok(true),
-                Queued::Gone => return Ok(false),
-                Queued::Full(bytes) => bytes,
-            };
             match rb_self.wait_for_room(ruby, &sender, bytes.len(), max_wait)? {
-                Room::Ready => continue,
+                Room::Ready => {}
                 Room::Gone => return Ok(false),
                 Room::Stalled => {
                     sender.abort();
@@ -63,6 +68,11 @@ impl BodyWriter {
                 }
                 Room::Interrupted => unreachable!("interrupts are raised by wait_for_room"),
             }
+            bytes = match sender.try_send(bytes) {
+                Queued::Sent => return Ok(true),
+                Queued::Gone => return Ok(false),
+                Queued::Full(bytes) => bytes,
+            };
         }
     }
 
@@ -108,7 +118,7 @@ impl BodyWriter {
     }
 
     fn is_closed(&self) -> bool {
-        self.sender().is_none_or(|s| s.is_closed())
+        self.sender.lock().map(|s| s.as_ref().is_none_or(StreamSender::is_closed)).unwrap_or(true)
     }
 
     pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {

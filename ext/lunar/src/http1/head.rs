@@ -55,7 +55,10 @@ pub fn parse(buf: &[u8], max_len: usize) -> Result<Option<(RequestHead, usize)>,
     }
     let head = Bytes::copy_from_slice(&buf[..len]);
     // Slices of `buf` become slices of `head` at the same offsets.
-    let slice = |part: &[u8]| head.slice(part.as_ptr() as usize - buf.as_ptr() as usize..).slice(..part.len());
+    let slice = |part: &[u8]| {
+        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+        head.slice(start..start + part.len())
+    };
     let version = match req.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,

@@ -5,7 +5,8 @@ use std::time::Duration;
 /// Everything the I/O side needs to know; no Ruby values inside.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// `tcp://host:port` or `unix:///path`, as the user wrote them.
+    /// `tcp://host:port`, `ssl://host:port?cert=PATH&key=PATH` or `unix:///path`, as the
+    /// user wrote them.
     pub binds: Vec<String>,
     /// tokio worker threads (accept, parse, read bodies, write responses).
     pub io_threads: usize,
@@ -13,8 +14,10 @@ pub struct ServerConfig {
     pub queue_capacity: usize,
     /// Largest request body accepted (413 past it).
     pub max_body: u64,
-    /// Largest request head accepted (431 past it).
+    /// Largest request head accepted (431 past it). hyper's floor is 8 KiB.
     pub max_header_size: usize,
+    /// Most header lines in a request head (431 past it).
+    pub max_headers: usize,
     /// Close a connection with no traffic in either direction for this long.
     pub idle_timeout: Option<Duration>,
     /// Close a connection whose request head does not arrive in this time (slowloris).
@@ -37,6 +40,7 @@ impl Default for ServerConfig {
             queue_capacity: 1024,
             max_body: 64 * 1024 * 1024,
             max_header_size: 64 * 1024,
+            max_headers: 100,
             idle_timeout: Some(Duration::from_secs(30)),
             header_timeout: Duration::from_secs(30),
             spool_threshold: 128 * 1024,

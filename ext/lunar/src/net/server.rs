@@ -1,4 +1,5 @@
-//! The native server: a tokio runtime, its listeners, and an orderly stop.
+//! The native server: a tokio runtime, its listeners, hyper's connection builder, and an
+//! orderly stop.
 //!
 //! `Shared` is what every connection and every Ruby-side request object can see: the
 //! settings, the dispatch queue, the shutdown signal and the live-connection count.
@@ -8,18 +9,25 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{watch, Notify};
 
+use crate::bridge::dispatch::DispatchQueue;
 use crate::config::ServerConfig;
-use crate::dispatch::DispatchQueue;
-use crate::listener;
+use crate::net::listener;
+
+/// hyper refuses a smaller read buffer; it is also the request-head limit.
+const HYPER_MIN_BUF: usize = 8192;
 
 pub struct Shared {
     pub config: ServerConfig,
     pub runtime: Handle,
-    pub queue: DispatchQueue,
+    pub queue: Arc<DispatchQueue>,
     pub shutdown: watch::Receiver<bool>,
+    /// hyper's per-connection settings, HTTP/1.1 and HTTP/2 (each connection borrows them).
+    pub http: auto::Builder<TokioExecutor>,
     next_id: AtomicU64,
     live_connections: AtomicUsize,
     all_closed: Notify,
@@ -61,6 +69,26 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// How hyper serves every connection. Lunar writes no HTTP itself: these are hyper's own
+/// limits (head size → 431, header count → 431, slow head → closed) and manners (title-cased
+/// names as Thin and Puma write them, a Date on every response).
+fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .max_buf_size(config.max_header_size.max(HYPER_MIN_BUF))
+        .max_headers(config.max_headers)
+        .title_case_headers(true)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
+    builder
+}
+
 pub struct ServerHandle {
     pub shared: Arc<Shared>,
     pub addresses: Vec<String>,
@@ -70,7 +98,8 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Binds every address, then starts the I/O threads. Errors name the failing bind.
+    /// Binds every address (loading TLS certificates), then starts the I/O threads. Errors
+    /// name the failing bind; `InvalidInput` means the configuration is wrong.
     pub fn start(config: ServerConfig) -> io::Result<ServerHandle> {
         let bound = config.binds.iter().map(|b| listener::bind(b)).collect::<io::Result<Vec<_>>>()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -81,8 +110,9 @@ impl ServerHandle {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             runtime: runtime.handle().clone(),
-            queue: DispatchQueue::new(config.queue_capacity),
+            queue: Arc::new(DispatchQueue::new(config.queue_capacity)),
             shutdown: shutdown_rx,
+            http: http_builder(&config),
             next_id: AtomicU64::new(1),
             live_connections: AtomicUsize::new(0),
             all_closed: Notify::new(),
@@ -99,8 +129,10 @@ impl ServerHandle {
         Ok(ServerHandle { shared, addresses, runtime: Mutex::new(Some(runtime)), shutdown_tx, unix_paths })
     }
 
-    /// Stops accepting, lets in-flight requests finish for up to `grace`, then closes the
-    /// rest. Blocks: call it with the GVL released so Ruby threads can finish their work.
+    /// Stops accepting and asks hyper to shut every connection down gracefully (idle
+    /// keep-alive connections close, HTTP/2 sends GOAWAY, in-flight requests finish), waits
+    /// up to `grace`, then closes the rest. Blocks: call it with the GVL released so Ruby
+    /// threads can finish their work.
     pub fn stop(&self, grace: Duration) {
         let Some(runtime) = self.runtime.lock().ok().and_then(|mut r| r.take()) else { return };
         let _ = self.shutdown_tx.send(true);

@@ -15,7 +15,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TrySendError};
 
-use crate::job::RequestJob;
+use crate::bridge::job::RequestJob;
 
 /// What crosses from the I/O side to Ruby.
 pub enum Event {

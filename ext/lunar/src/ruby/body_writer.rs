@@ -14,8 +14,8 @@ use magnus::{Error, RString, Ruby};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use crate::gvl::{check_interrupts, without_gvl};
-use crate::stream::{Queued, StreamSender};
+use crate::ruby::gvl::{check_interrupts, without_gvl};
+use crate::bridge::stream::{Queued, StreamSender};
 
 #[magnus::wrap(class = "Lunar::Native::BodyWriter", free_immediately, size)]
 pub struct BodyWriter {

@@ -15,11 +15,11 @@ use http::HeaderMap;
 use magnus::{Error, RString, Ruby, Value};
 use tokio::sync::oneshot;
 
-use crate::body_writer::BodyWriter;
-use crate::native_request::NativeRequest;
-use crate::reply::{Reply, ReplyBody};
-use crate::response;
-use crate::stream::{Queued, StreamSender};
+use crate::ruby::body_writer::BodyWriter;
+use crate::ruby::native_request::NativeRequest;
+use crate::bridge::reply::{Reply, ReplyBody};
+use crate::ruby::response;
+use crate::bridge::stream::{Queued, StreamSender};
 
 enum Subscriber {
     /// `head` is shared by every subscriber held with the same status and headers.

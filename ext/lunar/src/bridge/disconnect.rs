@@ -8,28 +8,28 @@
 
 use std::sync::Arc;
 
-use crate::server::Shared;
+use crate::bridge::dispatch::DispatchQueue;
 
 pub struct DisconnectWatch {
     id: u64,
-    shared: Option<Arc<Shared>>,
+    queue: Option<Arc<DispatchQueue>>,
 }
 
 impl DisconnectWatch {
-    pub fn new(id: u64, shared: Arc<Shared>) -> Self {
-        DisconnectWatch { id, shared: Some(shared) }
+    pub fn new(id: u64, queue: Arc<DispatchQueue>) -> Self {
+        DisconnectWatch { id, queue: Some(queue) }
     }
 
     /// The response no longer depends on Ruby: drop without telling it.
     pub fn disarm(mut self) {
-        self.shared = None;
+        self.queue = None;
     }
 }
 
 impl Drop for DisconnectWatch {
     fn drop(&mut self) {
-        if let Some(shared) = self.shared.take() {
-            shared.queue.push_closed(self.id);
+        if let Some(queue) = self.queue.take() {
+            queue.push_closed(self.id);
         }
     }
 }

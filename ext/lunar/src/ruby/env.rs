@@ -7,8 +7,8 @@
 use magnus::{value::Lazy, value::ReprValue, Error, RHash, RString, Ruby, Value};
 
 use crate::config::ServerConfig;
-use crate::headers::{cgi_name, split_host};
-use crate::job::ConnectionInfo;
+use crate::ruby::headers::{cgi_name, split_host};
+use crate::bridge::job::ConnectionInfo;
 use http::request::Parts;
 use http::{Method, Version};
 
@@ -50,6 +50,11 @@ frozen_keys! {
     HTTP_UPGRADE = "HTTP_UPGRADE";
     V_HTTP_1_1 = "HTTP/1.1";
     V_HTTP_1_0 = "HTTP/1.0";
+    V_HTTP_2 = "HTTP/2";
+    RACK_URL_SCHEME = "rack.url_scheme";
+    HTTPS = "HTTPS";
+    SCHEME_HTTPS = "https";
+    ON = "on";
     M_GET = "GET";
     M_POST = "POST";
     M_HEAD = "HEAD";
@@ -89,7 +94,7 @@ struct Pairs {
 }
 
 impl Pairs {
-    /// 14 CGI entries + the parser's limit of 100 headers (http1::head), as key/value pairs, with room to spare.
+    /// 17 CGI entries + hyper's default limit of 100 headers, as key/value pairs, with room to spare.
     const CAPACITY: usize = 256;
 
     fn new(ruby: &Ruby) -> Self {
@@ -150,15 +155,31 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     let uri = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
     pairs.push(env, ruby.get_inner(&REQUEST_URI), ruby.str_from_slice(uri.as_bytes()));
 
-    let version = if head.version == Version::HTTP_10 { &V_HTTP_1_0 } else { &V_HTTP_1_1 };
+    let version = match head.version {
+        Version::HTTP_10 => &V_HTTP_1_0,
+        Version::HTTP_2 => &V_HTTP_2,
+        _ => &V_HTTP_1_1,
+    };
     pairs.push(env, ruby.get_inner(&SERVER_PROTOCOL), ruby.get_inner(version));
     pairs.push(env, ruby.get_inner(&HTTP_VERSION), ruby.get_inner(version));
     pairs.push(env, ruby.get_inner(&REMOTE_ADDR), ruby.str_new(&job.connection.remote_ip()));
+    let tls = job.connection.tls;
+    if tls {
+        pairs.push(env, ruby.get_inner(&RACK_URL_SCHEME), ruby.get_inner(&SCHEME_HTTPS));
+        pairs.push(env, ruby.get_inner(&HTTPS), ruby.get_inner(&ON));
+    }
 
-    let host = head.headers.get("host").and_then(|h| h.to_str().ok()).or(head.uri.authority().map(|a| a.as_str()));
+    let host_header = head.headers.get("host").and_then(|h| h.to_str().ok());
+    // HTTP/2 carries the host as `:authority` (the URI's), which Rack apps read as HTTP_HOST.
+    let authority = head.uri.authority().map(|a| a.as_str());
+    if host_header.is_none() {
+        if let Some(authority) = authority {
+            pairs.push(env, ruby.get_inner(&HTTP_HOST), ruby.str_new(authority));
+        }
+    }
     let local;
-    let (name, port) = match host {
-        Some(h) => split_host(h, "80"),
+    let (name, port) = match host_header.or(authority) {
+        Some(h) => split_host(h, if tls { "443" } else { "80" }),
         None => {
             local = job.connection.local_host_port();
             (local.0.as_str(), local.1.as_str())

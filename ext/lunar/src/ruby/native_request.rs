@@ -11,12 +11,12 @@ use http::request::Parts;
 use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::body_writer::BodyWriter;
-use crate::job::{ConnectionInfo, RequestBody, RequestJob};
-use crate::reply::{FileBody, Reply, ReplyBody};
-use crate::server::Shared;
-use crate::stream::{ChunkStream, StreamSender, StreamState};
-use crate::{env, response};
+use crate::bridge::job::{ConnectionInfo, RequestBody, RequestJob};
+use crate::bridge::reply::{FileBody, Reply, ReplyBody};
+use crate::bridge::stream::{ChunkStream, StreamSender, StreamState};
+use crate::net::server::Shared;
+use crate::ruby::body_writer::BodyWriter;
+use crate::ruby::{env, response};
 
 #[magnus::wrap(class = "Lunar::Native::Request", free_immediately, size)]
 pub struct NativeRequest {
@@ -102,7 +102,7 @@ impl NativeRequest {
         let file = std::fs::File::open(&path)
             .map_err(|e| Error::new(ruby.exception_io_error(), format!("cannot open {path}: {e}")))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(rb_self.send(Reply::Response(response::build(status, map, ReplyBody::File(FileBody::new(file, len))))))
+        Ok(rb_self.send(Reply::Response(response::build(status, map, ReplyBody::File(Box::new(FileBody::new(file, len)))))))
     }
 
     /// Sends the head now and returns a writer for the body chunks (nil if already answered).

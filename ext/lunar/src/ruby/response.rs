@@ -4,8 +4,8 @@ use bytes::BytesMut;
 use http::{HeaderMap, Response, StatusCode};
 use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
-use crate::headers::append_rack_header;
-use crate::reply::ReplyBody;
+use crate::ruby::headers::append_rack_header;
+use crate::bridge::reply::ReplyBody;
 
 fn to_rstring(ruby: &Ruby, v: Value) -> Result<RString, Error> {
     match RString::from_value(v) {

@@ -15,8 +15,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
-use crate::disconnect::DisconnectWatch;
-use crate::job::ConnectionInfo;
+use crate::bridge::disconnect::DisconnectWatch;
+use crate::bridge::job::ConnectionInfo;
 
 /// Shared by the Ruby writer and the connection writing the body.
 pub struct StreamState {
@@ -107,7 +107,9 @@ impl StreamSender {
     }
 }
 
-/// The connection's end of a streamed body.
+/// The connection's end of a streamed body, polled by hyper. An app-declared
+/// Content-Length is hyper's to keep: it writes no byte past it (the rest is dropped and
+/// the connection stays correctly framed), and closes the connection if the body ends short.
 pub struct ChunkStream {
     rx: mpsc::UnboundedReceiver<Bytes>,
     state: Arc<StreamState>,

@@ -1,4 +1,8 @@
 //! Listeners: parse bind URIs, bind sockets, and accept connections until shutdown.
+//!
+//! `tcp://HOST:PORT`, `unix:///PATH`, and Puma's `ssl://HOST:PORT?cert=PATH&key=PATH`
+//! (TLS, with HTTP/2 offered by ALPN). Past `max_connections` a new connection gets a short
+//! 503 (plain binds) or is closed (TLS binds) while the held ones are served as before.
 
 use std::io;
 use std::net::ToSocketAddrs;
@@ -7,14 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
+use tokio_rustls::TlsAcceptor;
 
-use crate::connection;
-use crate::job::ConnectionInfo;
-use crate::server::Shared;
+use crate::bridge::job::ConnectionInfo;
+use crate::net::connection;
+use crate::net::server::Shared;
+use crate::net::socket::Transport;
+use crate::net::tls;
 
 /// A bound, listening socket not yet handed to tokio.
 pub struct Bound {
     socket: BoundSocket,
+    tls: Option<TlsAcceptor>,
     /// The address as the boot line shows it, with the real port when 0 was asked for.
     pub address: String,
     pub unix_path: Option<PathBuf>,
@@ -27,22 +35,34 @@ enum BoundSocket {
 
 const BACKLOG: i32 = 1024;
 
-fn invalid(msg: String) -> io::Error {
+pub fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-/// Binds `tcp://host:port` or `unix:///path`.
+/// Binds `tcp://host:port`, `ssl://host:port?cert=…&key=…` or `unix:///path`.
 pub fn bind(uri: &str) -> io::Result<Bound> {
     if let Some(path) = uri.strip_prefix("unix://") {
         return bind_unix(path);
     }
-    let hostport = uri.strip_prefix("tcp://").ok_or_else(|| invalid(format!("bind {uri:?}: expected tcp://HOST:PORT or unix:///PATH")))?;
-    let connection: Vec<_> = hostport.to_socket_addrs().map_err(|e| invalid(format!("bind {uri:?}: {e}")))?.collect();
+    if let Some(rest) = uri.strip_prefix("ssl://") {
+        let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let acceptor = tls::acceptor(query).map_err(|e| invalid(format!("bind {uri:?}: {e}")))?;
+        let (listener, port) = bind_tcp(uri, hostport)?;
+        return Ok(Bound { socket: BoundSocket::Tcp(listener), tls: Some(acceptor), address: format!("ssl://{port}"), unix_path: None });
+    }
+    let hostport = uri.strip_prefix("tcp://").ok_or_else(|| invalid(format!("bind {uri:?}: expected tcp://HOST:PORT, ssl://HOST:PORT?cert=PATH&key=PATH or unix:///PATH")))?;
+    let (listener, port) = bind_tcp(uri, hostport)?;
+    Ok(Bound { socket: BoundSocket::Tcp(listener), tls: None, address: format!("tcp://{port}"), unix_path: None })
+}
+
+/// A listening TCP socket and the address it got (`host:port`, real port).
+fn bind_tcp(uri: &str, hostport: &str) -> io::Result<(std::net::TcpListener, String)> {
+    let addrs: Vec<_> = hostport.to_socket_addrs().map_err(|e| invalid(format!("bind {uri:?}: {e}")))?.collect();
     // `localhost` resolves to both families; prefer IPv4 as clients and other servers do.
-    let addr = *connection
+    let addr = *addrs
         .iter()
         .find(|a| a.is_ipv4())
-        .or(connection.first())
+        .or(addrs.first())
         .ok_or_else(|| invalid(format!("bind {uri:?}: no address")))?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -50,8 +70,8 @@ pub fn bind(uri: &str) -> io::Result<Bound> {
     socket.listen(BACKLOG)?;
     socket.set_nonblocking(true)?;
     let listener: std::net::TcpListener = socket.into();
-    let address = format!("tcp://{}", listener.local_addr()?);
-    Ok(Bound { socket: BoundSocket::Tcp(listener), address, unix_path: None })
+    let local = listener.local_addr()?.to_string();
+    Ok((listener, local))
 }
 
 fn bind_unix(path: &str) -> io::Result<Bound> {
@@ -62,57 +82,47 @@ fn bind_unix(path: &str) -> io::Result<Bound> {
     let listener = std::os::unix::net::UnixListener::bind(path)
         .map_err(|e| io::Error::new(e.kind(), format!("bind unix://{path}: {e}")))?;
     listener.set_nonblocking(true)?;
-    Ok(Bound { socket: BoundSocket::Unix(listener), address: format!("unix://{path}"), unix_path: Some(path.into()) })
+    Ok(Bound { socket: BoundSocket::Unix(listener), tls: None, address: format!("unix://{path}"), unix_path: Some(path.into()) })
 }
 
 /// A listener registered with tokio (needs a runtime context to build).
-pub enum Listener {
+pub struct Listener {
+    socket: ListenSocket,
+    tls: Option<TlsAcceptor>,
+}
+
+enum ListenSocket {
     Tcp(tokio::net::TcpListener),
     Unix(tokio::net::UnixListener),
 }
 
 impl Listener {
     pub fn from_bound(b: Bound) -> io::Result<Listener> {
-        Ok(match b.socket {
-            BoundSocket::Tcp(l) => Listener::Tcp(tokio::net::TcpListener::from_std(l)?),
-            BoundSocket::Unix(l) => Listener::Unix(tokio::net::UnixListener::from_std(l)?),
-        })
+        let socket = match b.socket {
+            BoundSocket::Tcp(l) => ListenSocket::Tcp(tokio::net::TcpListener::from_std(l)?),
+            BoundSocket::Unix(l) => ListenSocket::Unix(tokio::net::UnixListener::from_std(l)?),
+        };
+        Ok(Listener { socket, tls: b.tls })
     }
 
     async fn accept_one(&self, shared: &Arc<Shared>) -> io::Result<()> {
-        // Counted after the accept: it may have waited while connections came and went.
-        let full = || shared.live_connections() >= shared.config.max_connections;
-        match self {
-            Listener::Tcp(l) => {
+        let (transport, info) = match &self.socket {
+            ListenSocket::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
-                if full() {
-                    tokio::spawn(refuse(stream));
-                    return Ok(());
-                }
                 let _ = stream.set_nodelay(true);
-                let connection = ConnectionInfo::tcp(peer, stream.local_addr()?);
-                tokio::spawn(connection::serve(stream, Arc::new(connection), shared.clone()));
+                let info = ConnectionInfo::tcp(peer, stream.local_addr()?, self.tls.is_some());
+                (Transport::Tcp(stream), info)
             }
-            Listener::Unix(l) => {
-                let (stream, _) = l.accept().await?;
-                if full() {
-                    tokio::spawn(refuse(stream));
-                    return Ok(());
-                }
-                tokio::spawn(connection::serve(stream, Arc::new(ConnectionInfo::unix()), shared.clone()));
-            }
+            ListenSocket::Unix(l) => (Transport::Unix(l.accept().await?.0), ConnectionInfo::unix()),
+        };
+        // Counted after the accept: it may have waited while connections came and went.
+        if shared.live_connections() >= shared.config.max_connections {
+            tokio::spawn(connection::refuse(transport, self.tls.clone()));
+            return Ok(());
         }
+        tokio::spawn(connection::serve(transport, self.tls.clone(), Arc::new(info), shared.clone()));
         Ok(())
     }
-}
-
-/// At `max_connections`: a short 503 and a close, so the client knows to come back later,
-/// while the connections already held are served as before.
-async fn refuse<S: tokio::io::AsyncWrite + Unpin>(mut stream: S) {
-    use tokio::io::AsyncWriteExt;
-    const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 20\r\nconnection: close\r\nretry-after: 1\r\n\r\nServer at capacity.\n";
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(FULL)).await;
-    let _ = stream.shutdown().await;
 }
 
 /// Accepts until shutdown. Out of file descriptors (or memory), it pauses briefly instead of

@@ -10,10 +10,10 @@ use crossbeam_channel::bounded;
 use magnus::{Error, IntoValue, RHash, Ruby, TryConvert, Value};
 
 use crate::config::ServerConfig;
-use crate::dispatch::Event;
-use crate::gvl::{check_interrupts, without_gvl};
-use crate::native_request::NativeRequest;
-use crate::server::ServerHandle;
+use crate::bridge::dispatch::Event;
+use crate::ruby::gvl::{check_interrupts, without_gvl};
+use crate::ruby::native_request::NativeRequest;
+use crate::net::server::ServerHandle;
 
 #[magnus::wrap(class = "Lunar::Native::Server", free_immediately, size)]
 pub struct NativeServer {
@@ -44,7 +44,7 @@ fn config_from(ruby: &Ruby, opts: RHash) -> Result<ServerConfig, Error> {
         c.max_body = n;
     }
     if let Some(n) = opt::<usize>(ruby, opts, "max_header_size")? {
-        c.max_header_size = n.max(1024);
+        c.max_header_size = n.max(8192);
     }
     if let Some(t) = opt::<f64>(ruby, opts, "timeout")? {
         c.idle_timeout = secs(t);
@@ -58,10 +58,10 @@ fn config_from(ruby: &Ruby, opts: RHash) -> Result<ServerConfig, Error> {
     if let Some(n) = opt::<usize>(ruby, opts, "stream_buffer")? {
         c.stream_buffer = n.max(1);
     }
-    let (_, open_files) = crate::limits::raise_open_files();
+    let (_, open_files) = crate::net::limits::raise_open_files();
     c.max_connections = match opt::<usize>(ruby, opts, "max_conns")? {
         Some(n) => n.max(1),
-        None => crate::limits::default_max_connections(open_files),
+        None => crate::net::limits::default_max_connections(open_files),
     };
     if let Some(b) = opt::<bool>(ruby, opts, "asterisk_path_info")? {
         c.asterisk_path_info = b;
@@ -73,7 +73,11 @@ impl NativeServer {
     fn start(ruby: &Ruby, opts: RHash) -> Result<NativeServer, Error> {
         let config = config_from(ruby, opts)?;
         let handle = ServerHandle::start(config).map_err(|e| {
-            let class = ruby.exception_standard_error();
+            // A wrong setting (a bind URI, a certificate) is the user's to fix: ArgumentError.
+            let class = match e.kind() {
+                std::io::ErrorKind::InvalidInput => ruby.exception_arg_error(),
+                _ => ruby.exception_standard_error(),
+            };
             Error::new(class, format!("lunar could not start: {e}"))
         })?;
         Ok(NativeServer { handle })
@@ -169,7 +173,7 @@ impl NativeServer {
 
     /// `[soft limit before, soft limit now]` for open files (raised to the hard limit).
     fn raise_open_files() -> (u64, u64) {
-        crate::limits::raise_open_files()
+        crate::net::limits::raise_open_files()
     }
 
     pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {

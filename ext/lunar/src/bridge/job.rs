@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use tokio::sync::oneshot;
 
-use crate::reply::Reply;
+use crate::bridge::reply::Reply;
 
 /// The request body, fully read before the job is dispatched.
 pub enum RequestBody {
@@ -30,16 +30,18 @@ pub struct ConnectionInfo {
     /// env is built, so a held connection keeps no Strings.
     peer: Option<IpAddr>,
     local: Option<SocketAddr>,
+    /// Reached over TLS: `rack.url_scheme` is `https`.
+    pub tls: bool,
     cut: CutSwitch,
 }
 
 impl ConnectionInfo {
-    pub fn tcp(peer: SocketAddr, local: SocketAddr) -> Self {
-        ConnectionInfo { peer: Some(peer.ip()), local: Some(local), cut: CutSwitch::default() }
+    pub fn tcp(peer: SocketAddr, local: SocketAddr, tls: bool) -> Self {
+        ConnectionInfo { peer: Some(peer.ip()), local: Some(local), tls, cut: CutSwitch::default() }
     }
 
     pub fn unix() -> Self {
-        ConnectionInfo { peer: None, local: None, cut: CutSwitch::default() }
+        ConnectionInfo { peer: None, local: None, tls: false, cut: CutSwitch::default() }
     }
 
     /// Peer IP as Rack's `REMOTE_ADDR` wants it (`127.0.0.1` for Unix sockets, like Puma).

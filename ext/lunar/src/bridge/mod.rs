@@ -1,0 +1,8 @@
+//! The crossing between tokio and Ruby: plain Rust data only. Both sides use it; it uses
+//! neither.
+
+pub mod disconnect;
+pub mod dispatch;
+pub mod job;
+pub mod reply;
+pub mod stream;

@@ -1,0 +1,129 @@
+//! A reply: what Ruby hands back to tokio for one request. A head (`http::Response`) plus a
+//! body hyper polls: complete bytes, a file tokio reads itself, or a stream of chunks Ruby
+//! writes later.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::bridge::stream::ChunkStream;
+
+/// How Ruby answered a request.
+pub enum Reply {
+    /// Boxed, like every response on its way: a held request's reply slot (and its future)
+    /// should cost a pointer, not a whole response.
+    Response(Box<Response<ReplyBody>>),
+    /// Close the connection without writing a byte (a `nil` Rack result).
+    Close,
+    /// A held long-poll answered by a `Topic`: Ruby did not write it, so the I/O side tells
+    /// Ruby afterwards (a Closed notice) to finish the exchange (async.close and the rest).
+    Published(Box<Response<ReplyBody>>),
+}
+
+const FILE_CHUNK: usize = 64 * 1024;
+
+/// The response body types Lunar writes. A known length (`Full`, `File`, `Empty`) becomes
+/// the Content-Length hyper writes; a stream is chunked on HTTP/1.1 unless the app set one.
+pub enum ReplyBody {
+    Empty,
+    Full(Bytes),
+    /// Chunks as Ruby writes them (see `stream`); ends when the writer closes, as an error
+    /// (so the connection closes instead of the body completing) if it aborted.
+    Chunks(Box<ChunkStream>),
+    File(Box<FileBody>),
+}
+
+/// A file served by tokio, so no Ruby thread waits on disk or socket.
+pub struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+    buf: BytesMut,
+}
+
+impl FileBody {
+    pub fn new(file: std::fs::File, len: u64) -> Self {
+        FileBody { file: tokio::fs::File::from_std(file), remaining: len, buf: BytesMut::new() }
+    }
+
+    /// The next slice of the file, `None` at its end. A file that shrank under us is an
+    /// error, so the connection closes rather than the response looking complete.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = (self.remaining as usize).min(FILE_CHUNK);
+        self.buf.resize(want, 0);
+        let mut read = ReadBuf::new(&mut self.buf[..want]);
+        if let Err(e) = ready!(Pin::new(&mut self.file).poll_read(cx, &mut read)) {
+            return Poll::Ready(Some(Err(e)));
+        }
+        let n = read.filled().len();
+        if n == 0 {
+            return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file truncated"))));
+        }
+        self.remaining -= n as u64;
+        Poll::Ready(Some(Ok(self.buf.split_to(n).freeze())))
+    }
+}
+
+impl ReplyBody {
+    /// The body's length when known before writing (a stream's is not).
+    pub fn known_len(&self) -> Option<u64> {
+        match self {
+            ReplyBody::Empty => Some(0),
+            ReplyBody::Full(data) => Some(data.len() as u64),
+            ReplyBody::Chunks(..) => None,
+            ReplyBody::File(f) => Some(f.remaining),
+        }
+    }
+}
+
+impl Body for ReplyBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        let this = self.get_mut();
+        let next = match this {
+            ReplyBody::Empty => return Poll::Ready(None),
+            ReplyBody::Full(_) => match std::mem::replace(this, ReplyBody::Empty) {
+                ReplyBody::Full(data) if !data.is_empty() => Some(Ok(data)),
+                _ => None,
+            },
+            ReplyBody::Chunks(stream) => ready!(stream.poll_chunk(cx)),
+            ReplyBody::File(file) => ready!(file.poll_chunk(cx)),
+        };
+        Poll::Ready(next.map(|r| r.map(Frame::data)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReplyBody::Empty => true,
+            ReplyBody::Full(data) => data.is_empty(),
+            ReplyBody::File(f) => f.remaining == 0,
+            ReplyBody::Chunks(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.known_len().map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
+/// A short plain-text answer the server gives on its own (400, 413, 503 …).
+pub fn plain(status: StatusCode, close: bool) -> Box<Response<ReplyBody>> {
+    let text = format!("{}\n", status.canonical_reason().unwrap_or("Error"));
+    let mut res = Response::new(ReplyBody::Full(Bytes::from(text)));
+    *res.status_mut() = status;
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    if close {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Box::new(res)
+}

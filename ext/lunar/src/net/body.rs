@@ -1,0 +1,144 @@
+//! The response as hyper gets it. hyper frames every body (Content-Length, chunked, or
+//! close-delimited on HTTP/1.0; DATA frames on HTTP/2) from the headers and the body's size;
+//! `prepare` makes the headers the app gave say what Lunar's Rack rules mean:
+//!
+//! - a body whose length the server knows (`to_ary`, `to_path`) gets the server's count;
+//!   the app's Content-Length would be trusted blindly by hyper;
+//! - a streamed body keeps the app's Content-Length (hyper writes no byte past it and
+//!   closes the connection if the body ends short), unless it is not a number;
+//! - an app that chunk-encoded its body itself (`Transfer-Encoding: chunked`, Rack 2's
+//!   `Rack::Chunked`) gets it unframed (`Unchunk`), so hyper frames it once;
+//! - no Content-Length on a 204.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+
+use crate::bridge::reply::ReplyBody;
+use crate::net::unchunk::Unchunk;
+
+pub enum ResponseBody {
+    Reply(ReplyBody),
+    Unchunked(Box<Unchunk>),
+}
+
+pub fn prepare(res: Box<Response<ReplyBody>>, head_request: bool) -> Response<ResponseBody> {
+    let (mut parts, body) = (*res).into_parts();
+    let headers = &mut parts.headers;
+    if headers.contains_key(TRANSFER_ENCODING) {
+        headers.remove(CONTENT_LENGTH);
+        if last_coding_is_chunked(headers) {
+            headers.remove(TRANSFER_ENCODING);
+            return Response::from_parts(parts, ResponseBody::Unchunked(Box::new(Unchunk::new(body))));
+        }
+        // Another coding (gzip, …): hyper adds `chunked` after it, as HTTP/1.1 requires.
+    } else if parts.status == StatusCode::NO_CONTENT || (body.known_len().is_some() && !head_request) {
+        headers.remove(CONTENT_LENGTH);
+    } else if headers.get(CONTENT_LENGTH).is_some_and(|v| parse_length(v.as_bytes()).is_none()) {
+        headers.remove(CONTENT_LENGTH); // not a length (hyper would refuse the response): framed by hyper instead
+    }
+    Response::from_parts(parts, ResponseBody::Reply(body))
+}
+
+/// Whether the last transfer coding (of all Transfer-Encoding lines) is `chunked`.
+fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
+    let last_line = headers.get_all(TRANSFER_ENCODING).iter().next_back();
+    let last_coding = last_line.and_then(|v| v.as_bytes().split(|&b| b == b',').next_back());
+    last_coding.is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// A Content-Length value: digits only (no sign, no spaces inside), within u64.
+fn parse_length(raw: &[u8]) -> Option<u64> {
+    let digits = raw.trim_ascii();
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        match self.get_mut() {
+            ResponseBody::Reply(body) => Pin::new(body).poll_frame(cx),
+            ResponseBody::Unchunked(body) => Pin::new(&mut **body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Reply(body) => body.is_end_stream(),
+            ResponseBody::Unchunked(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Reply(body) => body.size_hint(),
+            ResponseBody::Unchunked(_) => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bridge::stream::{ChunkStream, StreamState};
+    use http::HeaderValue;
+
+    fn response(headers: &[(&'static str, &'static str)], body: ReplyBody) -> Box<Response<ReplyBody>> {
+        let mut res = Response::new(body);
+        for (k, v) in headers {
+            res.headers_mut().append(*k, HeaderValue::from_static(v));
+        }
+        Box::new(res)
+    }
+
+    fn stream() -> ReplyBody {
+        let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        ReplyBody::Chunks(Box::new(ChunkStream::new(rx, StreamState::new())))
+    }
+
+    #[test]
+    fn known_lengths_are_the_servers() {
+        let res = prepare(response(&[("content-length", "99")], ReplyBody::Full(Bytes::from_static(b"abcd"))), false);
+        assert!(!res.headers().contains_key(CONTENT_LENGTH));
+        assert_eq!(res.body().size_hint().exact(), Some(4));
+    }
+
+    #[test]
+    fn head_keeps_the_apps_length() {
+        let res = prepare(response(&[("content-length", "5")], ReplyBody::Empty), true);
+        assert_eq!(res.headers()[CONTENT_LENGTH], "5");
+    }
+
+    #[test]
+    fn streams_keep_a_valid_length_and_lose_a_bad_one() {
+        assert_eq!(prepare(response(&[("content-length", "10")], stream()), false).headers()[CONTENT_LENGTH], "10");
+        assert!(!prepare(response(&[("content-length", "+5")], stream()), false).headers().contains_key(CONTENT_LENGTH));
+    }
+
+    #[test]
+    fn app_chunked_bodies_are_unframed_once() {
+        let res = prepare(response(&[("transfer-encoding", "chunked"), ("content-length", "5")], stream()), false);
+        assert!(!res.headers().contains_key(TRANSFER_ENCODING) && !res.headers().contains_key(CONTENT_LENGTH));
+        assert!(matches!(res.body(), ResponseBody::Unchunked(_)));
+        let gzip = prepare(response(&[("transfer-encoding", "gzip")], stream()), false);
+        assert_eq!(gzip.headers()[TRANSFER_ENCODING], "gzip");
+    }
+
+    #[test]
+    fn lengths_are_digits_only() {
+        assert_eq!(parse_length(b" 42 "), Some(42));
+        for bad in [&b"+5"[..], b"-1", b"", b"4 2", b"99999999999999999999"] {
+            assert_eq!(parse_length(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Reading a request body on the I/O side, as hyper decodes it (Content-Length or chunked,
+//! `100 Continue` sent when the client asked), within `max_body`, spooling large ones to an
+//! unlinked temp file so Ruby gets a rewindable `rack.input` either way.
+
+use std::future::poll_fn;
+use std::io::{Seek, SeekFrom, Write};
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap};
+use http_body::Body;
+use hyper::body::Incoming;
+
+use crate::bridge::job::RequestBody;
+use crate::config::ServerConfig;
+
+/// Before answering 413 to a client that is still sending, this much of the rest is read
+/// and dropped (for at most `LINGER`), so closing the connection does not reset it before
+/// the client has read the answer.
+const LINGER_BYTES: u64 = 256 * 1024;
+const LINGER: Duration = Duration::from_secs(1);
+
+pub enum BodyError {
+    /// Over `max_body`: 413.
+    TooLarge,
+    /// The client left, the socket failed, or the body was malformed (hyper closes the
+    /// connection then; there is no one to answer).
+    Io,
+}
+
+/// Where the bytes go while they arrive: the first chunk as is (no copy for the common
+/// single-chunk body), then a buffer, then past the threshold an unlinked temp file.
+enum Sink {
+    Nothing,
+    One(Bytes),
+    Buffer(BytesMut),
+    File(std::fs::File),
+}
+
+impl Sink {
+    fn push(&mut self, data: Bytes, threshold: usize) -> std::io::Result<()> {
+        *self = match std::mem::replace(self, Sink::Nothing) {
+            Sink::Nothing => Sink::One(data),
+            Sink::One(first) => {
+                let mut buf = BytesMut::with_capacity(first.len() + data.len());
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&data);
+                Sink::Buffer(buf)
+            }
+            Sink::Buffer(mut buf) => {
+                buf.extend_from_slice(&data);
+                Sink::Buffer(buf)
+            }
+            Sink::File(mut f) => {
+                f.write_all(&data)?;
+                Sink::File(f)
+            }
+        };
+        if self.in_memory() > threshold {
+            let mut file = temp_file()?;
+            match std::mem::replace(self, Sink::Nothing) {
+                Sink::One(b) => file.write_all(&b)?,
+                Sink::Buffer(b) => file.write_all(&b)?,
+                _ => {}
+            }
+            *self = Sink::File(file);
+        }
+        Ok(())
+    }
+
+    fn in_memory(&self) -> usize {
+        match self {
+            Sink::One(b) => b.len(),
+            Sink::Buffer(b) => b.len(),
+            Sink::Nothing | Sink::File(_) => 0,
+        }
+    }
+
+    fn finish(self) -> std::io::Result<RequestBody> {
+        Ok(match self {
+            Sink::Nothing => RequestBody::Empty,
+            Sink::One(b) => RequestBody::Memory(b),
+            Sink::Buffer(b) => RequestBody::Memory(b.freeze()),
+            Sink::File(mut f) => {
+                f.seek(SeekFrom::Start(0))?;
+                RequestBody::Spooled(f)
+            }
+        })
+    }
+}
+
+/// A file with no name: gone from disk as soon as the last descriptor closes.
+fn temp_file() -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(std::env::temp_dir())
+}
+
+/// Reads the whole body. Spool writes are small and go to the page cache, so they are done
+/// inline rather than on a blocking thread.
+pub async fn read_body(mut body: Incoming, headers: &HeaderMap, config: &ServerConfig) -> Result<RequestBody, BodyError> {
+    if body.is_end_stream() {
+        return Ok(RequestBody::Empty);
+    }
+    if body.size_hint().exact().is_some_and(|n| n > config.max_body) {
+        // A client waiting for `100 Continue` has sent nothing more: answer at once.
+        if !headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")) {
+            linger(&mut body).await;
+        }
+        return Err(BodyError::TooLarge);
+    }
+    let mut sink = Sink::Nothing;
+    let mut total: u64 = 0;
+    while let Some(data) = next_data(&mut body).await? {
+        total += data.len() as u64;
+        if total > config.max_body {
+            linger(&mut body).await;
+            return Err(BodyError::TooLarge);
+        }
+        sink.push(data, config.spool_threshold).map_err(|_| BodyError::Io)?;
+    }
+    sink.finish().map_err(|_| BodyError::Io)
+}
+
+/// The next slice of body data; `None` at its end (trailers are dropped).
+async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, BodyError> {
+    loop {
+        match poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
+            None => return Ok(None),
+            Some(Err(_)) => return Err(BodyError::Io),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+/// Reads and drops what the client still sends, a bounded amount for a bounded time.
+async fn linger(body: &mut Incoming) {
+    let drain = async {
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES {
+            match next_data(body).await {
+                Ok(Some(data)) => dropped += data.len() as u64,
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}

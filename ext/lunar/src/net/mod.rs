@@ -1,0 +1,16 @@
+//! The tokio side: sockets, TLS and HTTP (by hyper). Never touches a Ruby type.
+//!
+//! `listener` accepts → `connection` runs hyper on the `socket` (+ `tls`) → `service` per
+//! request: `intake` reads the body, the job crosses to Ruby (`bridge`), and the reply goes
+//! back to hyper as a `body::ResponseBody`.
+
+pub mod body;
+pub mod connection;
+pub mod intake;
+pub mod limits;
+pub mod listener;
+pub mod server;
+pub mod service;
+pub mod socket;
+pub mod tls;
+pub mod unchunk;

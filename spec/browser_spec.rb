@@ -11,6 +11,7 @@ RSpec.describe "the Comet demo in a browser" do
     options = Selenium::WebDriver::Chrome::Options.new(binary: "/usr/bin/chromium")
     %w[--headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update
        --no-first-run --disable-sync --disable-dev-shm-usage].each { |a| options.add_argument(a) }
+    options.add_argument("--ignore-certificate-errors") # the https example's self-signed certificate
     options.add_argument("--user-data-dir=#{dir}")
     service = Selenium::WebDriver::Service.chrome(path: "/usr/bin/chromedriver")
     driver = Selenium::WebDriver.for(:chrome, options: options, service: service)
@@ -25,25 +26,41 @@ RSpec.describe "the Comet demo in a browser" do
     end
   end
 
-  def stats(port)
-    JSON.parse(Net::HTTP.get(URI("http://127.0.0.1:#{port}/stats")))
+  def stats(port, tls)
+    Net::HTTP.start("127.0.0.1", port, use_ssl: tls, verify_mode: OpenSSL::SSL::VERIFY_NONE) do |http|
+      JSON.parse(http.get("/stats").body)
+    end
+  end
+
+  # Thin's TLS flags with a self-signed certificate made now (never committed).
+  def tls_flags
+    dir = Dir.mktmpdir("lunar-tls")
+    cert = File.join(dir, "cert.pem")
+    key = File.join(dir, "key.pem")
+    system("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+           "-keyout", key, "-out", cert, out: File::NULL, err: File::NULL) or raise "openssl failed"
+    ["--ssl", "--ssl-cert-file", cert, "--ssl-key-file", key]
   end
 
   def list_text(driver, id)
     driver.find_element(id: id).text
   end
 
-  { "Rack" => "config.ru", "Sinatra stream(:keep_open)" => "sinatra.ru" }.each do |variant, file|
+  [["Rack", "config.ru", false], ["Sinatra stream(:keep_open)", "sinatra.ru", false],
+   ["Rack over https, HTTP/2", "config.ru", true]].each do |variant, file, tls|
     it "delivers a message from one page to another by EventSource and long-poll (#{variant}), and forgets closed pages" do
       # A comet server always has pending responses: TERM waits --shutdown-timeout for them.
-      child = spawn_child(lunar_cmd("--evented", "--shutdown-timeout", "2", "-b", "tcp://127.0.0.1:0",
+      child = spawn_child(lunar_cmd("--evented", "--shutdown-timeout", "2", "-b", "tcp://127.0.0.1:0", *(tls ? tls_flags : []),
                                     File.join(ProcessHelpers::ROOT, "examples/comet", file)))
-      port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])
+      scheme = tls ? "https" : "http"
+      port = Integer(child.wait_for(%r{listening on #{tls ? "ssl" : "tcp"}://127\.0\.0\.1:(\d+)})[1])
       sender = browser
       receiver = browser
-      sender.navigate.to("http://127.0.0.1:#{port}/")
-      receiver.navigate.to("http://127.0.0.1:#{port}/?native=1")
-      eventually(timeout: 15) { stats(port).values_at("streams", "polls") == [2, 2] }
+      sender.navigate.to("#{scheme}://127.0.0.1:#{port}/")
+      receiver.navigate.to("#{scheme}://127.0.0.1:#{port}/?native=1")
+      protocol = receiver.execute_script("return performance.getEntriesByType('navigation')[0].nextHopProtocol")
+      expect(protocol).to eq(tls ? "h2" : "http/1.1")
+      eventually(timeout: 15) { stats(port, tls).values_at("streams", "polls") == [2, 2] }
 
       sender.find_element(id: "msg").send_keys("hello from the browser")
       sender.find_element(id: "send").click
@@ -55,7 +72,7 @@ RSpec.describe "the Comet demo in a browser" do
       expect(list_text(receiver, "events").lines.size).to eq(1) # once, not twice
 
       receiver.quit
-      eventually(timeout: 15) { stats(port).values_at("streams", "polls") == [1, 1] }
+      eventually(timeout: 15) { stats(port, tls).values_at("streams", "polls") == [1, 1] }
       child.signal("TERM")
       expect(child.exit_status.exitstatus).to eq(0)
     end

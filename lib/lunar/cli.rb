@@ -63,7 +63,10 @@ module Lunar
         o.banner = "Usage: lunar [options] [config.ru]"
         o.on("-p", "--port PORT", Integer, "Port (default 9292)") { |v| @options[:port] = v }
         o.on("-a", "--address HOST", "Address to bind (default 0.0.0.0)") { |v| @options[:address] = v }
-        o.on("-b", "--bind URI", "tcp://HOST:PORT or unix:///PATH (repeatable)") { |v| @binds << v }
+        o.on("-b", "--bind URI", "tcp://HOST:PORT, ssl://HOST:PORT?cert=PATH&key=PATH or unix:///PATH (repeatable)") { |v| @binds << v }
+        o.on("--ssl", "Serve TLS (h2 and http/1.1 by ALPN) on the tcp binds; needs the two below") { @options[:ssl] = true }
+        o.on("--ssl-cert-file PATH", "PEM certificate chain for --ssl") { |v| @options[:ssl_cert] = v }
+        o.on("--ssl-key-file PATH", "PEM private key for --ssl") { |v| @options[:ssl_key] = v }
         o.on("--evented", "Run the app on the EventMachine reactor (Thin's model; loads EventMachine)") { @options[:mode] = :evented }
         o.on("--threaded", "Run the app on a pool of Ruby threads (Puma's model)") { @options[:mode] = :threaded }
         o.on("-t", "--threads N", Integer, "Ruby threads calling the app in threaded mode (default 5)") { |v| @options[:threads] = v }

@@ -5,7 +5,7 @@ module Lunar
   # The CLI, the Rack handlers and `Lunar::Server.new` all end up here.
   class Configuration
     DEFAULTS = {
-      binds: nil,                # nil → tcp://address:port
+      binds: nil,                # nil → tcp://address:port (ssl:// with ssl: true)
       address: "0.0.0.0",
       port: 9292,
       threads: 5,                # Ruby threads calling the app
@@ -23,6 +23,9 @@ module Lunar
       async: nil,                # offer async.callback in threaded mode without EventMachine
       shutdown_timeout: 30,      # seconds in-flight requests get on TERM/INT
       access_log: nil,           # an IO, or nil
+      ssl: false,                # Thin's --ssl: tcp:// binds become ssl:// with ssl_cert/ssl_key
+      ssl_cert: nil,             # PEM certificate chain
+      ssl_key: nil,              # PEM private key
       quiet: false,
       environment: nil,
     }.freeze
@@ -59,7 +62,13 @@ module Lunar
     end
 
     def binds
-      @options[:binds] || ["tcp://#{format_host(@options[:address])}:#{@options[:port]}"]
+      list = @options[:binds] || ["tcp://#{format_host(@options[:address])}:#{@options[:port]}"]
+      return list unless @options[:ssl]
+
+      cert, key = @options.values_at(:ssl_cert, :ssl_key)
+      raise ArgumentError, "--ssl needs --ssl-cert-file PATH and --ssl-key-file PATH" unless cert && key
+
+      list.map { |bind| bind.start_with?("tcp://") ? "#{bind.sub('tcp://', 'ssl://')}?cert=#{cert}&key=#{key}" : bind }
     end
 
     # What the native server reads (see ext/lunar/src/native_server.rs).

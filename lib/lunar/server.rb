@@ -55,9 +55,9 @@ module Lunar
       @native ? @native.addresses : []
     end
 
-    # The first TCP port (handy with port 0).
+    # The first TCP (or TLS) port (handy with port 0).
     def port
-      tcp = addresses.find { |a| a.start_with?("tcp://") }
+      tcp = addresses.find { |a| a.start_with?("tcp://", "ssl://") }
       tcp && Integer(tcp[/:(\d+)\z/, 1])
     end
 

@@ -28,7 +28,10 @@ pub fn acceptor(query: &str) -> Result<TlsAcceptor, String> {
     if chain.is_empty() {
         return Err(format!("certificate {cert}: no PEM certificate in it"));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("private key {key}: {e}"))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => format!("private key {key}: no PEM private key in it"),
+        e => format!("private key {key}: {e}"),
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -78,7 +78,7 @@ impl NativeServer {
                 std::io::ErrorKind::InvalidInput => ruby.exception_arg_error(),
                 _ => ruby.exception_standard_error(),
             };
-            Error::new(class, format!("lunar could not start: {e}"))
+            Error::new(class, format!("could not start: {e}"))
         })?;
         Ok(NativeServer { handle })
     }

@@ -1,0 +1,188 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "open3"
+require "json"
+require "http/2"
+
+# HTTP/2 (h2c with prior knowledge, h2 by ALPN over TLS) and TLS, spoken by real clients:
+# curl, and ruby-http-2 where a spec needs to reset one stream of a live connection.
+RSpec.describe "HTTP/2 and TLS" do
+  ENV_KEYS = %w[SERVER_PROTOCOL HTTP_VERSION rack.url_scheme HTTPS HTTP_HOST SERVER_NAME SERVER_PORT].freeze
+
+  let(:events) { Queue.new }
+  let(:env_app) do
+    lambda do |env|
+      body = JSON.generate(ENV_KEYS.to_h { |k| [k, env[k]] }.merge("body" => env["rack.input"].read))
+      [200, { "content-type" => "application/json" }, [body]]
+    end
+  end
+
+  # A self-signed certificate for 127.0.0.1/localhost, made now (never committed).
+  def certificate
+    @certificate ||= begin
+      dir = Dir.mktmpdir("lunar-tls")
+      cert = File.join(dir, "cert.pem")
+      key = File.join(dir, "key.pem")
+      ok = system("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                  "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert,
+                  out: File::NULL, err: File::NULL)
+      raise "openssl could not make a test certificate" unless ok
+
+      [cert, key]
+    end
+  end
+
+  def ssl_bind
+    cert, key = certificate
+    "ssl://127.0.0.1:0?cert=#{cert}&key=#{key}"
+  end
+
+  # curl's body and the HTTP version it spoke.
+  def curl(*args)
+    out, err, status = Open3.capture3("curl", "-sS", "--max-time", "10", "-w", "\n%{http_version}", *args)
+    raise "curl failed: #{err}" unless status.success?
+
+    body, _, version = out.rpartition("\n")
+    [body, version]
+  end
+
+  def curl_json(*args)
+    body, version = curl(*args)
+    [JSON.parse(body), version]
+  end
+
+  it "speaks h2c with prior knowledge and HTTP/1.1 on the same plain port" do
+    server = serve(env_app)
+    url = "http://127.0.0.1:#{server.port}/x?y=1"
+    env, version = curl_json("--http2-prior-knowledge", "--data-binary", "posted over h2", url)
+    expect(version).to eq("2")
+    expect(env).to include("SERVER_PROTOCOL" => "HTTP/2", "HTTP_VERSION" => "HTTP/2", "rack.url_scheme" => "http",
+                           "HTTP_HOST" => "127.0.0.1:#{server.port}", "SERVER_PORT" => server.port.to_s,
+                           "body" => "posted over h2")
+    env, version = curl_json("--http1.1", url)
+    expect([version, env["SERVER_PROTOCOL"]]).to eq(["1.1", "HTTP/1.1"])
+  end
+
+  it "speaks h2 by ALPN and HTTP/1.1 over TLS on an ssl:// bind, as https" do
+    server = serve(env_app, binds: [ssl_bind])
+    expect(server.addresses).to eq(["ssl://127.0.0.1:#{server.port}"])
+    url = "https://127.0.0.1:#{server.port}/"
+    env, version = curl_json("-k", "--http2", url)
+    expect(version).to eq("2")
+    expect(env).to include("SERVER_PROTOCOL" => "HTTP/2", "rack.url_scheme" => "https", "HTTPS" => "on")
+    env, version = curl_json("-k", "--http1.1", "-H", "Host: example.com", url)
+    expect(version).to eq("1.1")
+    expect(env).to include("rack.url_scheme" => "https", "HTTPS" => "on", "SERVER_NAME" => "example.com", "SERVER_PORT" => "443")
+    # a plain-text client on the TLS port gets nowhere, and the server carries on
+    expect(raw(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", timeout: 3)).not_to include("200 OK")
+    expect(curl_json("-k", url).first["rack.url_scheme"]).to eq("https")
+  end
+
+  it "answers an async response over HTTP/2 in evented mode" do
+    server = serve(mode: :evented) do |env|
+      EM.add_timer(0.05) { env["async.callback"].call([200, { "content-type" => "text/plain" }, ["later over h2"]]) }
+      throw :async
+    end
+    expect(curl("--http2-prior-knowledge", "http://127.0.0.1:#{server.port}/")).to eq(["later over h2", "2"])
+  end
+
+  # A minimal HTTP/2 client on one connection (ruby-http-2), so one stream can be reset
+  # while the connection and its other streams live on.
+  class H2Connection
+    def initialize(port)
+      @sock = TCPSocket.new("127.0.0.1", port)
+      @conn = HTTP2::Client.new
+      @conn.on(:frame) { |bytes| @sock.write(bytes) }
+      @lock = Mutex.new
+      @reader = Thread.new { loop { (data = @sock.readpartial(16_384)) && @lock.synchronize { @conn << data } } rescue nil }
+    end
+
+    # Opens a GET stream; returns [stream, Queue of [:headers, h] / [:data, d] / [:close]].
+    def get(path)
+      events = Queue.new
+      stream = @lock.synchronize { @conn.new_stream }
+      stream.on(:headers) { |h| events << [:headers, h.to_h] }
+      stream.on(:data) { |d| events << [:data, d] }
+      stream.on(:close) { events << [:close] }
+      @lock.synchronize do
+        stream.headers({ ":scheme" => "http", ":method" => "GET", ":authority" => "localhost", ":path" => path },
+                       end_stream: true)
+      end
+      [stream, events]
+    end
+
+    def reset(stream)
+      @lock.synchronize { stream.cancel }
+    end
+
+    def close
+      @sock.close
+      @reader.join(1)
+    end
+  end
+
+  def next_event(queue, kind)
+    loop do
+      event = pop_within(queue, 5)
+      return event[1] if event[0] == kind
+    end
+  end
+
+  %i[evented threaded].each do |mode|
+    it "streams a Topic and holds long-polls over HTTP/2 streams; a reset stream fires async.close (#{mode})" do
+      streams = Lunar::Topic.new
+      polls = Lunar::Topic.new
+      server = serve(mode: mode) do |env|
+        env["async.close"].callback { events << env["PATH_INFO"] }
+        env["PATH_INFO"] == "/events" ? streams.stream(env, first: ": hello\n\n") : polls.hold(env)
+      end
+      h2 = H2Connection.new(server.port)
+      kept, kept_events = h2.get("/events")
+      reset, reset_events = h2.get("/events")
+      _poll, poll_events = h2.get("/poll")
+      [kept_events, reset_events].each { |q| expect(next_event(q, :headers)).to include(":status" => "200") }
+      eventually { streams.size == 2 && polls.size == 1 }
+
+      h2.reset(reset)
+      expect(pop_within(events)).to eq("/events") # async.close for the reset stream only
+      eventually { streams.size == 1 }
+      expect(streams.publish("over one connection") + polls.publish("poll answer")).to eq(2)
+      data = +""
+      data << next_event(kept_events, :data) until data.include?("data: over one connection\n\n")
+      expect(data).to start_with(": hello\n\n")
+      expect(next_event(poll_events, :headers)).to include(":status" => "200")
+      expect(next_event(poll_events, :data)).to eq("poll answer")
+      expect(pop_within(events)).to eq("/poll")
+      expect(kept.state).not_to eq(:closed)
+
+      h2.close # the connection goes: the remaining stream's async.close fires
+      expect(pop_within(events)).to eq("/events")
+    ensure
+      h2&.close
+    end
+  end
+
+  describe "the lunar command" do
+    it "serves TLS with Thin's --ssl flags" do
+      cert, key = certificate
+      child = spawn_child(lunar_cmd("--ssl", "--ssl-cert-file", cert, "--ssl-key-file", key, "-b", "tcp://127.0.0.1:0",
+                                    fixture("hello.ru")))
+      port = Integer(child.wait_for(%r{listening on ssl://127\.0\.0\.1:(\d+)})[1])
+      expect(curl("-k", "--http2", "https://127.0.0.1:#{port}/")).to eq(["hello from Lunar #{Lunar::VERSION}\n", "2"])
+    end
+
+    it "exits 2 with one line when the certificate is missing or bad" do
+      _, key = certificate
+      missing = spawn_child(lunar_cmd("--ssl", "--ssl-cert-file", "/nonexistent.pem", "--ssl-key-file", key, fixture("hello.ru")))
+      expect(missing.exit_status.exitstatus).to eq(2)
+      expect(missing.rest.lines.map(&:chomp)).to match([%r{\Alunar: .*certificate /nonexistent\.pem}])
+      bad = spawn_child(lunar_cmd("-b", "ssl://127.0.0.1:0?cert=#{key}&key=#{key}", fixture("hello.ru")))
+      expect(bad.exit_status.exitstatus).to eq(2)
+      expect(bad.rest.lines.size).to eq(1)
+      no_key = spawn_child(lunar_cmd("--ssl", fixture("hello.ru")))
+      expect(no_key.exit_status.exitstatus).to eq(2)
+      expect(no_key.rest).to include("--ssl needs --ssl-cert-file")
+    end
+  end
+end

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{watch, Notify};
 
@@ -26,8 +26,10 @@ pub struct Shared {
     pub runtime: Handle,
     pub queue: Arc<DispatchQueue>,
     pub shutdown: watch::Receiver<bool>,
-    /// hyper's per-connection settings, HTTP/1.1 and HTTP/2 (each connection borrows them).
-    pub http: auto::Builder<TokioExecutor>,
+    /// hyper's per-connection settings, one builder per protocol (each connection uses the
+    /// one it speaks; see `connection::Protocol`).
+    pub http1: http1::Builder,
+    pub http2: http2::Builder<TokioExecutor>,
     next_id: AtomicU64,
     live_connections: AtomicUsize,
     all_closed: Notify,
@@ -72,21 +74,18 @@ impl Drop for ConnectionGuard {
 /// How hyper serves every connection. Lunar writes no HTTP itself: these are hyper's own
 /// limits (head size → 431, header count → 431, slow head → closed) and manners (title-cased
 /// names as Thin and Puma write them, a Date on every response).
-fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
+fn http_builders(config: &ServerConfig) -> (http1::Builder, http2::Builder<TokioExecutor>) {
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
         .max_buf_size(config.max_header_size.max(HYPER_MIN_BUF))
         .max_headers(config.max_headers)
         .title_case_headers(true)
         .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
-    builder
+    (h1, h2)
 }
 
 pub struct ServerHandle {
@@ -108,11 +107,13 @@ impl ServerHandle {
             .enable_all()
             .build()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (http1, http2) = http_builders(&config);
         let shared = Arc::new(Shared {
             runtime: runtime.handle().clone(),
             queue: Arc::new(DispatchQueue::new(config.queue_capacity)),
             shutdown: shutdown_rx,
-            http: http_builder(&config),
+            http1,
+            http2,
             next_id: AtomicU64::new(1),
             live_connections: AtomicUsize::new(0),
             all_closed: Notify::new(),

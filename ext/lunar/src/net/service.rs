@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use http::request::Parts;
 use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
@@ -50,7 +51,7 @@ pub async fn handle(req: Request<Incoming>, connection: Arc<ConnectionInfo>, sha
 }
 
 /// Queues the request for a Ruby thread and waits for the reply.
-async fn dispatch(head: Box<http::request::Parts>, body: RequestBody, connection: Arc<ConnectionInfo>, shared: &Shared) -> Result<Box<Response<ReplyBody>>, CloseConnection> {
+async fn dispatch(head: Box<Parts>, body: RequestBody, connection: Arc<ConnectionInfo>, shared: &Shared) -> Result<Box<Response<ReplyBody>>, CloseConnection> {
     let (reply, answer) = oneshot::channel();
     let id = shared.next_id();
     if shared.queue.push_request(RequestJob { id, head, body, connection, reply }).is_err() {

@@ -69,6 +69,7 @@ module Lunar
         o.on("--ssl-key-file PATH", "PEM private key for --ssl") { |v| @options[:ssl_key] = v }
         o.on("--evented", "Run the app on the EventMachine reactor (Thin's model; loads EventMachine)") { @options[:mode] = :evented }
         o.on("--threaded", "Run the app on a pool of Ruby threads (Puma's model)") { @options[:mode] = :threaded }
+        o.on("--async", "Offer async.callback/async.close in threaded mode without EventMachine (Rails throw :async)") { @options[:async] = true }
         o.on("-t", "--threads N", Integer, "Ruby threads calling the app in threaded mode (default 5)") { |v| @options[:threads] = v }
         o.on("--io-threads N", Integer, "tokio I/O threads (default: one per core)") { |v| @options[:io_threads] = v }
         o.on("-e", "--environment ENV", "RACK_ENV (default development)") { |v| @options[:environment] = v }

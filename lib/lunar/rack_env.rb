@@ -5,12 +5,11 @@ require "lunar/deferrable"
 require "lunar/empty_input"
 
 module Lunar
-  # The Ruby half of the Rack env. The native side (ext/lunar/src/env.rs) copies `base` and
-  # adds the per-request CGI keys and HTTP_* headers; this adds rack.input and the
-  # per-request arrays.
+  # The Ruby half of the Rack env. The native side (ext/lunar/src/ruby/env.rs) copies `base`
+  # and adds the per-request CGI keys, HTTP_* headers and rack.response_finished; this adds
+  # rack.input and async.close.
   class RackEnv
     RACK_INPUT = "rack.input"
-    RACK_RESPONSE_FINISHED = "rack.response_finished"
     ASYNC_CLOSE = "async.close"
 
     # `async`: offer async.close (AppRunner adds async.callback) — EM::DefaultDeferrable when
@@ -31,11 +30,11 @@ module Lunar
       }.freeze
     end
 
-    # A full env for one native request.
+    # A full env for one native request (the native side adds the CGI keys, HTTP_* and
+    # rack.response_finished).
     def for(request)
       env = request.env(@base)
       env[RACK_INPUT] = input(request.take_body)
-      env[RACK_RESPONSE_FINISHED] = []
       env[ASYNC_CLOSE] = @close_class.new if @close_class
       env
     end

@@ -16,8 +16,6 @@ pub struct ServerConfig {
     pub max_body: u64,
     /// Largest request head accepted (431 past it). hyper's floor is 8 KiB.
     pub max_header_size: usize,
-    /// Most header lines in a request head (431 past it).
-    pub max_headers: usize,
     /// Close a connection with no traffic in either direction for this long.
     pub idle_timeout: Option<Duration>,
     /// Close a connection whose request head does not arrive in this time (slowloris).
@@ -40,7 +38,6 @@ impl Default for ServerConfig {
             queue_capacity: 1024,
             max_body: 64 * 1024 * 1024,
             max_header_size: 64 * 1024,
-            max_headers: 100,
             idle_timeout: Some(Duration::from_secs(30)),
             header_timeout: Duration::from_secs(30),
             spool_threshold: 128 * 1024,

@@ -2,20 +2,22 @@
 //!
 //! I/O threads push plain-data events; Ruby threads pop them. A Ruby thread first drains
 //! what is queued while it holds the GVL (`try_pop`) and only releases the GVL to wait
-//! (`wait_pop`). Requests go through a bounded channel: past the bound a request is
-//! answered 503 at once, so a flood never turns into unbounded memory. Disconnect notices
-//! go through an unbounded one: at most one per request, and never to be dropped.
+//! (`wait_pop`, parked among the `IdleWorkers`). Requests go through a bounded channel:
+//! past the bound a request is answered 503 at once, so a flood never turns into unbounded
+//! memory. Disconnect notices go through an unbounded one: at most one per request, and
+//! never to be dropped. Both channels are only ever used without blocking (lock-free).
 //!
 //! In evented mode the EventMachine reactor cannot block in `wait_pop`; it watches an
-//! eventfd instead (`Waker`), written once per burst of events.
+//! eventfd instead (`ReactorWaker`), written once per burst of events.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
-use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
 
+use crate::bridge::idle::IdleWorkers;
 use crate::bridge::job::RequestJob;
+use crate::bridge::reactor_waker::ReactorWaker;
 
 /// What crosses from the I/O side to Ruby.
 pub enum Event {
@@ -30,24 +32,22 @@ pub struct DispatchQueue {
     requests_rx: Receiver<RequestJob>,
     closed_tx: Sender<u64>,
     closed_rx: Receiver<u64>,
-    /// Dropped by `close`, which wakes every waiter at once (a disconnected channel).
-    closing_tx: Mutex<Option<Sender<()>>>,
-    closing_rx: Receiver<()>,
-    waker: OnceLock<Waker>,
+    closed: AtomicBool,
+    idle: IdleWorkers,
+    waker: OnceLock<ReactorWaker>,
 }
 
 impl DispatchQueue {
     pub fn new(capacity: usize) -> Self {
         let (requests_tx, requests_rx) = bounded(capacity.max(1));
         let (closed_tx, closed_rx) = unbounded();
-        let (closing_tx, closing_rx) = bounded(0);
         DispatchQueue {
             requests_tx,
             requests_rx,
             closed_tx,
             closed_rx,
-            closing_tx: Mutex::new(Some(closing_tx)),
-            closing_rx,
+            closed: AtomicBool::new(false),
+            idle: IdleWorkers::default(),
             waker: OnceLock::new(),
         }
     }
@@ -68,6 +68,7 @@ impl DispatchQueue {
     }
 
     fn wake(&self) {
+        self.idle.wake_one();
         if let Some(w) = self.waker.get() {
             w.wake();
         }
@@ -81,27 +82,37 @@ impl DispatchQueue {
         self.requests_rx.try_recv().ok().map(Event::Request)
     }
 
-    /// Blocks until an event arrives, the queue closes, or `wake` fires (an interrupt).
-    /// Call only with the GVL released.
-    pub fn wait_pop(&self, wake: &Receiver<()>) -> Option<Event> {
-        select! {
-            recv(self.closed_rx) -> id => id.ok().map(Event::Closed),
-            recv(self.requests_rx) -> job => job.ok().map(Event::Request),
-            recv(self.closing_rx) -> _ => None,
-            recv(wake) -> _ => None,
+    fn has_events(&self) -> bool {
+        !self.closed_rx.is_empty() || !self.requests_rx.is_empty()
+    }
+
+    /// Blocks until an event arrives (`Some`), the queue closes, or `interrupted` is set and
+    /// the thread unparked (Ruby's unblock function does both). Call only with the GVL
+    /// released.
+    pub fn wait_pop(&self, interrupted: &AtomicBool) -> Option<Event> {
+        loop {
+            if let Some(event) = self.try_pop() {
+                return Some(event);
+            }
+            let stop = || self.is_closed() || interrupted.load(Ordering::Acquire);
+            if stop() {
+                return None;
+            }
+            self.idle.park_unless(|| self.has_events() || stop());
         }
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closing_tx.lock().map(|g| g.is_none()).unwrap_or(true)
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Wakes every waiting Ruby thread; later `wait_pop`s return at once.
     pub fn close(&self) {
-        if let Ok(mut guard) = self.closing_tx.lock() {
-            guard.take();
+        self.closed.store(true, Ordering::Release);
+        self.idle.wake_all();
+        if let Some(w) = self.waker.get() {
+            w.wake();
         }
-        self.wake();
     }
 
     pub fn len(&self) -> usize {
@@ -109,52 +120,12 @@ impl DispatchQueue {
     }
 
     /// The eventfd the reactor watches (created on first use).
-    pub fn waker(&self) -> std::io::Result<&Waker> {
+    pub fn waker(&self) -> std::io::Result<&ReactorWaker> {
         if let Some(w) = self.waker.get() {
             return Ok(w);
         }
-        let w = Waker::new()?;
+        let w = ReactorWaker::new()?;
         let _ = self.waker.set(w);
         Ok(self.waker.get().expect("waker was just set"))
-    }
-}
-
-/// An eventfd that becomes readable when events are queued. Written at most once until the
-/// reader re-arms it, so a burst of a thousand requests costs one write and one wake-up.
-pub struct Waker {
-    fd: OwnedFd,
-    armed: AtomicBool,
-}
-
-impl Waker {
-    fn new() -> std::io::Result<Self> {
-        // SAFETY: plain syscall; the result is checked before it is owned.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(Waker { fd: unsafe { OwnedFd::from_raw_fd(fd) }, armed: AtomicBool::new(true) })
-    }
-
-    pub fn raw_fd(&self) -> i32 {
-        self.fd.as_raw_fd()
-    }
-
-    fn wake(&self) {
-        if self.armed.swap(false, Ordering::AcqRel) {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to our own eventfd.
-            unsafe { libc::write(self.fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
-        }
-    }
-
-    /// Called by the reader before it drains the queue: anything queued from now on
-    /// writes the eventfd again.
-    pub fn rearm(&self) {
-        let mut counter: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64 from our own non-blocking eventfd.
-        unsafe { libc::read(self.fd.as_raw_fd(), &mut counter as *mut u64 as *mut libc::c_void, 8) };
-        self.armed.store(true, Ordering::Release);
     }
 }

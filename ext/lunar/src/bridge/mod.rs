@@ -3,6 +3,8 @@
 
 pub mod disconnect;
 pub mod dispatch;
+pub mod idle;
 pub mod job;
+pub mod reactor_waker;
 pub mod reply;
 pub mod stream;

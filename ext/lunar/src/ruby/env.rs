@@ -52,6 +52,7 @@ frozen_keys! {
     V_HTTP_1_0 = "HTTP/1.0";
     V_HTTP_2 = "HTTP/2";
     RACK_URL_SCHEME = "rack.url_scheme";
+    RACK_RESPONSE_FINISHED = "rack.response_finished";
     HTTPS = "HTTPS";
     SCHEME_HTTPS = "https";
     ON = "on";
@@ -101,7 +102,7 @@ impl Pairs {
         Pairs { buf: [ruby.qnil().as_value(); Pairs::CAPACITY], len: 0 }
     }
 
-    fn push(&mut self, env: RHash, key: RString, value: RString) {
+    fn push(&mut self, env: RHash, key: RString, value: impl ReprValue) {
         if self.len + 2 > Pairs::CAPACITY {
             self.flush(env);
         }
@@ -189,6 +190,8 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     pairs.push(env, ruby.get_inner(&SERVER_PORT), ruby.str_new(port));
 
     add_headers(ruby, env, &mut pairs, head);
+    // Rack 3's callables to run after the response (Rails 8.1 relies on it): a fresh Array.
+    pairs.push(env, ruby.get_inner(&RACK_RESPONSE_FINISHED), ruby.ary_new());
     pairs.flush(env);
     Ok(env)
 }

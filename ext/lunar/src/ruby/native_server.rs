@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::bounded;
+use std::sync::atomic::{AtomicBool, Ordering};
 use magnus::{Error, IntoValue, RHash, Ruby, TryConvert, Value};
 
 use crate::config::ServerConfig;
@@ -119,9 +119,11 @@ impl NativeServer {
             if queue.is_closed() {
                 return Ok(None);
             }
-            let (wake_tx, wake_rx) = bounded::<()>(1);
-            let event = without_gvl(ruby, || queue.wait_pop(&wake_rx), || {
-                let _ = wake_tx.try_send(());
+            let interrupted = AtomicBool::new(false);
+            let me = std::thread::current();
+            let event = without_gvl(ruby, || queue.wait_pop(&interrupted), || {
+                interrupted.store(true, Ordering::Release);
+                me.unpark();
             })?;
             match event {
                 Some(ev) => {

@@ -53,7 +53,7 @@ RSpec.describe "server lifecycle" do
   it "lets Thread#kill interrupt a worker waiting for requests, and never loses a request" do
     server = serve(hello, threads: 1)
     native = server.instance_variable_get(:@native)
-    waiter = Thread.new { native.next_event }
+    waiter = Thread.new { native.next_event(nil) }
     eventually { waiter.backtrace.to_a.any? { |l| l.include?("next_event") } }
     waiter.kill
     expect(waiter.join(5)).to eq(waiter)

@@ -20,10 +20,11 @@ module Lunar
       end
     end
 
-    def initialize(native, runner, reactor)
+    def initialize(native, runner, reactor, context)
       @native = native
       @runner = runner
       @reactor = reactor
+      @context = context
       @reactor.call { attach }
     end
 
@@ -43,6 +44,7 @@ module Lunar
     private
 
     def attach
+      @parking = @context.park_here(@native) # streamed bodies park here (see Parking)
       io = IO.for_fd(@native.notify_fd, autoclose: false)
       @watch = ::EM.watch(io, Watcher, self)
       @watch.notify_readable = true
@@ -51,8 +53,8 @@ module Lunar
 
     def drain
       BATCH.times do
-        event = @native.try_next_event or return
-        @runner.dispatch(event)
+        event = @native.try_next_event(@parking.inbox) or return
+        event.equal?(true) ? @parking.resume_ready : @runner.dispatch(event)
       end
       ::EM.next_tick { drain } # more queued: continue after other reactor work
     end

@@ -71,11 +71,32 @@ module Lunar
       if body.respond_to?(:callback) && body.respond_to?(:errback)
         stream_deferred
       else
-        ResponseWriter.write(self, @status, headers, body)
-        finish
+        ResponseWriter.write(self, @status, headers, body) || finish
       end
     rescue StandardError, ScriptError, SystemStackError => e
       fail_with(e)
+    end
+
+    # Runs a streamed body's writing, then finishes. Where this thread can park (a worker or
+    # the reactor, see Parking), the writing runs in a Fiber that parks on a slow client
+    # while the thread serves others: the exchange is registered meanwhile, so a disconnect
+    # or a stop still finds it. Returns true.
+    def stream(&writing)
+      parking = @context.parking
+      unless parking
+        writing.call
+        finish
+        return true
+      end
+      @state = :streaming
+      register
+      parking.run do
+        writing.call
+        finish
+      rescue StandardError, ScriptError, SystemStackError => e
+        fail_with(e)
+      end
+      true
     end
 
     # What env['async.callback'].call(response) does.

@@ -1,15 +1,19 @@
 # frozen_string_literal: true
 
 require "lunar/stream"
+require "lunar/parking"
 
 module Lunar
   # Hands a Rack response with an ordinary body to the native request, choosing the cheapest
   # path: `to_ary` (one write), `to_path` (tokio reads the file), `each` (chunks leave as they
-  # are yielded), or a Rack 3 streaming body `call(stream)`. Deferrable bodies and the
+  # are yielded), or a Rack 3 streaming body `call(stream)`. Streamed bodies run through
+  # `Exchange#stream`, which may park them (see Parking). Deferrable bodies and the
   # response's end (body.close and the rest) are Exchange's.
   module ResponseWriter
     module_function
 
+    # Writes the response. Returns true when the body is streamed: then the exchange finishes
+    # itself once the stream is over (maybe later, after parking); else the caller finishes.
     def write(exchange, status, headers, body)
       request = exchange.request
       if body.respond_to?(:to_ary) && (parts = body.to_ary)
@@ -17,13 +21,13 @@ module Lunar
       elsif body.respond_to?(:to_path) && File.file?(path = body.to_path)
         request.respond_file(status, headers, path)
       elsif body.respond_to?(:each)
-        stream_each(exchange, body)
+        return exchange.stream { stream_each(exchange, body) }
       elsif body.respond_to?(:call)
-        writer = exchange.open_stream
-        body.call(Stream.new(writer, exchange.env["rack.input"], exchange.write_wait)) if writer
+        return exchange.stream { stream_call(exchange, body) }
       else
         request.respond(status, headers, nil)
       end
+      false
     end
 
     # Each chunk leaves as soon as it is yielded. Once the client is gone, iteration stops
@@ -36,8 +40,20 @@ module Lunar
       return writer.close if exchange.head?
 
       wait = exchange.write_wait # bounded when this is the reactor thread (evented mode)
-      body.each { |chunk| break unless writer.write(chunk, wait) }
+      body.each { |chunk| break unless write_chunk(writer, chunk, wait) }
       writer.close
+    end
+
+    def stream_call(exchange, body)
+      writer = exchange.open_stream
+      body.call(Stream.new(writer, exchange.env["rack.input"], exchange.write_wait)) if writer
+    end
+
+    # Inside a parking Fiber a full buffer parks it; elsewhere the write waits (at most
+    # `wait` seconds; nil: as long as the client is there).
+    def write_chunk(writer, chunk, wait)
+      parking = Parking.current
+      parking ? parking.write(writer, chunk) : writer.write(chunk, wait)
     end
   end
 end

@@ -78,9 +78,14 @@ module Lunar
       @native&.max_connections
     end
 
-    # Async responses pending and deferrable bodies streaming.
+    # Async responses pending, and deferrable or parkable bodies streaming.
     def pending_async
       @context ? @context.registry.size : 0
+    end
+
+    # Streamed bodies parked now, waiting for a slow client (see Parking).
+    def parked_bodies
+      @context ? @context.parked : 0
     end
 
     # Graceful stop: stop accepting, let in-flight requests (and pending async responses)
@@ -129,10 +134,10 @@ module Lunar
     end
 
     def build_workers(mode, runner)
-      return Threaded.new(@native, runner, @config[:threads]) if mode == :threaded
+      return Threaded.new(@native, runner, @config[:threads], @context) if mode == :threaded
 
       require "lunar/evented"
-      Evented.new(@native, runner, @reactor)
+      Evented.new(@native, runner, @reactor, @context)
     end
 
     # Connections the stop closed: their async.close fires, on the reactor if there is one.

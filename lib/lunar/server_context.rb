@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "lunar/async_registry"
+require "lunar/parking"
 
 module Lunar
   # What every exchange of one server shares: the registry of pending async responses, the
@@ -16,11 +17,33 @@ module Lunar
       @access_log = access_log
       @reactor = reactor
       @write_timeout = write_timeout
+      @parking_key = :"lunar_parking_#{object_id}" # per server: servers may share a reactor
+      @parkings = []
     end
+
+    attr_reader :write_timeout
 
     # nil (wait as long as the client is there) on worker threads; a bound on the reactor.
     def write_wait
       @reactor&.thread&.equal?(Thread.current) ? @write_timeout : nil
+    end
+
+    # This thread's Parking (a worker's, or the reactor's in evented mode), or nil.
+    def parking
+      Thread.current.thread_variable_get(@parking_key)
+    end
+
+    # Gives the calling thread a Parking for streamed bodies (see Parking).
+    def park_here(native)
+      parking = Parking.new(native, @write_timeout)
+      Thread.current.thread_variable_set(@parking_key, parking)
+      @parkings << parking
+      parking
+    end
+
+    # Streamed bodies parked now, waiting for their slow clients.
+    def parked
+      @parkings.sum(&:parked)
     end
 
     # Runs `block` where app callbacks belong: on the reactor when there is one.

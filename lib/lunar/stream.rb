@@ -13,7 +13,7 @@ module Lunar
 
     def write(data)
       data = data.to_s
-      @writer.write(data, @wait)
+      ResponseWriter.write_chunk(@writer, data, @wait)
       data.bytesize
     end
 

@@ -3,11 +3,13 @@
 module Lunar
   # Threaded mode (Puma's model): N Ruby threads take events off the native dispatch queue
   # and run the app. A thread keeps the GVL while events are queued and releases it only to
-  # wait (inside `next_event`).
+  # wait (inside `next_event`). A streamed body whose client is slow parks (see Parking)
+  # instead of holding its thread.
   class Threaded
-    def initialize(native, runner, size)
+    def initialize(native, runner, size, context)
       @native = native
       @runner = runner
+      @context = context
       @threads = Array.new(size) { |i| spawn(i) }
     end
 
@@ -36,9 +38,14 @@ module Lunar
     end
 
     def work
+      parking = @context.park_here(@native)
       while @native.running?
-        event = @native.next_event
-        @runner.dispatch(event) if event
+        event = @native.next_event(parking.inbox)
+        if event.equal?(true)
+          parking.resume_ready
+        elsif event
+          @runner.dispatch(event)
+        end
       end
     end
   end

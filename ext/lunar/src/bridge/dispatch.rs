@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
 
 use crate::bridge::idle::IdleWorkers;
+use crate::bridge::inbox::Inbox;
 use crate::bridge::job::RequestJob;
 use crate::bridge::reactor_waker::ReactorWaker;
 
@@ -69,6 +70,11 @@ impl DispatchQueue {
 
     fn wake(&self) {
         self.idle.wake_one();
+        self.wake_reactor();
+    }
+
+    /// Makes the reactor's eventfd readable (evented mode), e.g. for an `Inbox` token.
+    pub fn wake_reactor(&self) {
         if let Some(w) = self.waker.get() {
             w.wake();
         }
@@ -86,15 +92,15 @@ impl DispatchQueue {
         !self.closed_rx.is_empty() || !self.requests_rx.is_empty()
     }
 
-    /// Blocks until an event arrives (`Some`), the queue closes, or `interrupted` is set and
-    /// the thread unparked (Ruby's unblock function does both). Call only with the GVL
-    /// released.
-    pub fn wait_pop(&self, interrupted: &AtomicBool) -> Option<Event> {
+    /// Blocks until an event arrives (`Some`), the queue closes, the thread's `inbox` gets a
+    /// token, or `interrupted` is set and the thread unparked (Ruby's unblock function does
+    /// both). Call only with the GVL released.
+    pub fn wait_pop(&self, interrupted: &AtomicBool, inbox: Option<&Inbox>) -> Option<Event> {
         loop {
             if let Some(event) = self.try_pop() {
                 return Some(event);
             }
-            let stop = || self.is_closed() || interrupted.load(Ordering::Acquire);
+            let stop = || self.is_closed() || interrupted.load(Ordering::Acquire) || inbox.is_some_and(Inbox::is_ready);
             if stop() {
                 return None;
             }
@@ -110,9 +116,7 @@ impl DispatchQueue {
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.idle.wake_all();
-        if let Some(w) = self.waker.get() {
-            w.wake();
-        }
+        self.wake_reactor();
     }
 
     pub fn len(&self) -> usize {

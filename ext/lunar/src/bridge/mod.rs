@@ -4,6 +4,7 @@
 pub mod disconnect;
 pub mod dispatch;
 pub mod idle;
+pub mod inbox;
 pub mod job;
 pub mod reactor_waker;
 pub mod reply;

@@ -39,6 +39,16 @@ impl StreamState {
     }
 }
 
+/// How a wait for room in a stream ended.
+pub enum Room {
+    /// `len` more bytes fit now.
+    Ready,
+    /// The client is gone or the stream ended.
+    Gone,
+    /// Nothing was read before the deadline.
+    Stalled,
+}
+
 /// What happened to a chunk offered to a stream.
 pub enum Queued {
     Sent,
@@ -87,6 +97,32 @@ impl StreamSender {
             Err(_) => {
                 self.state.queued.fetch_sub(len, Ordering::AcqRel);
                 Queued::Gone
+            }
+        }
+    }
+
+    /// Waits until the client has read enough for `len` more bytes, it is gone, or
+    /// `deadline` passes.
+    pub async fn room(&self, len: usize, deadline: Option<tokio::time::Instant>) -> Room {
+        loop {
+            let notified = self.state.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable(); // registered before the check: no wake-up is missed
+            if self.is_closed() {
+                return Room::Gone;
+            }
+            if self.has_room(len) {
+                return Room::Ready;
+            }
+            let passed = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = notified => {}
+                _ = passed => return Room::Stalled,
             }
         }
     }

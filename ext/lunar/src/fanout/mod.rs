@@ -6,5 +6,7 @@ pub mod topic;
 use magnus::{Error, RModule, Ruby};
 
 pub fn define(ruby: &Ruby, native: RModule) -> Result<(), Error> {
-    topic::Topic::define(ruby, native)
+    topic::Topic::define(ruby, native)?;
+    crate::ruby::resolve_class::<topic::Topic>(ruby);
+    Ok(())
 }

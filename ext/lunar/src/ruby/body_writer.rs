@@ -6,29 +6,26 @@
 //! thread), else at most `max_wait` seconds, after which the client is cut off as too slow
 //! (the reactor thread must not stall on one client). Once the client is gone, `write`
 //! returns false and drops the chunk; it never raises.
+//!
+//! A body that may park (Ruby's `Lunar::Parking`) uses `try_write` and `park` instead: the
+//! waiting is a tokio task's, and its thread serves other requests meanwhile.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
 use magnus::{Error, RString, Ruby};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use crate::bridge::stream::{Queued, Room, StreamSender};
 use crate::ruby::gvl::{check_interrupts, without_gvl};
-use crate::bridge::stream::{Queued, StreamSender};
+use crate::ruby::inbox::RubyInbox;
 
 #[magnus::wrap(class = "Lunar::Native::BodyWriter", free_immediately, size)]
 pub struct BodyWriter {
     sender: Mutex<Option<StreamSender>>,
     runtime: Handle,
-}
-
-/// How a wait for room ended.
-enum Room {
-    Ready,
-    Gone,
-    Stalled,
-    Interrupted,
 }
 
 impl BodyWriter {
@@ -41,16 +38,20 @@ impl BodyWriter {
         self.sender.lock().ok().and_then(|g| g.clone())
     }
 
-    /// Queues one chunk. `false` once the client is gone or the writer closed.
-    fn write(ruby: &Ruby, rb_self: &Self, chunk: RString, max_wait: Option<f64>) -> Result<bool, Error> {
-        let bytes = chunk.to_bytes();
-        // The common case under the lock, without cloning the sender for every chunk.
-        let queued = match rb_self.sender.lock().as_deref() {
-            Ok(Some(sender)) if bytes.is_empty() => return Ok(!sender.is_closed()),
+    /// Offers one chunk without waiting. The common case runs under the lock, without
+    /// cloning the sender for every chunk.
+    fn offer(&self, bytes: Bytes) -> Queued {
+        match self.sender.lock().as_deref() {
+            Ok(Some(sender)) if bytes.is_empty() => if sender.is_closed() { Queued::Gone } else { Queued::Sent },
             Ok(Some(sender)) => sender.try_send(bytes),
-            _ => return Ok(false),
-        };
-        let mut bytes = match queued {
+            _ => Queued::Gone,
+        }
+    }
+
+    /// Queues one chunk. `false` once the client is gone or the writer closed. Past the byte
+    /// cap it waits, GVL released, for the client to read (at most `max_wait` seconds).
+    fn write(ruby: &Ruby, rb_self: &Self, chunk: RString, max_wait: Option<f64>) -> Result<bool, Error> {
+        let mut bytes = match rb_self.offer(chunk.to_bytes()) {
             Queued::Sent => return Ok(true),
             Queued::Gone => return Ok(false),
             Queued::Full(bytes) => bytes,
@@ -58,15 +59,15 @@ impl BodyWriter {
         // No room: wait with a copy of the sender, so `close` from another thread is not
         // blocked behind this wait.
         let Some(sender) = rb_self.sender() else { return Ok(false) };
+        let deadline = max_wait.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
         loop {
-            match rb_self.wait_for_room(ruby, &sender, bytes.len(), max_wait)? {
+            match rb_self.wait_for_room(ruby, &sender, bytes.len(), deadline)? {
                 Room::Ready => {}
                 Room::Gone => return Ok(false),
                 Room::Stalled => {
                     sender.abort();
                     return Ok(false);
                 }
-                Room::Interrupted => unreachable!("interrupts are raised by wait_for_room"),
             }
             bytes = match sender.try_send(bytes) {
                 Queued::Sent => return Ok(true),
@@ -76,9 +77,34 @@ impl BodyWriter {
         }
     }
 
+    /// Queues one chunk if it fits: `true` sent, `false` the client is gone, `nil` full (the
+    /// chunk was not taken; see `park`).
+    fn try_write(&self, chunk: RString) -> Option<bool> {
+        match self.offer(chunk.to_bytes()) {
+            Queued::Sent => Some(true),
+            Queued::Gone => Some(false),
+            Queued::Full(_) => None,
+        }
+    }
+
+    /// After a full `try_write`: puts `token` in `inbox` once `len` bytes fit, the client is
+    /// gone, or it read nothing for `max_wait` seconds, in which case it is cut off first.
+    /// Returns at once; the waiting is a tokio task's.
+    fn park(&self, inbox: &RubyInbox, token: u64, len: usize, max_wait: f64) {
+        let inbox = inbox.shared();
+        let Some(sender) = self.sender() else { return inbox.push(token) };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(max_wait.max(0.0));
+        self.runtime.spawn(async move {
+            if let Room::Stalled = sender.room(len, Some(deadline)).await {
+                sender.abort();
+            }
+            inbox.push(token);
+        });
+    }
+
     /// Waits, GVL released, until the client has read enough for `len` more bytes.
-    fn wait_for_room(&self, ruby: &Ruby, sender: &StreamSender, len: usize, max_wait: Option<f64>) -> Result<Room, Error> {
-        let limit = max_wait.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    /// Interrupts (`Thread#kill`, a signal) are acted on and the wait resumes.
+    fn wait_for_room(&self, ruby: &Ruby, sender: &StreamSender, len: usize, deadline: Option<tokio::time::Instant>) -> Result<Room, Error> {
         loop {
             let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
             let cancel = Mutex::new(Some(cancel_tx));
@@ -87,7 +113,12 @@ impl BodyWriter {
                 ruby,
                 || {
                     let cancel_rx = cancel_rx.take()?;
-                    Some(self.runtime.block_on(room_or(sender, len, limit, cancel_rx)))
+                    self.runtime.block_on(async {
+                        tokio::select! {
+                            room = sender.room(len, deadline) => Some(room),
+                            _ = cancel_rx => None,
+                        }
+                    })
                 },
                 || {
                     if let Some(c) = cancel.lock().ok().and_then(|mut c| c.take()) {
@@ -96,8 +127,8 @@ impl BodyWriter {
                 },
             )?;
             match outcome {
-                Some(Room::Interrupted) | None => check_interrupts(ruby)?, // act on it, then retry
                 Some(room) => return Ok(room),
+                None => check_interrupts(ruby)?, // act on it, then wait again
             }
         }
     }
@@ -125,34 +156,11 @@ impl BodyWriter {
         use magnus::{method, Module};
         let class = native.define_class("BodyWriter", ruby.class_object())?;
         class.define_method("write", method!(BodyWriter::write, 2))?;
+        class.define_method("try_write", method!(BodyWriter::try_write, 1))?;
+        class.define_method("park", method!(BodyWriter::park, 4))?;
         class.define_method("close", method!(BodyWriter::close, 0))?;
         class.define_method("abort", method!(BodyWriter::abort, 0))?;
         class.define_method("closed?", method!(BodyWriter::is_closed, 0))?;
         Ok(())
-    }
-}
-
-async fn room_or(sender: &StreamSender, len: usize, limit: Option<tokio::time::Instant>, mut cancel: oneshot::Receiver<()>) -> Room {
-    loop {
-        let notified = sender.state.room.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable(); // registered before the check: no wake-up is missed
-        if sender.is_closed() {
-            return Room::Gone;
-        }
-        if sender.has_room(len) {
-            return Room::Ready;
-        }
-        let deadline = async {
-            match limit {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = notified => {}
-            _ = deadline => return Room::Stalled,
-            _ = &mut cancel => return Room::Interrupted,
-        }
     }
 }

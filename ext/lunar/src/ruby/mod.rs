@@ -6,15 +6,31 @@ pub mod body_writer;
 pub mod env;
 pub mod gvl;
 pub mod headers;
+pub mod inbox;
 pub mod native_request;
 pub mod native_server;
 pub mod response;
 
+use magnus::typed_data::TypedData;
 use magnus::{Error, RModule, Ruby};
 
 pub fn define(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     native_server::NativeServer::define(ruby, native)?;
     native_request::NativeRequest::define(ruby, native)?;
     body_writer::BodyWriter::define(ruby, native)?;
+    inbox::RubyInbox::define(ruby, native)?;
+    resolve_class::<native_server::NativeServer>(ruby);
+    resolve_class::<native_request::NativeRequest>(ruby);
+    resolve_class::<body_writer::BodyWriter>(ruby);
+    resolve_class::<inbox::RubyInbox>(ruby);
     Ok(())
+}
+
+/// `#[magnus::wrap]` finds a wrapped type's Ruby class lazily, the first time an object is
+/// made: a `OnceLock` whose initializer calls `const_get`, and a Ruby call may switch
+/// threads. A second thread reaching the same lock then blocks on it holding the GVL, and
+/// the first can never finish: five workers making their inboxes at once deadlocked the
+/// process. Resolved here, at load time, on one thread.
+pub fn resolve_class<T: TypedData>(ruby: &Ruby) {
+    let _ = T::class(ruby);
 }

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use magnus::{Error, IntoValue, RHash, Ruby, TryConvert, Value};
+use magnus::{value::ReprValue, Error, IntoValue, RHash, Ruby, TryConvert, Value};
 
 use crate::config::ServerConfig;
 use crate::bridge::dispatch::Event;
+use crate::bridge::inbox::Inbox;
 use crate::ruby::gvl::{check_interrupts, without_gvl};
+use crate::ruby::inbox::RubyInbox;
 use crate::ruby::native_request::NativeRequest;
 use crate::net::server::ServerHandle;
 
@@ -98,8 +100,12 @@ impl NativeServer {
         }
     }
 
-    /// The next event without waiting, or nil.
-    fn try_next_event(ruby: &Ruby, rb_self: &Self) -> Option<Value> {
+    /// The next event without waiting, or nil; `true` when `inbox` has tokens (parked bodies
+    /// that can go on: see `Lunar::Parking`).
+    fn try_next_event(ruby: &Ruby, rb_self: &Self, inbox: Option<&RubyInbox>) -> Option<Value> {
+        if inbox.is_some_and(|i| i.inbox().is_ready()) {
+            return Some(ruby.qtrue().as_value());
+        }
         while let Some(ev) = rb_self.handle.shared.queue.try_pop() {
             if let Some(v) = rb_self.event_value(ruby, ev) {
                 return Some(v);
@@ -108,12 +114,13 @@ impl NativeServer {
         None
     }
 
-    /// The next event; waits with the GVL released. nil once the server has stopped.
-    /// Interrupts (`Thread#kill`, `Timeout`, signals) cut the wait short and raise.
-    fn next_event(ruby: &Ruby, rb_self: &Self) -> Result<Option<Value>, Error> {
+    /// The next event (or `true`, as `try_next_event`); waits with the GVL released. nil
+    /// once the server has stopped. Interrupts (`Thread#kill`, `Timeout`, signals) cut the
+    /// wait short and raise.
+    fn next_event(ruby: &Ruby, rb_self: &Self, inbox: Option<&RubyInbox>) -> Result<Option<Value>, Error> {
         let queue = &rb_self.handle.shared.queue;
         loop {
-            if let Some(v) = Self::try_next_event(ruby, rb_self) {
+            if let Some(v) = Self::try_next_event(ruby, rb_self, inbox) {
                 return Ok(Some(v));
             }
             if queue.is_closed() {
@@ -121,7 +128,7 @@ impl NativeServer {
             }
             let interrupted = AtomicBool::new(false);
             let me = std::thread::current();
-            let event = without_gvl(ruby, || queue.wait_pop(&interrupted), || {
+            let event = without_gvl(ruby, || queue.wait_pop(&interrupted, inbox.map(RubyInbox::inbox)), || {
                 interrupted.store(true, Ordering::Release);
                 me.unpark();
             })?;
@@ -135,6 +142,11 @@ impl NativeServer {
                 None => check_interrupts(ruby)?,
             }
         }
+    }
+
+    /// An inbox for the calling thread (see `Lunar::Parking`).
+    fn new_inbox(&self) -> RubyInbox {
+        RubyInbox::new(Inbox::new(self.handle.shared.queue.clone()))
     }
 
     /// The eventfd that becomes readable when events are queued (evented mode watches it).
@@ -183,8 +195,9 @@ impl NativeServer {
         let class = native.define_class("Server", ruby.class_object())?;
         class.define_singleton_method("start", function!(NativeServer::start, 1))?;
         class.define_method("addresses", method!(NativeServer::addresses, 0))?;
-        class.define_method("next_event", method!(NativeServer::next_event, 0))?;
-        class.define_method("try_next_event", method!(NativeServer::try_next_event, 0))?;
+        class.define_method("next_event", method!(NativeServer::next_event, 1))?;
+        class.define_method("try_next_event", method!(NativeServer::try_next_event, 1))?;
+        class.define_method("new_inbox", method!(NativeServer::new_inbox, 0))?;
         class.define_method("notify_fd", method!(NativeServer::notify_fd, 0))?;
         class.define_method("rearm_notify", method!(NativeServer::rearm_notify, 0))?;
         class.define_method("stop", method!(NativeServer::stop, 1))?;

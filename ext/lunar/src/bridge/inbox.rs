@@ -1,0 +1,45 @@
+//! `Inbox`: tokens for one Ruby thread, telling it a body it parked can go on.
+//!
+//! A streamed body that finds its client's buffer full parks (a Ruby Fiber, which only the
+//! thread that made it may resume) instead of holding the thread; a tokio task watches the
+//! stream and, once there is room (or the client is gone, or cut off as too slow), drops
+//! the body's token here and wakes the owner: unparked if it waits for work (see
+//! `DispatchQueue::wait_pop`), or through the reactor's eventfd in evented mode.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
+
+use crate::bridge::dispatch::DispatchQueue;
+
+pub struct Inbox {
+    tokens: Mutex<Vec<u64>>,
+    ready: AtomicBool,
+    owner: Thread,
+    queue: Arc<DispatchQueue>,
+}
+
+impl Inbox {
+    /// An inbox for the calling thread.
+    pub fn new(queue: Arc<DispatchQueue>) -> Self {
+        Inbox { tokens: Mutex::new(Vec::new()), ready: AtomicBool::new(false), owner: std::thread::current(), queue }
+    }
+
+    pub fn push(&self, token: u64) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.push(token);
+        }
+        self.ready.store(true, Ordering::SeqCst);
+        self.owner.unpark();
+        self.queue.wake_reactor();
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    pub fn take(&self) -> Vec<u64> {
+        self.ready.store(false, Ordering::SeqCst);
+        self.tokens.lock().map(|mut tokens| std::mem::take(&mut *tokens)).unwrap_or_default()
+    }
+}

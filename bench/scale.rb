@@ -1,26 +1,34 @@
 # frozen_string_literal: true
 
-# Comet at scale (issue: a process full of held connections, fan-out in milliseconds):
-# for N held long-poll subscribers of the Comet demo (examples/comet), in one run:
-#   Thin 1.8 (plain async.callback), Lunar --evented (plain async.callback), and Lunar with
-#   its native fan-out (Lunar::Topic, ?native=1);
+# Comet at scale (a process full of held connections, fan-out in milliseconds): for N held
+# long-poll subscribers of the Comet demo (examples/comet), in one run:
+#   Thin 1.8 and Lunar --evented with plain async.callback (subscribers on an EM::Channel,
+#   as Thin apps wrote it), Lunar with its native fan-out (Lunar::Topic, ?native=1), and two
+#   floors: bare hyper with Lunar's settings (bench/crates/floor), and bare tokio writing one
+#   fixed response to every socket (bench/crates/fanout-floor, the kernel's cost per write);
 # measures time to open and hold N connections, server RSS per held connection, server CPU,
-# then one publish: latency until each subscriber has the message (p50, p99, max) and the
-# server CPU for it. The load comes from bench/crates/holdconns processes (each under the
-# 20,000 open-file limit), from source addresses 127.0.0.2… Loopback only; bounded.
-# Run through bench/run-scale. Appends to docs/benchmarks.md.
+# then one publish: latency until each subscriber has the message (p50, p99, max), the
+# server CPU for it, and the reactor thread's CPU per delivered message. The load comes from
+# bench/crates/holdconns processes (each under the 20,000 open-file limit), from source
+# addresses 127.0.0.2… Loopback only; bounded. Run through bench/run-scale. Appends to
+# docs/benchmarks.md.
 require "rbconfig"
 require_relative "support"
 include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
 
 APP = COMET_APP
-SIZES = ENV.fetch("BENCH_SIZES", "1000,10000,19500").split(",").map(&:to_i)
+SIZES = ENV.fetch("BENCH_SIZES", "10000,19500").split(",").map(&:to_i)
 
 VARIANTS = {
   "Thin 1.8, async.callback" => [:thin, "0"],
   "Lunar, async.callback" => [:lunar, "0"],
   "Lunar, Lunar::Topic" => [:lunar, "1"],
+  "bare hyper floor" => [:hyper_floor, "0"],
+  "bare tokio fan-out floor" => [:fanout_floor, "0"],
 }.freeze
+
+# The thread that runs the app's fan-out (per-thread CPU): Thin is one thread.
+REACTOR_THREAD = { thin: nil, lunar: "lunar-reactor" }.freeze
 
 def now_us = (Time.now.to_r * 1_000_000).to_i
 
@@ -31,6 +39,8 @@ def server_command(kind, port)
   # past the queue Lunar answers 503 at once (by design), Thin leaves them in the kernel.
   when :lunar then [RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "--evented", "-e", "production", "--timeout", "0",
                     "--queue", "20000", "-b", "tcp://127.0.0.1:#{port}", APP]
+  when :hyper_floor then [HYPER_FLOOR, port.to_s, "2"]
+  when :fanout_floor then [FANOUT_FLOOR, port.to_s, "2"]
   end
 end
 
@@ -59,6 +69,8 @@ def measure(kind, native, n)
   cpu_open = cpu_seconds(pid) - cpu_start
 
   cpu_before = cpu_seconds(pid)
+  reactor = REACTOR_THREAD.fetch(kind, :none)
+  reactor_before = reactor == :none ? 0 : (reactor ? thread_cpu_seconds(pid, reactor) : cpu_seconds(pid))
   published_at = now_us
   Net::HTTP.post(URI("http://127.0.0.1:#{port}/publish"), "msg=fan-out")
   refused = 0
@@ -67,11 +79,13 @@ def measure(kind, native, n)
     io.gets.split.drop(1).map(&:to_i)
   end
   cpu_fanout = cpu_seconds(pid) - cpu_before
+  reactor_cpu = reactor == :none ? nil : (reactor ? thread_cpu_seconds(pid, reactor) : cpu_seconds(pid)) - reactor_before
   latencies = times.map { |t| (t - published_at) / 1000.0 }.sort
   { held: held, failed: opened.sum { |o| o[1] }, open_s: opened.map(&:last).max / 1000.0,
     kib_per_conn: (held_rss - base_rss).fdiv([held, 1].max), rss_mib: held_rss / 1024.0, cpu_open: cpu_open,
     received: latencies.size, refused: refused, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
-    max: latencies.last || Float::NAN, cpu_fanout: cpu_fanout }
+    max: latencies.last || Float::NAN, cpu_fanout: cpu_fanout,
+    reactor_us: reactor_cpu && reactor_cpu / [latencies.size, 1].max * 1e6 }
 ensure
   kill_loaders(loads)
   if pid
@@ -85,14 +99,16 @@ SIZES.each do |n|
   VARIANTS.each do |name, (kind, native)|
     r = measure(kind, native, n)
     rows << [name, n, r]
-    warn format("%-26s N=%-6d held %-6d failed %-4d open %.1fs  %.2f KiB/conn  fan-out p50 %.1f p99 %.1f max %.1f ms (%d got it, %d refused)  CPU fan-out %.2fs",
-                name, n, r[:held], r[:failed], r[:open_s], r[:kib_per_conn], r[:p50], r[:p99], r[:max], r[:received], r[:refused], r[:cpu_fanout])
+    warn format("%-26s N=%-6d held %-6d failed %-4d open %.1fs  %.2f KiB/conn  fan-out p50 %.1f p99 %.1f max %.1f ms (%d got it, %d refused)  CPU fan-out %.2fs  reactor %s us/msg",
+                name, n, r[:held], r[:failed], r[:open_s], r[:kib_per_conn], r[:p50], r[:p99], r[:max], r[:received], r[:refused], r[:cpu_fanout],
+                r[:reactor_us] ? format("%.1f", r[:reactor_us]) : "-")
   end
 end
 
 table = rows.map do |name, n, r|
-  format("| %s | %d | %d | %.1f s | %.2f KiB | %.0f MiB | %.2f s | %.1f ms | %.1f ms | %.1f ms | %d | %.2f s |",
-         name, n, r[:held], r[:open_s], r[:kib_per_conn], r[:rss_mib], r[:cpu_open], r[:p50], r[:p99], r[:max], r[:received], r[:cpu_fanout])
+  format("| %s | %d | %d | %.1f s | %.2f KiB | %.0f MiB | %.2f s | %.1f ms | %.1f ms | %.1f ms | %d | %.2f s | %s |",
+         name, n, r[:held], r[:open_s], r[:kib_per_conn], r[:rss_mib], r[:cpu_open], r[:p50], r[:p99], r[:max], r[:received], r[:cpu_fanout],
+         r[:reactor_us] ? format("%.1f µs", r[:reactor_us]) : "–")
 end
 report = <<~MD
 
@@ -100,14 +116,19 @@ report = <<~MD
 
   Measured by `bench/run-scale` on #{Time.now.utc.strftime('%Y-%m-%d')}, #{Etc.nprocessors} cores, open files
   limited to 20,000 per process. App: the Comet demo (`examples/comet/config.ru`); each
-  subscriber holds `GET /poll?after=0` (`&native=1`: held by a `Lunar::Topic`). Thin runs
-  `-t 0 --max-conns 20000`, Lunar `--evented --timeout 0 --queue 20000`. "held" is the
-  demo's own subscriber count (`/stats`). RSS per connection is the server's RSS growth
+  subscriber holds `GET /poll?after=0`, subscribed to an `EM::Channel` and answered by
+  `async.callback` (`&native=1`: held by a `Lunar::Topic`). Thin runs `-t 0 --max-conns
+  20000`, Lunar `--evented --timeout 0 --queue 20000`. The floors: bare hyper with Lunar's
+  settings and allocator, holding each request until the publish (`bench/crates/floor`);
+  bare tokio writing one fixed response to every held socket (`bench/crates/fanout-floor`).
+  "held" is the server's own subscriber count (`/stats`). Reactor CPU per message: the
+  EventMachine thread's CPU during the publish divided by the messages delivered (Thin: its
+  one thread). RSS per connection is the server's RSS growth
   while holding them, divided by the subscribers held. Only 200 answers count as delivered. Fan-out latency
   runs from just before `POST /publish` until each subscriber's first response byte.
 
-  | server | N asked | held | time to open | RSS per held connection | server RSS | server CPU to open | fan-out p50 | p99 | max | got the message | server CPU for the publish |
-  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+  | server | N asked | held | time to open | RSS per held connection | server RSS | server CPU to open | fan-out p50 | p99 | max | got the message | server CPU for the publish | reactor CPU per message |
+  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
   #{table.join("\n")}
 MD
 File.write(File.join(ROOT, "docs/benchmarks.md"), report, mode: "a")

@@ -12,6 +12,8 @@ module BenchSupport
   ROOT = File.expand_path("..", __dir__)
   COMET_APP = File.join(ROOT, "examples/comet/config.ru")
   HOLDCONNS = File.join(ROOT, "target/release/lunar-holdconns")
+  HYPER_FLOOR = File.join(ROOT, "target/release/lunar-floor")
+  FANOUT_FLOOR = File.join(ROOT, "target/release/lunar-fanout-floor")
   # Connections per load process: under the 20,000 open-file limit, one source address each.
   PER_LOAD_PROCESS = 9_000
 
@@ -25,6 +27,16 @@ module BenchSupport
   def cpu_seconds(pid)
     fields = File.read("/proc/#{pid}/stat").split(") ", 2).last.split
     (fields[11].to_i + fields[12].to_i) / TICK
+  end
+
+  # utime + stime of the threads of `pid` named `name` (see /proc/PID/task/*/comm).
+  def thread_cpu_seconds(pid, name)
+    Dir["/proc/#{pid}/task/*"].sum do |task|
+      next 0 unless (File.read("#{task}/comm").strip rescue nil) == name
+
+      fields = File.read("#{task}/stat").split(") ", 2).last.split
+      (fields[11].to_i + fields[12].to_i) / TICK
+    end
   end
 
   def rss_kib(pid)

@@ -4,8 +4,9 @@ require "json"
 
 # The Comet demo's state and fan-out, as a Thin user would write it, with Lunar's native
 # fan-out as an option per subscriber (?native=1):
-# - long-poll subscribers (GET /poll?after=ID) are held with [-1, {}, []] and answered by
-#   async.callback (or held by a Lunar::Topic);
+# - long-poll subscribers (GET /poll?after=ID) are held with [-1, {}, []], subscribed to an
+#   EM::Channel, and answered by async.callback when a message is pushed (or held by a
+#   Lunar::Topic);
 # - EventSource subscribers (GET /events) get a deferrable body that writes
 #   "id: …\ndata: …\n\n" frames (or a Lunar::Topic stream), with a heartbeat comment.
 # Every message has an id; a poll asks for what came after the last id it saw, and an
@@ -31,8 +32,8 @@ class Chat
   def initialize
     @messages = []
     @last_id = 0
-    @polls = []   # async.callbacks of held long-polls
-    @streams = [] # EventStream bodies
+    @polls = EM::Channel.new # held long-polls, each answered once
+    @streams = []            # EventStream bodies
     @native_polls = Lunar::Topic.new
     @native_streams = Lunar::Topic.new
   end
@@ -55,8 +56,11 @@ class Chat
     return @native_polls.hold(env, headers: JSON_HEADERS) if native
 
     callback = env["async.callback"]
-    @polls << callback
-    env["async.close"].callback { @polls.delete(callback) }
+    subscription = @polls.subscribe do |body|
+      @polls.unsubscribe(subscription)
+      callback.call([200, JSON_HEADERS.dup, [body]])
+    end
+    env["async.close"].callback { @polls.unsubscribe(subscription) }
     [-1, {}, []]
   end
 
@@ -90,17 +94,14 @@ class Chat
   end
 
   def stats
-    { "polls" => @polls.size + @native_polls.size, "streams" => @streams.size + @native_streams.size,
+    { "polls" => @polls.num_subscribers + @native_polls.size, "streams" => @streams.size + @native_streams.size,
       "last_id" => @last_id }
   end
 
   private
 
   def answer_polls(message)
-    polls = @polls
-    @polls = []
-    body = JSON.generate([message])
-    polls.each { |cb| cb.call([200, JSON_HEADERS.dup, [body]]) }
+    @polls.push(JSON.generate([message]))
   end
 
   def after_id(id)

@@ -166,8 +166,11 @@ module Lunar
 
     private
 
-    # Known to the registry, so a disconnect notice can find this exchange.
+    # Known to the registry, so a disconnect notice can find this exchange. Once: an async
+    # response registers when it pends, and stays registered while its body streams.
     def register
+      return if @registered
+
       @registered = true
       @context.registry.add(self)
     end

@@ -18,24 +18,28 @@ RSpec.describe "the lunar command" do
     expect(child.exit_status.exitstatus).to eq(0)
   end
 
-  it "finishes an in-flight request on INT, then exits 0" do
-    child, port = start(fixture("slow.ru"))
-    inflight = Thread.new { Net::HTTP.get(URI("http://127.0.0.1:#{port}/slow")) }
-    child.wait_for(/started \/slow/)
-    child.signal("INT")
-    expect(inflight.value).to eq("done")
-    expect(child.exit_status.exitstatus).to eq(0)
+  %w[TERM QUIT].each do |signal|
+    it "finishes an in-flight request on #{signal}, then exits 0 (as Thin)" do
+      child, port = start(fixture("slow.ru"))
+      inflight = Thread.new { Net::HTTP.get(URI("http://127.0.0.1:#{port}/slow")) }
+      child.wait_for(/started \/slow/)
+      child.signal(signal)
+      child.wait_for(/stopping gracefully/)
+      expect(inflight.value).to eq("done")
+      expect(child.exit_status.exitstatus).to eq(0)
+    end
   end
 
-  it "exits at once on a second INT" do
+  it "stops at once on INT (as Thin): the in-flight request is cut, exit 0" do
     child, port = start(fixture("slow.ru"), "--shutdown-timeout", "30")
     hold = TCPSocket.new("127.0.0.1", port)
     hold.write("GET /slow?20 HTTP/1.1\r\nHost: h\r\n\r\n")
     child.wait_for(/started \/slow/)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     child.signal("INT")
-    child.wait_for(/stopping gracefully/)
-    child.signal("INT")
-    expect(child.exit_status(timeout: 5).exitstatus).to eq(130)
+    expect(child.exit_status(timeout: 10).exitstatus).to eq(0)
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 5 # not the 20 s request, not the 30 s grace
+    expect(read_all(hold, timeout: 2)).not_to include("done")
   ensure
     hold&.close
   end

@@ -16,9 +16,9 @@ RSpec.describe "Rack handler entry points" do
     yield Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/"))
   end
 
-  it "runs under rackup -s lunar and stops on INT" do
+  it "runs under rackup -s lunar (evented, EventMachine loaded as Thin's handler does) and stops on INT" do
     child = spawn_child([*rackup_cmd, "-s", "lunar", "-o", "127.0.0.1", "-p", "0", "-E", "none", fixture("hello.ru")])
-    expect_serving(child) { |r| expect(r.body).to start_with("hello from Lunar") }
+    expect_serving(child, %r{Lunar \S+: evented mode.*, listening on tcp://127\.0\.0\.1:(\d+)}) { |r| expect(r.body).to start_with("hello from Lunar") }
     child.signal("INT")
     expect(child.exit_status.success?).to be(true)
   end

@@ -3,6 +3,7 @@
 require "lunar/rack_env"
 require "lunar/exchange"
 require "lunar/async_callback"
+require "lunar/callback_attribution"
 
 module Lunar
   # Runs the app for one native request on the current Ruby thread, the way Thin does:
@@ -11,18 +12,24 @@ module Lunar
   #
   # Without the async protocol (threaded mode, no EventMachine) the common answer, an Array
   # body, goes out in one native call with no Exchange: that path is measured per µs.
+  #
+  # Thin's per-request deferral: in evented mode, a request for which the app answers
+  # `deferred?(env)` true runs on EventMachine's thread pool (`EM.defer`), with
+  # `rack.multithread` true for it, while the reactor serves the others.
   class AppRunner
     ASYNC_RESPONSE = [-1, {}.freeze, [].freeze].freeze
     ASYNC_CALLBACK = "async.callback"
+    RACK_MULTITHREAD = "rack.multithread"
     FATAL = [StandardError, ScriptError, SystemStackError, NoMemoryError].freeze
-    ASYNC_OFF = "async response (-1 / throw :async) but the async protocol is off: " \
-                "run lunar --evented or --async, or load EventMachine"
+    ASYNC_OFF = "async response (-1 / throw :async) but the async protocol is off: run lunar --evented or " \
+                "--async (rackup -O async, LUNAR_ASYNC=1 under rails server), or load EventMachine"
 
-    def initialize(app, rack_env, context, async:)
+    def initialize(app, rack_env, context, async:, defer: nil)
       @app = app
       @rack_env = rack_env
       @context = context
       @async = async
+      @defer = defer if app.respond_to?(:deferred?)
     end
 
     # An event from the native queue: a request, or the id of a request whose connection
@@ -33,6 +40,8 @@ module Lunar
 
     def call(request)
       env = @rack_env.for(request)
+      return deferred(request, env) if @defer && @app.deferred?(env)
+
       @async ? call_async(request, env) : call_sync(request, env)
     rescue *FATAL => e
       fail_before_env(request, e)
@@ -45,11 +54,16 @@ module Lunar
 
     private
 
+    def deferred(request, env)
+      env[RACK_MULTITHREAD] = true
+      @defer.call { @async ? call_async(request, env) : call_sync(request, env) }
+    end
+
     def call_async(request, env)
       exchange = Exchange.new(request, env, @context)
       env[ASYNC_CALLBACK] = AsyncCallback.new(exchange)
       result = ASYNC_RESPONSE
-      catch(:async) { result = @app.call(env) }
+      CallbackAttribution.within(exchange) { catch(:async) { result = @app.call(env) } }
       handle_result(exchange, result)
     rescue *FATAL => e
       exchange.fail_with(e)
@@ -59,7 +73,10 @@ module Lunar
 
     def call_sync(request, env)
       answered = false
-      result = @app.call(env)
+      # Caught even with the protocol off: an uncaught throw would raise at the throw site,
+      # inside the app, whose own rescue would answer with no word of why.
+      result = ASYNC_RESPONSE
+      catch(:async) { result = @app.call(env) }
       status, headers, body = result
       if body.instance_of?(Array) && result.instance_of?(Array) && (status = status.to_i) != -1
         request.respond(status, headers, body)
@@ -69,11 +86,6 @@ module Lunar
         answered = true # by the Exchange from here on
         through_exchange(request, env, result)
       end
-    rescue UncaughtThrowError => e
-      raise unless e.tag == :async
-
-      answered = true
-      Exchange.new(request, env, @context).fail_with(RuntimeError.new(ASYNC_OFF))
     rescue *FATAL => e
       answered = true
       Exchange.new(request, env, @context).fail_with(e)

@@ -39,7 +39,8 @@ module Lunar
       raise UsageError, "cannot read #{path}" unless File.file?(path) && File.readable?(path)
 
       require "rack"
-      require "eventmachine" if @options[:mode] == :evented # as `thin start` does, before the app
+      # As `thin start` does: EventMachine is loaded before the app, so config.ru can use it.
+      require "eventmachine" if @options[:mode] == :evented || @options.delete(:eventmachine)
       app = ::Rack::Builder.parse_file(File.expand_path(path))
       app.is_a?(Array) ? app.first : app # Rack 2 returns [app, options]
     rescue UsageError
@@ -51,8 +52,8 @@ module Lunar
       exit 1
     end
 
-    EM_HINT = "lunar: this app uses EventMachine without requiring it; run `lunar --evented`, " \
-              "which loads EventMachine before the app (as `thin start` does)"
+    EM_HINT = "lunar: this app uses EventMachine without requiring it; run `lunar --evented` (the app on the " \
+              "reactor) or `lunar --threaded --eventmachine` (thin start --threaded), which load it before the app"
 
     def size(text)
       Configuration.parse_size(text)
@@ -69,6 +70,7 @@ module Lunar
         o.on("--ssl-key-file PATH", "PEM private key for --ssl") { |v| @options[:ssl_key] = v }
         o.on("--evented", "Run the app on the EventMachine reactor (Thin's model; loads EventMachine)") { @options[:mode] = :evented }
         o.on("--threaded", "Run the app on a pool of Ruby threads (Puma's model)") { @options[:mode] = :threaded }
+        o.on("--eventmachine", "--em", "Load EventMachine before the app and run its reactor (with --threaded: thin start --threaded)") { @options[:eventmachine] = true }
         o.on("--async", "Offer async.callback/async.close in threaded mode without EventMachine (Rails throw :async)") { @options[:async] = true }
         o.on("-t", "--threads N", Integer, "Ruby threads calling the app in threaded mode (default 5)") { |v| @options[:threads] = v }
         o.on("--io-threads N", Integer, "tokio I/O threads (default: one per core)") { |v| @options[:io_threads] = v }
@@ -79,6 +81,7 @@ module Lunar
         o.on("--header-timeout SEC", Float, "Time allowed to send a request head (default 30)") { |v| @options[:header_timeout] = v }
         o.on("--max-body SIZE", "Largest request body, e.g. 10m (default 64m)") { |v| @options[:max_body] = size(v) }
         o.on("--max-header-size SIZE", "Largest request head (default 64k)") { |v| @options[:max_header_size] = size(v) }
+        o.on("--max-persistent-conns N", Integer, "HTTP/1 connections kept alive at once; 0 = close after every response (default: no limit)") { |v| @options[:max_persistent_conns] = v }
         o.on("--max-conns N", Integer, "Connections held at once; past it, 503 and close (default: open-file limit - 100)") { |v| @options[:max_conns] = v }
         o.on("--queue SIZE", Integer, "Requests waiting for a thread before 503 (default 1024)") { |v| @options[:queue_capacity] = v }
         o.on("--stream-buffer SIZE", "Bytes a streamed response may queue for a slow client (default 1m)") { |v| @options[:stream_buffer] = size(v) }

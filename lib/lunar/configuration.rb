@@ -16,11 +16,12 @@ module Lunar
       max_header_size: 64 * 1024,
       queue_capacity: 1024,      # requests waiting for a Ruby thread; past it, 503
       max_conns: nil,            # connections held at once; nil → the open-file limit less 100
+      max_persistent_conns: nil, # Thin's: HTTP/1 connections kept alive at once; nil → no limit, 0 → none
       spool_threshold: 128 * 1024,
       stream_buffer: 1024 * 1024, # bytes a streamed body may queue for a slow client
       write_timeout: 1.0,        # seconds a write on the reactor thread waits for a slow client
       mode: nil,                 # :evented, :threaded, or nil: evented if EventMachine is loaded
-      async: nil,                # offer async.callback in threaded mode without EventMachine
+      async: nil,                # offer async.callback in threaded mode without EventMachine (also LUNAR_ASYNC=1)
       shutdown_timeout: 30,      # seconds in-flight requests get on TERM/INT
       access_log: nil,           # an IO, or nil
       ssl: false,                # Thin's --ssl: tcp:// binds become ssl:// with ssl_cert/ssl_key
@@ -47,6 +48,7 @@ module Lunar
       raise ArgumentError, "unknown Lunar option(s): #{unknown.join(', ')}" unless unknown.empty?
 
       @options = DEFAULTS.merge(options.reject { |_, v| v.nil? })
+      @options[:async] = true if @options[:async].nil? && ENV["LUNAR_ASYNC"].to_s.match?(/\A(1|true|yes|on)\z/i)
     end
 
     def [](key)
@@ -78,6 +80,7 @@ module Lunar
         io_threads: @options[:io_threads],
         queue_capacity: @options[:queue_capacity],
         max_conns: @options[:max_conns],
+        max_persistent_conns: @options[:max_persistent_conns],
         max_body: @options[:max_body],
         max_header_size: @options[:max_header_size],
         timeout: @options[:timeout].to_f,

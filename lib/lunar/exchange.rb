@@ -175,16 +175,27 @@ module Lunar
       @context.registry.add(self)
     end
 
+    # A deferrable body: the head goes out now (as Thin sends it), `each` receives the block
+    # the body keeps for later chunks, and the response ends when the body succeeds or fails.
+    # If the client already left, the body still runs, its chunks dropped, so an app that
+    # answers late never finds `each` uncalled (the seed's DeferrableBody would raise).
     def stream_deferred
-      @state = :streaming
-      return finish unless open_stream # the client left before the head could go
-
-      @writer.close if head? # the head is all a HEAD gets
-      register
-      @body.each(&(head? ? DISCARD : chunk_writer))
+      @state = :streaming unless @state == :finished
+      writer = open_stream
+      if writer
+        writer.close if head? # the head is all a HEAD gets
+        register
+      end
+      @body.each(&(writer && !head? ? chunk_writer : DISCARD))
       # Registered after the app's own callbacks, so those run first.
-      @body.callback { finish }
-      @body.errback { finish }
+      @body.callback { body_over }
+      @body.errback { body_over }
+    end
+
+    # A deferred body succeeded or failed: the exchange ends (or, if the client had already
+    # left and the exchange ended then, the late body is closed).
+    def body_over
+      @state == :finished ? close_body : finish
     end
 
     # The block a deferrable body keeps and calls later, from any thread (so the wait is
@@ -195,7 +206,11 @@ module Lunar
       ->(chunk) { writer.write(chunk, context.write_wait) }
     end
 
+    # Once, whoever ends first (the body, or the client leaving).
     def close_body
+      return if @body.nil? || @body_closed
+
+      @body_closed = true
       @body.close if @body.respond_to?(:close)
     rescue StandardError => e
       @context.log_error(@env, "body.close raised #{e.class}: #{e.message}", e.backtrace)

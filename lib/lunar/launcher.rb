@@ -1,9 +1,10 @@
 # frozen_string_literal: true
 
 module Lunar
-  # Runs a server in the foreground the way `lunar` does: boot line, pid file, signals.
-  # TERM or INT stop gracefully (in-flight requests get --shutdown-timeout); a second INT
-  # exits at once.
+  # Runs a server in the foreground the way `lunar` does: boot line, pid file, signals, as
+  # Thin: TERM and QUIT stop gracefully (in-flight requests and pending async responses get
+  # --shutdown-timeout, then their async.close fires); INT stops at once (a second INT, if
+  # app code still holds the process, exits on the spot with 130).
   class Launcher
     def initialize(server, pid_file: nil, quiet: false, out: $stdout)
       @server = server
@@ -43,17 +44,27 @@ module Lunar
     end
 
     def trap_signals
+      %w[TERM QUIT].each do |signal|
+        Signal.trap(signal) do
+          @server.stop
+          say("Lunar stopping gracefully (up to #{@server.config[:shutdown_timeout]}s); INT to stop now")
+        end
+      end
       stopping = false
-      Signal.trap("TERM") { @server.stop }
       Signal.trap("INT") do
         exit!(130) if stopping
         stopping = true
-        @server.stop
-        # A trap may not take locks; a fresh thread may.
-        Thread.new do
-          @out.puts("Lunar stopping gracefully (up to #{@server.config[:shutdown_timeout]}s); INT again to exit now")
-          @out.flush
-        end
+        @server.halt
+      end
+    end
+
+    # A trap may not take locks; a fresh thread may.
+    def say(line)
+      return if @quiet
+
+      Thread.new do
+        @out.puts(line)
+        @out.flush
       end
     end
   end

@@ -1,11 +1,14 @@
 # frozen_string_literal: true
 
+require "lunar/callback_attribution"
+
 module Lunar
   # The EventMachine reactor Lunar runs the app on (evented mode) or beside (threaded mode
   # with EventMachine loaded). If one is already running it is used as is; otherwise Lunar
   # runs one on its own thread and stops it with the server. An exception raised by app
-  # code on the reactor (EM.next_tick, EM.add_timer) is logged and the reactor goes on,
-  # unless the app installed its own EM.error_handler.
+  # code on the reactor (EM.next_tick, EM.add_timer) fails the request it was scheduled for
+  # (see CallbackAttribution), or else is logged, and the reactor goes on (unless the app
+  # installed its own EM.error_handler).
   class Reactor
     def self.start(errors: $stderr)
       new(errors)
@@ -28,6 +31,7 @@ module Lunar
       end
       @thread = ::EM.reactor_thread
       install_error_handler
+      CallbackAttribution.install
     end
 
     # Runs `block` on the reactor: now when already there, else at its next turn. Not

@@ -30,18 +30,21 @@ module Lunar
       false
     end
 
-    # Each chunk leaves as soon as it is yielded. Once the client is gone, iteration stops
-    # (an endless generator does not run on for nobody). HEAD gets the head only. If `each`
-    # raises, Exchange#fail_with aborts the stream: the connection closes instead of the
-    # body looking complete.
+    # The head goes out with the first chunk, and each chunk as soon as it is yielded. So an
+    # `each` that raises before yielding anything still gets a 500; one that raises later
+    # has its chunks sent and the connection closed, never a body that looks complete (see
+    # Exchange#fail_with). Once the client is gone, iteration stops (an endless generator
+    # does not run on for nobody). HEAD gets the head only.
     def stream_each(exchange, body)
-      writer = exchange.open_stream
-      return unless writer
-      return writer.close if exchange.head?
+      return exchange.open_stream&.close if exchange.head?
 
+      writer = nil
       wait = exchange.write_wait # bounded when this is the reactor thread (evented mode)
-      body.each { |chunk| break unless write_chunk(writer, chunk, wait) }
-      writer.close
+      body.each do |chunk|
+        writer ||= exchange.open_stream or break
+        break unless write_chunk(writer, chunk, wait)
+      end
+      (writer || exchange.open_stream)&.close
     end
 
     def stream_call(exchange, body)

@@ -41,7 +41,7 @@ module Lunar
       @context = ServerContext.new(access_log: @config[:access_log] && AccessLog.new(@config[:access_log]),
                                    reactor: @reactor, write_timeout: @config[:write_timeout])
       rack_env = RackEnv.new(multithread: mode == :threaded && @config[:threads] > 1, async: async)
-      runner = AppRunner.new(@app, rack_env, @context, async: async)
+      runner = AppRunner.new(@app, rack_env, @context, async: async, defer: mode == :evented ? method(:defer) : nil)
       @native = Native::Server.start(@config.native_options)
       @workers = build_workers(mode, runner)
       self
@@ -125,6 +125,12 @@ module Lunar
     end
 
     private
+
+    # A deferred request (the app's `deferred?(env)`, evented mode) runs on EventMachine's
+    # thread pool, as under Thin.
+    def defer(&work)
+      ::EM.defer(work)
+    end
 
     def start_reactor(mode)
       return unless mode == :evented || defined?(::EventMachine)

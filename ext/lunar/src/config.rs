@@ -26,6 +26,9 @@ pub struct ServerConfig {
     pub stream_buffer: usize,
     /// Connections held at once; past it a new connection gets a 503 and is closed.
     pub max_connections: usize,
+    /// Thin's `--max-persistent-conns`: at most this many HTTP/1 connections kept alive at
+    /// once (past it a response says `Connection: close`); `None`: no limit.
+    pub max_persistent: Option<usize>,
     /// `PATH_INFO` for `OPTIONS *`: `""` before Rack 3.1, `"*"` from 3.1 on.
     pub asterisk_path_info: bool,
 }
@@ -43,6 +46,7 @@ impl Default for ServerConfig {
             spool_threshold: 128 * 1024,
             stream_buffer: 1024 * 1024,
             max_connections: 1024,
+            max_persistent: None,
             asterisk_path_info: false,
         }
     }

@@ -32,16 +32,18 @@ pub struct ConnectionInfo {
     local: Option<SocketAddr>,
     /// Reached over TLS: `rack.url_scheme` is `https`.
     pub tls: bool,
+    /// Counted among the connections kept alive (see `--max-persistent-conns`).
+    pub persistent: AtomicBool,
     cut: CutSwitch,
 }
 
 impl ConnectionInfo {
     pub fn tcp(peer: SocketAddr, local: SocketAddr, tls: bool) -> Self {
-        ConnectionInfo { peer: Some(peer.ip()), local: Some(local), tls, cut: CutSwitch::default() }
+        ConnectionInfo { peer: Some(peer.ip()), local: Some(local), tls, persistent: AtomicBool::new(false), cut: CutSwitch::default() }
     }
 
     pub fn unix() -> Self {
-        ConnectionInfo { peer: None, local: None, tls: false, cut: CutSwitch::default() }
+        ConnectionInfo { peer: None, local: None, tls: false, persistent: AtomicBool::new(false), cut: CutSwitch::default() }
     }
 
     /// Peer IP as Rack's `REMOTE_ADDR` wants it (`127.0.0.1` for Unix sockets, like Puma).

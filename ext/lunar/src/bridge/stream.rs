@@ -3,7 +3,7 @@
 //! Memory per connection is capped in bytes (`stream_buffer`), by `StreamSender`: a chunk
 //! that does not fit comes back to the writer, which either waits for the client to read
 //! (a worker thread may wait as long as the client is there; the reactor thread only
-//! briefly) or cuts the client off (`abort`, which closes the connection). `finished`
+//! briefly) or cuts the client off (`cut`, which closes the connection). `finished`
 //! tells a normal end (Ruby closed the body) from the client leaving first.
 
 use std::io;
@@ -25,7 +25,9 @@ pub struct StreamState {
     /// Signalled whenever the connection takes a chunk.
     pub room: Notify,
     pub finished: AtomicBool,
-    pub aborted: AtomicBool,
+    /// The body failed (the app raised, or the client was cut off): no more chunks are
+    /// taken, and the response ends as an error instead of completing.
+    pub failed: AtomicBool,
 }
 
 impl StreamState {
@@ -34,7 +36,7 @@ impl StreamState {
             queued: AtomicUsize::new(0),
             room: Notify::new(),
             finished: AtomicBool::new(false),
-            aborted: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
         })
     }
 }
@@ -80,7 +82,7 @@ impl StreamSender {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed() || self.state.aborted.load(Ordering::Acquire)
+        self.tx.is_closed() || self.state.failed.load(Ordering::Acquire)
     }
 
     pub fn try_send(&self, bytes: Bytes) -> Queued {
@@ -129,16 +131,22 @@ impl StreamSender {
 
     /// The body ended normally (once every sender is dropped, the response completes).
     pub fn finish(self) {
-        if !self.state.aborted.load(Ordering::Acquire) {
+        if !self.state.failed.load(Ordering::Acquire) {
             self.state.finished.store(true, Ordering::Release);
         }
     }
 
+    /// Ends the response as failed (the app raised): what was already queued still goes
+    /// out, then the connection closes, so the client never takes it for complete.
+    pub fn fail(&self) {
+        self.state.failed.store(true, Ordering::Release);
+    }
+
     /// Ends the response as failed and closes its connection at once, even while other
     /// senders (a `Topic`, the Ruby writer) still hold the stream and the client reads
-    /// nothing: the client must not take a cut response for a complete one.
-    pub fn abort(&self) {
-        self.state.aborted.store(true, Ordering::Release);
+    /// nothing (hyper would not poll the body again until the client reads).
+    pub fn cut(&self) {
+        self.fail();
         self.connection.cut();
     }
 }
@@ -151,11 +159,18 @@ pub struct ChunkStream {
     state: Arc<StreamState>,
     /// Armed until Ruby finishes the body; see `DisconnectWatch`.
     watch: Option<DisconnectWatch>,
+    /// A failed body has given hyper one chance to flush what it took before the error.
+    flushed: bool,
 }
 
 impl ChunkStream {
     pub fn new(rx: mpsc::UnboundedReceiver<Bytes>, state: Arc<StreamState>) -> Self {
-        ChunkStream { rx, state, watch: None }
+        ChunkStream { rx, state, watch: None, flushed: false }
+    }
+
+    fn taken(&self, data: &Bytes) {
+        self.state.queued.fetch_sub(data.len(), Ordering::AcqRel);
+        self.state.room.notify_waiters();
     }
 
     pub fn watch(&mut self, watch: DisconnectWatch) {
@@ -163,18 +178,35 @@ impl ChunkStream {
     }
 
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
-        if self.state.aborted.load(Ordering::Acquire) {
-            return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::Interrupted, "response aborted"))));
+        if self.state.failed.load(Ordering::Acquire) {
+            return self.poll_failed(cx);
         }
         match Pin::new(&mut self.rx).poll_recv(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(data)) => {
-                self.state.queued.fetch_sub(data.len(), Ordering::AcqRel);
-                self.state.room.notify_waiters();
+                self.taken(&data);
                 Poll::Ready(Some(Ok(data)))
             }
+            // Every sender is gone: the end, unless the body failed meanwhile.
+            Poll::Ready(None) if self.state.failed.load(Ordering::Acquire) => self.poll_failed(cx),
             Poll::Ready(None) => Poll::Ready(None),
         }
+    }
+
+    /// A failed body: the chunks the app had already yielded, then one `Pending` so hyper
+    /// writes what it holds (it drops its buffer on a body error), then the error, which
+    /// closes the connection.
+    fn poll_failed(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        if let Ok(data) = self.rx.try_recv() {
+            self.taken(&data);
+            return Poll::Ready(Some(Ok(data)));
+        }
+        if !self.flushed {
+            self.flushed = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::Interrupted, "the response body failed"))))
     }
 }
 

@@ -137,7 +137,7 @@ impl Topic {
                             kept.push(sub);
                         }
                         // Too slow: cut it off (its connection closes; async.close fires).
-                        Queued::Full(_) => sender.abort(),
+                        Queued::Full(_) => sender.cut(),
                         Queued::Gone => {}
                     }
                 }

@@ -56,6 +56,7 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
     };
     // Pinned here, not inside `drive`: an async fn keeps its arguments, and a connection
     // moved from an argument into a pinned local would be stored twice.
+    let _counted = PersistentGuard(&info, &shared);
     match protocol {
         Protocol::Http1 => {
             let conn = std::pin::pin!(shared.http1.serve_connection(io, service));
@@ -67,6 +68,15 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
             let conn = Box::pin(shared.http2.serve_connection(io, service));
             drive(conn, &activity, &info, &shared).await;
         }
+    }
+}
+
+/// Takes the connection off the kept-alive count when it ends, however it ends.
+struct PersistentGuard<'a>(&'a ConnectionInfo, &'a Shared);
+
+impl Drop for PersistentGuard<'_> {
+    fn drop(&mut self) {
+        self.1.connection_closed(self.0);
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{watch, Notify};
 
 use crate::bridge::dispatch::DispatchQueue;
+use crate::bridge::job::ConnectionInfo;
 use crate::config::ServerConfig;
 use crate::net::listener;
 
@@ -32,6 +33,7 @@ pub struct Shared {
     pub http2: http2::Builder<TokioExecutor>,
     next_id: AtomicU64,
     live_connections: AtomicUsize,
+    persistent_connections: AtomicUsize,
     all_closed: Notify,
 }
 
@@ -48,6 +50,27 @@ impl Shared {
 
     pub fn live_connections(&self) -> usize {
         self.live_connections.load(Ordering::Acquire)
+    }
+
+    /// Whether `connection` may stay open after this response: it already counts among
+    /// the kept-alive ones, or there is room for it (`--max-persistent-conns`).
+    pub fn keep_alive_allowed(&self, connection: &ConnectionInfo) -> bool {
+        let Some(max) = self.config.max_persistent else { return true };
+        if connection.persistent.load(Ordering::Acquire) {
+            return true;
+        }
+        let counted = self.persistent_connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        if counted.is_ok() {
+            connection.persistent.store(true, Ordering::Release);
+        }
+        counted.is_ok()
+    }
+
+    /// A connection ends: it no longer counts as kept alive.
+    pub fn connection_closed(&self, connection: &ConnectionInfo) {
+        if connection.persistent.swap(false, Ordering::AcqRel) {
+            self.persistent_connections.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     async fn all_connections_closed(&self) {
@@ -117,6 +140,7 @@ impl ServerHandle {
             http2,
             next_id: AtomicU64::new(1),
             live_connections: AtomicUsize::new(0),
+            persistent_connections: AtomicUsize::new(0),
             all_closed: Notify::new(),
             config,
         });

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::request::Parts;
-use http::{header, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
@@ -39,6 +39,7 @@ pub async fn handle(req: Request<Incoming>, connection: Arc<ConnectionInfo>, sha
         return Ok(body::prepare(plain(StatusCode::BAD_REQUEST, true), false)); // RFC 9112 §3.2
     }
     let head_request = req.method() == Method::HEAD;
+    let wants_keep_alive = wants_keep_alive(&req);
     let (parts, incoming) = req.into_parts();
     // Boxed: a held request's future should not carry the body reader's state.
     let body = match Box::pin(intake::read_body(incoming, &parts.headers, &shared.config)).await {
@@ -46,8 +47,26 @@ pub async fn handle(req: Request<Incoming>, connection: Arc<ConnectionInfo>, sha
         Err(BodyError::TooLarge) => return Ok(body::prepare(plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)),
         Err(BodyError::Io) => return Err(CloseConnection),
     };
-    let reply = dispatch(Box::new(parts), body, connection, &shared).await?;
+    let mut reply = dispatch(Box::new(parts), body, connection.clone(), &shared).await?;
+    if wants_keep_alive && !shared.keep_alive_allowed(&connection) {
+        // hyper closes the connection after a response that says so.
+        reply.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     Ok(body::prepare(reply, head_request))
+}
+
+/// Whether the client lets an HTTP/1 connection stay open after this request (HTTP/1.1
+/// unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`). HTTP/2
+/// connections are not counted.
+fn wants_keep_alive(req: &Request<Incoming>) -> bool {
+    let says = |token: &str| req.headers().get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    });
+    match req.version() {
+        Version::HTTP_11 => !says("close"),
+        Version::HTTP_10 => says("keep-alive"),
+        _ => false,
+    }
 }
 
 /// Queues the request for a Ruby thread and waits for the reply.

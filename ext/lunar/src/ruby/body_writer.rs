@@ -65,7 +65,7 @@ impl BodyWriter {
                 Room::Ready => {}
                 Room::Gone => return Ok(false),
                 Room::Stalled => {
-                    sender.abort();
+                    sender.cut();
                     return Ok(false);
                 }
             }
@@ -96,7 +96,7 @@ impl BodyWriter {
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(max_wait.max(0.0));
         self.runtime.spawn(async move {
             if let Room::Stalled = sender.room(len, Some(deadline)).await {
-                sender.abort();
+                sender.cut();
             }
             inbox.push(token);
         });
@@ -140,11 +140,11 @@ impl BodyWriter {
         }
     }
 
-    /// Ends the body as failed: the connection is closed rather than the body completed,
-    /// so the client can tell the response is incomplete.
+    /// Ends the body as failed: what was written still goes out, then the connection
+    /// closes rather than the body completing, so the client can tell it is incomplete.
     fn abort(&self) {
         if let Some(sender) = self.sender.lock().ok().and_then(|mut g| g.take()) {
-            sender.abort();
+            sender.fail();
         }
     }
 

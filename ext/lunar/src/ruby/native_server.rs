@@ -65,6 +65,7 @@ fn config_from(ruby: &Ruby, opts: RHash) -> Result<ServerConfig, Error> {
         Some(n) => n.max(1),
         None => crate::net::limits::default_max_connections(open_files),
     };
+    c.max_persistent = opt::<usize>(ruby, opts, "max_persistent_conns")?;
     if let Some(b) = opt::<bool>(ruby, opts, "asterisk_path_info")? {
         c.asterisk_path_info = b;
     }

@@ -11,25 +11,52 @@ fn to_rstring(ruby: &Ruby, v: Value) -> Result<RString, Error> {
     match RString::from_value(v) {
         Some(s) => Ok(s),
         None => RString::try_convert(v.funcall::<_, _, Value>("to_s", ())?)
-            .map_err(|_| Error::new(ruby.exception_type_error(), "header value#to_s is not a String")),
+            .map_err(|_| Error::new(ruby.exception_type_error(), "header name#to_s is not a String")),
     }
 }
 
+fn bad_value(ruby: &Ruby, name: &[u8], value: Value) -> Error {
+    let class = unsafe { value.classname() }.into_owned(); // SAFETY: `value` is a live Ruby value on this thread
+    Error::new(
+        ruby.exception_type_error(),
+        format!("response header {:?}: a {class} value; Rack needs a String or an Array of Strings", String::from_utf8_lossy(name)),
+    )
+}
+
+/// One Rack header, by Thin's rules (which Rack 2 apps were written against): a nil value
+/// drops the header; a name already written (case-insensitively) is not written again,
+/// except the four that may repeat; a String value with "\n" becomes one line per part; an
+/// Array one line per element; any other value is the app's error (the response becomes a
+/// 500, logged) rather than a guess at its text.
 fn append_pair(ruby: &Ruby, map: &mut HeaderMap, key: Value, value: Value) -> Result<(), Error> {
+    if value.is_nil() {
+        return Ok(());
+    }
     let name = to_rstring(ruby, key)?;
     // SAFETY: `name` and the values below are live Ruby Strings on this thread's stack; their
     // bytes are copied by `append_rack_header` before any further Ruby call.
     let name_bytes = unsafe { name.as_slice() }.to_vec();
-    if let Some(list) = RArray::from_value(value) {
+    if already_written(map, &name_bytes) {
+        return Ok(());
+    }
+    if let Some(value) = RString::from_value(value) {
+        append_rack_header(map, &name_bytes, unsafe { value.as_slice() });
+    } else if let Some(list) = RArray::from_value(value) {
         for item in list.into_iter() {
-            let item = to_rstring(ruby, item)?;
+            let item = RString::from_value(item).ok_or_else(|| bad_value(ruby, &name_bytes, item))?;
             append_rack_header(map, &name_bytes, unsafe { item.as_slice() });
         }
     } else {
-        let value = to_rstring(ruby, value)?;
-        append_rack_header(map, &name_bytes, unsafe { value.as_slice() });
+        return Err(bad_value(ruby, &name_bytes, value));
     }
     Ok(())
+}
+
+/// Names that may appear more than once (Thin's list); any other is written once.
+fn already_written(map: &HeaderMap, name: &[u8]) -> bool {
+    const REPEATABLE: [&[u8]; 4] = [b"set-cookie", b"set-cookie2", b"warning", b"www-authenticate"];
+    let Ok(name) = http::HeaderName::from_bytes(name) else { return false };
+    map.contains_key(&name) && !REPEATABLE.contains(&name.as_str().as_bytes())
 }
 
 /// Rack headers (a Hash, or for Rack 2 an Array of pairs) → HTTP headers.

@@ -5,9 +5,9 @@ require_relative "lib/lunar/version"
 Gem::Specification.new do |s|
   s.name = "lunar"
   s.version = Lunar::VERSION
-  s.summary = "A Rack server in Rust (tokio) that honours Thin's async responses"
-  s.description = "Lunar serves Rack 2 and Rack 3 apps from a Rust (tokio) core. Ruby threads only run Ruby; " \
-                  "sockets, parsing and writing happen in Rust."
+  s.summary = "A Rack server in Rust (hyper on tokio) that honours Thin's async responses"
+  s.description = "Lunar serves Rack 2 and Rack 3 apps over HTTP/1.1, HTTP/2 and TLS from a Rust core (hyper on " \
+                  "tokio). Ruby threads only run Ruby; sockets, parsing and writing happen in Rust."
   s.authors = ["The Lunar developers"]
   s.license = "MIT"
   s.required_ruby_version = ">= 3.1"

@@ -3,7 +3,7 @@
 require "lunar/version"
 require "lunar/lunar" # the native core (ext/lunar), built by `rake compile` or `gem install`
 
-# Lunar: a Rack server whose sockets and HTTP live in Rust (its own HTTP/1 on tokio) and whose
+# Lunar: a Rack server whose sockets and HTTP live in Rust (hyper on tokio) and whose
 # Ruby threads only ever run Ruby. See README.md for the data path.
 module Lunar
   autoload :Configuration, "lunar/configuration"

@@ -105,8 +105,9 @@ report = <<~MD
 
   Servers: Lunar `-t 4` (tokio I/O threads: one per core), Puma 5.6 `-t 4:4` (single
   process), Thin 1.8 (single process), and the hyper floor: a bare hyper server with 2 I/O
-  threads doing the same work without Ruby (`bench/crates/floor`). All run
-  `bench/apps/bench.ru` (the floor answers the same routes) with `-e production`.
+  threads, Lunar's hyper settings and allocator, doing the same work without Ruby
+  (`bench/crates/floor`). All run `bench/apps/bench.ru` (the floor answers the same routes)
+  with `-e production`.
   #{table(results)}
 
   Commands, exactly:

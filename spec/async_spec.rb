@@ -12,19 +12,6 @@ RSpec.describe "the async response protocol (evented mode)" do
     serve(app || block, mode: :evented, **options)
   end
 
-  # A deferrable body like the seed's: `each` keeps the block, `call` writes later.
-  class SeedBody
-    include EventMachine::Deferrable
-
-    def call(chunks)
-      chunks.each { |c| @block.call(c) }
-    end
-
-    def each(&block)
-      @block = block
-    end
-  end
-
   it "runs the app on the reactor and answers [-1, {}, []] later through async.callback" do
     server = evented do |env|
       events << EM.reactor_thread?

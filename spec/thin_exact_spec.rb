@@ -6,19 +6,6 @@ require "spec_helper"
 # (../docs/async.md), Thin's header rules, its flags and its signals. Real servers, real
 # sockets, a real EventMachine reactor.
 RSpec.describe "Thin-exact behaviour" do
-  # The seed's DeferrableBody: it keeps the block `each` gets and calls it later.
-  class SeedBody
-    include EventMachine::Deferrable
-
-    def call(chunks)
-      chunks.each { |chunk| @body_callback.call(chunk) }
-    end
-
-    def each(&block)
-      @body_callback = block
-    end
-  end
-
   def status_of(text)
     text[%r{\AHTTP/1\.[01] (\d{3})}, 1]
   end

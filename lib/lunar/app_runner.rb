@@ -62,13 +62,11 @@ module Lunar
     def call_async(request, env)
       exchange = Exchange.new(request, env, @context)
       env[ASYNC_CALLBACK] = AsyncCallback.new(exchange)
-      result = ASYNC_RESPONSE
-      CallbackAttribution.within(exchange) { catch(:async) { result = @app.call(env) } }
-      handle_result(exchange, result)
-    rescue *FATAL => e
-      exchange.fail_with(e)
-    ensure
-      exchange.abandon unless exchange.settled?
+      guarded(exchange) do
+        result = ASYNC_RESPONSE
+        CallbackAttribution.within(exchange) { catch(:async) { result = @app.call(env) } }
+        handle_result(exchange, result)
+      end
     end
 
     def call_sync(request, env)
@@ -96,7 +94,13 @@ module Lunar
 
     def through_exchange(request, env, result)
       exchange = Exchange.new(request, env, @context)
-      handle_result(exchange, result)
+      guarded(exchange) { handle_result(exchange, result) }
+    end
+
+    # Runs the block for `exchange`: an error fails it (500, or a close), and a thread killed
+    # inside leaves it answered (503), never hanging.
+    def guarded(exchange)
+      yield
     rescue *FATAL => e
       exchange.fail_with(e)
     ensure

@@ -21,8 +21,6 @@ mod fanout;
 mod net;
 mod ruby;
 
-pub use ruby::headers;
-
 use magnus::{Error, Module, Ruby};
 
 /// Rust allocations use jemalloc. hyper keeps an 8 KiB read buffer and an 8 KiB write buffer

@@ -27,8 +27,8 @@ pub enum ResponseBody {
     Unchunked(Box<Unchunk>),
 }
 
-pub fn prepare(res: Box<Response<ReplyBody>>, head_request: bool) -> Response<ResponseBody> {
-    let (mut parts, body) = (*res).into_parts();
+pub fn prepare(res: Response<ReplyBody>, head_request: bool) -> Response<ResponseBody> {
+    let (mut parts, body) = res.into_parts();
     let headers = &mut parts.headers;
     if headers.contains_key(TRANSFER_ENCODING) {
         headers.remove(CONTENT_LENGTH);
@@ -93,12 +93,12 @@ mod tests {
     use crate::bridge::stream::{ChunkStream, StreamState};
     use http::HeaderValue;
 
-    fn response(headers: &[(&'static str, &'static str)], body: ReplyBody) -> Box<Response<ReplyBody>> {
+    fn response(headers: &[(&'static str, &'static str)], body: ReplyBody) -> Response<ReplyBody> {
         let mut res = Response::new(body);
         for (k, v) in headers {
             res.headers_mut().append(*k, HeaderValue::from_static(v));
         }
-        Box::new(res)
+        res
     }
 
     fn stream() -> ReplyBody {

@@ -36,7 +36,7 @@ pub async fn handle(req: Request<Incoming>, connection: Arc<ConnectionInfo>, sha
     // Transfer-Encoding arrives here chunked, its Content-Length removed, and hyper closes
     // the connection after it (RFC 9112 §6.1), so nothing smuggled after it is read.
     if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
-        return Ok(body::prepare(plain(StatusCode::BAD_REQUEST, true), false)); // RFC 9112 §3.2
+        return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, true), false)); // RFC 9112 §3.2
     }
     let head_request = req.method() == Method::HEAD;
     let wants_keep_alive = wants_keep_alive(&req);
@@ -44,7 +44,7 @@ pub async fn handle(req: Request<Incoming>, connection: Arc<ConnectionInfo>, sha
     // Boxed: a held request's future should not carry the body reader's state.
     let body = match Box::pin(intake::read_body(incoming, &parts.headers, &shared.config)).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => return Ok(body::prepare(plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)),
+        Err(BodyError::TooLarge) => return Ok(body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)),
         Err(BodyError::Io) => return Err(CloseConnection),
     };
     let mut reply = dispatch(Box::new(parts), body, connection.clone(), &shared).await?;
@@ -52,7 +52,7 @@ pub async fn handle(req: Request<Incoming>, connection: Arc<ConnectionInfo>, sha
         // hyper closes the connection after a response that says so.
         reply.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    Ok(body::prepare(reply, head_request))
+    Ok(body::prepare(*reply, head_request))
 }
 
 /// Whether the client lets an HTTP/1 connection stay open after this request (HTTP/1.1

@@ -76,7 +76,7 @@ module Lunar
       result = ASYNC_RESPONSE
       catch(:async) { result = @app.call(env) }
       status, headers, body = result
-      if body.instance_of?(Array) && result.instance_of?(Array) && (status = status.to_i) != -1
+      if body.instance_of?(Array) && result.instance_of?(Array) && (status = status.to_i) != -1 && !env[RackEnv::RACK_HIJACK_P]
         request.respond(status, headers, body)
         answered = true
         @context.finished(env, status, headers, nil)
@@ -114,6 +114,7 @@ module Lunar
     end
 
     def handle_result(exchange, result)
+      return exchange.finish if exchange.hijacked? # whatever it returned, the connection is the app's
       if result.nil?
         @context.log_error(exchange.env, "app returned nil: closing the connection")
         return exchange.close_connection

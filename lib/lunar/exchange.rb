@@ -51,8 +51,10 @@ module Lunar
       @held = true
     end
 
-    # The app answered [-1, …] or threw :async: the answer comes through async.callback.
+    # The app answered [-1, …] or threw :async: the answer comes through async.callback
+    # (unless it hijacked the connection: then the exchange is over).
     def pend
+      return finish if hijacked?
       return if @responded || @state == :finished
 
       @state = :pending
@@ -60,15 +62,21 @@ module Lunar
     end
 
     # Writes a Rack response. A deferrable body (callback + errback) ends the response when
-    # it succeeds or fails; any other body when its `each` returns.
+    # it succeeds or fails; any other body when its `each` returns. After a hijack there is
+    # nothing to write: the connection is the app's (faye-websocket and ActionCable also
+    # call async.callback).
     def respond(status, headers, body)
+      return finish if hijacked?
       return ignore_second_response if @responded
 
       @responded = true
       @status = status.to_i
       @headers = headers
       @body = body
-      if body.respond_to?(:callback) && body.respond_to?(:errback)
+      if (callable = partial_hijack(headers))
+        Hijack.partial(@request, @status, headers, callable)
+        finish
+      elsif body.respond_to?(:callback) && body.respond_to?(:errback)
         stream_deferred
       else
         ResponseWriter.write(self, @status, headers, body) || finish
@@ -164,7 +172,18 @@ module Lunar
       @writer = @request.stream(@status, @headers)
     end
 
+    def hijacked?
+      hijack = @env[RackEnv::RACK_HIJACK]
+      hijack.is_a?(Hijack) && hijack.hijacked?
+    end
+
     private
+
+    # The callable of a partial hijack (a `rack.hijack` response header), where the request
+    # can be hijacked.
+    def partial_hijack(headers)
+      @env[RackEnv::RACK_HIJACK_P] && headers.is_a?(Hash) && headers[RackEnv::RACK_HIJACK]
+    end
 
     # Known to the registry, so a disconnect notice can find this exchange. Once: an async
     # response registers when it pends, and stays registered while its body streams.

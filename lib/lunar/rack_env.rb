@@ -3,14 +3,17 @@
 require "stringio"
 require "lunar/deferrable"
 require "lunar/empty_input"
+require "lunar/hijack"
 
 module Lunar
   # The Ruby half of the Rack env. The native side (ext/lunar/src/ruby/env.rs) copies `base`
   # and adds the per-request CGI keys, HTTP_* headers and rack.response_finished; this adds
-  # rack.input and async.close.
+  # rack.input, async.close and, where the request can be hijacked, rack.hijack.
   class RackEnv
     RACK_INPUT = "rack.input"
     ASYNC_CLOSE = "async.close"
+    RACK_HIJACK_P = "rack.hijack?"
+    RACK_HIJACK = "rack.hijack"
 
     # `async`: offer async.close (AppRunner adds async.callback) — EM::DefaultDeferrable when
     # EventMachine is loaded, as under Thin, else Lunar::Deferrable.
@@ -36,6 +39,10 @@ module Lunar
       env = request.env(@base)
       env[RACK_INPUT] = input(request.take_body)
       env[ASYNC_CLOSE] = @close_class.new if @close_class
+      if request.upgradable? # an HTTP/1.1 upgrade request: hyper can hand the connection over
+        env[RACK_HIJACK_P] = true
+        env[RACK_HIJACK] = Hijack.new(request, env)
+      end
       env
     end
 

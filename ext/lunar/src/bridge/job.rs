@@ -3,7 +3,8 @@
 //! Nothing here is a Ruby object, so a job may be built on an I/O thread and moved freely.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
@@ -34,16 +35,28 @@ pub struct ConnectionInfo {
     pub tls: bool,
     /// Counted among the connections kept alive (see `--max-persistent-conns`).
     pub persistent: AtomicBool,
+    /// When a byte last moved either way, for the inactivity timeout.
+    pub activity: Activity,
+    /// hyper's writes are dropped (a full `rack.hijack`: the app writes its own handshake).
+    muted: AtomicBool,
     cut: CutSwitch,
 }
 
 impl ConnectionInfo {
     pub fn tcp(peer: SocketAddr, local: SocketAddr, tls: bool) -> Self {
-        ConnectionInfo { peer: Some(peer.ip()), local: Some(local), tls, persistent: AtomicBool::new(false), cut: CutSwitch::default() }
+        ConnectionInfo { peer: Some(peer.ip()), local: Some(local), tls, ..Self::unix() }
     }
 
     pub fn unix() -> Self {
-        ConnectionInfo { peer: None, local: None, tls: false, persistent: AtomicBool::new(false), cut: CutSwitch::default() }
+        ConnectionInfo {
+            peer: None,
+            local: None,
+            tls: false,
+            persistent: AtomicBool::new(false),
+            activity: Activity::new(),
+            muted: AtomicBool::new(false),
+            cut: CutSwitch::default(),
+        }
     }
 
     /// Peer IP as Rack's `REMOTE_ADDR` wants it (`127.0.0.1` for Unix sockets, like Puma).
@@ -61,6 +74,14 @@ impl ConnectionInfo {
         }
     }
 
+    pub fn mute(&self, muted: bool) {
+        self.muted.store(muted, Ordering::Release);
+    }
+
+    pub fn is_muted(&self) -> bool {
+        self.muted.load(Ordering::Acquire)
+    }
+
     /// Asks the connection's task to close it now, whatever it is doing.
     pub fn cut(&self) {
         self.cut.cut();
@@ -69,6 +90,35 @@ impl ConnectionInfo {
     /// Ready once `cut` was called (before or after the task started waiting).
     pub fn poll_cut(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.cut.poll(cx)
+    }
+}
+
+/// When the connection last moved a byte, in milliseconds since it opened.
+#[derive(Debug)]
+pub struct Activity {
+    opened: std::time::Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Self {
+        Activity { opened: std::time::Instant::now(), last_ms: AtomicU64::new(0) }
+    }
+
+    pub fn touch(&self) {
+        // Never 0, which means "nothing yet".
+        let now = (self.opened.elapsed().as_millis() as u64).max(1);
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    pub fn quiet_for(&self) -> Duration {
+        let now = self.opened.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Whether any byte was ever read or written.
+    pub fn ever_active(&self) -> bool {
+        self.last_ms.load(Ordering::Relaxed) > 0
     }
 }
 
@@ -109,4 +159,6 @@ pub struct RequestJob {
     pub body: RequestBody,
     pub connection: std::sync::Arc<ConnectionInfo>,
     pub reply: oneshot::Sender<Reply>,
+    /// An HTTP/1.1 request that asked for an upgrade: it may be hijacked (`rack.hijack`).
+    pub upgradable: bool,
 }

@@ -23,6 +23,11 @@ pub enum Reply {
     /// A held long-poll answered by a `Topic`: Ruby did not write it, so the I/O side tells
     /// Ruby afterwards (a Closed notice) to finish the exchange (async.close and the rest).
     Published(Box<Response<ReplyBody>>),
+    /// `rack.hijack`: the connection is handed over through hyper's upgrade, and relayed
+    /// between the client and `relay_end` (Ruby holds the other end of that socket pair).
+    /// `head`: the 101 the app asked Lunar to write (partial hijack); `None` for a full
+    /// hijack, where the app writes its own and hyper's is dropped.
+    Hijack { relay_end: std::os::unix::net::UnixStream, head: Option<Box<Response<ReplyBody>>> },
 }
 
 const FILE_CHUNK: usize = 64 * 1024;

@@ -13,7 +13,7 @@
 //! Dropping hyper's connection drops the in-flight request futures, which is how a pending
 //! async response learns its client is gone (see `bridge::disconnect`).
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::ops::DerefMut;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,15 +23,14 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulConnection;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
-use crate::bridge::job::ConnectionInfo;
+use crate::bridge::job::{Activity, ConnectionInfo};
 use crate::bridge::reply::ReplyBody;
 use crate::net::server::Shared;
 use crate::net::service;
-use crate::net::socket::{Activity, ActivityIo, Transport};
+use crate::net::socket::{ActivityIo, Transport};
 
 /// Serves one accepted connection until the client leaves, it idles out, or the server stops.
 pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<ConnectionInfo>, shared: Arc<Shared>) {
@@ -48,8 +47,7 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
     let Ok(protocol) = tokio::time::timeout(header_timeout, Protocol::of(&transport)).await else {
         return; // not a byte within the header timeout
     };
-    let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(ActivityIo::new(transport, activity.clone()));
+    let io = TokioIo::new(ActivityIo::new(transport, info.clone()));
     let service = {
         let (info, shared) = (info.clone(), shared.clone());
         service_fn(move |req| service::handle(req, info.clone(), shared.clone()))
@@ -58,15 +56,16 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
     // moved from an argument into a pinned local would be stored twice.
     let _counted = PersistentGuard(&info, &shared);
     match protocol {
+        // With upgrades: `rack.hijack` hands the connection over through hyper's upgrade.
         Protocol::Http1 => {
-            let conn = std::pin::pin!(shared.http1.serve_connection(io, service));
-            drive(conn, &activity, &info, &shared).await;
+            let conn = std::pin::pin!(shared.http1.serve_connection(io, service).with_upgrades());
+            drive(conn, |c| c.graceful_shutdown(), &info, &shared).await;
         }
         // Boxed: hyper's HTTP/2 connection is 1.5 KiB, its HTTP/1 one 0.6; the task is sized
         // by its largest state, and most held connections are HTTP/1.
         Protocol::Http2 => {
             let conn = Box::pin(shared.http2.serve_connection(io, service));
-            drive(conn, &activity, &info, &shared).await;
+            drive(conn, |c| c.graceful_shutdown(), &info, &shared).await;
         }
     }
 }
@@ -81,8 +80,8 @@ impl Drop for PersistentGuard<'_> {
 }
 
 /// Polls hyper's connection until it ends, the timer says close, the connection is cut,
-/// or (on a stop) hyper's graceful shutdown has run its course.
-async fn drive<C: GracefulConnection>(mut conn: Pin<impl DerefMut<Target = C>>, activity: &Activity, info: &ConnectionInfo, shared: &Shared) {
+/// or (on a stop, through `graceful`) hyper's graceful shutdown has run its course.
+async fn drive<C: Future>(mut conn: Pin<impl DerefMut<Target = C>>, graceful: impl Fn(Pin<&mut C>), info: &ConnectionInfo, shared: &Shared) {
     let mut shutdown = shared.shutdown.clone();
     let mut draining = false;
     let opened = Instant::now();
@@ -90,12 +89,12 @@ async fn drive<C: GracefulConnection>(mut conn: Pin<impl DerefMut<Target = C>>, 
     loop {
         if !draining && *shutdown.borrow() {
             draining = true;
-            conn.as_mut().graceful_shutdown();
+            graceful(conn.as_mut());
         }
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = timer.fired(), if timer.is_set() => {
-                if !timer.rearm(activity, opened) {
+                if !timer.rearm(&info.activity, opened) {
                     return; // dropping `conn` closes the socket
                 }
             }

@@ -1,7 +1,8 @@
 //! The per-request path on the I/O side, as a hyper service: refuse what must not reach the
 //! app, read the body (`intake`), queue the job for a Ruby thread, and await its reply while
 //! hyper watches the connection. If the client leaves (HTTP/1 EOF, an HTTP/2 reset), hyper
-//! drops this future, and its armed `DisconnectWatch` tells Ruby.
+//! drops this future, and its armed `DisconnectWatch` tells Ruby. A hijacked request hands
+//! its connection over through hyper's upgrade (`hijack`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use std::sync::Arc;
 use http::request::Parts;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 use crate::bridge::disconnect::DisconnectWatch;
@@ -31,7 +34,7 @@ impl fmt::Display for CloseConnection {
 
 impl std::error::Error for CloseConnection {}
 
-pub async fn handle(req: Request<Incoming>, connection: Arc<ConnectionInfo>, shared: Arc<Shared>) -> Result<Response<ResponseBody>, CloseConnection> {
+pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>, shared: Arc<Shared>) -> Result<Response<ResponseBody>, CloseConnection> {
     // What hyper parses but leaves to the server. A request with both Content-Length and
     // Transfer-Encoding arrives here chunked, its Content-Length removed, and hyper closes
     // the connection after it (RFC 9112 §6.1), so nothing smuggled after it is read.
@@ -40,6 +43,9 @@ pub async fn handle(req: Request<Incoming>, connection: Arc<ConnectionInfo>, sha
     }
     let head_request = req.method() == Method::HEAD;
     let wants_keep_alive = wants_keep_alive(&req);
+    // An HTTP/1.1 request asking for an upgrade (a WebSocket handshake) may be hijacked: keep
+    // hyper's handle on the connection's handover. Other requests pay nothing for it.
+    let upgrade = (req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE)).then(|| hyper::upgrade::on(&mut req));
     let (parts, incoming) = req.into_parts();
     // Boxed: a held request's future should not carry the body reader's state.
     let body = match Box::pin(intake::read_body(incoming, &parts.headers, &shared.config)).await {
@@ -47,7 +53,10 @@ pub async fn handle(req: Request<Incoming>, connection: Arc<ConnectionInfo>, sha
         Err(BodyError::TooLarge) => return Ok(body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)),
         Err(BodyError::Io) => return Err(CloseConnection),
     };
-    let mut reply = dispatch(Box::new(parts), body, connection.clone(), &shared).await?;
+    let mut reply = match dispatch(Box::new(parts), body, connection.clone(), upgrade.is_some(), &shared).await? {
+        Answer::Respond(reply) => reply,
+        Answer::Hijack { relay_end, head } => return hijack(upgrade, relay_end, head, connection),
+    };
     if wants_keep_alive && !shared.keep_alive_allowed(&connection) {
         // hyper closes the connection after a response that says so.
         reply.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -69,12 +78,46 @@ fn wants_keep_alive(req: &Request<Incoming>) -> bool {
     }
 }
 
+/// `rack.hijack`: hyper writes a 101 (the app's own, for a partial hijack; for a full one
+/// a 101 the muted connection drops, since the app writes its handshake itself) and hands
+/// the connection over; a task then relays it to the socket pair whose other end Ruby holds.
+/// A relay, not the raw socket: bytes hyper had already read come first, and TLS works.
+fn hijack(upgrade: Option<OnUpgrade>, relay_end: std::os::unix::net::UnixStream, head: Option<Box<Response<ReplyBody>>>, connection: Arc<ConnectionInfo>) -> Result<Response<ResponseBody>, CloseConnection> {
+    let upgrade = upgrade.ok_or(CloseConnection)?; // Ruby only hijacks upgradable requests
+    let head = head.unwrap_or_else(|| {
+        connection.mute(true);
+        let mut res = Response::new(ReplyBody::Empty);
+        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        Box::new(res)
+    });
+    tokio::spawn(relay(upgrade, relay_end, connection));
+    Ok(body::prepare(*head, false))
+}
+
+/// Bytes each way per read: WebSocket messages are small, and each hijacked connection
+/// keeps two of these buffers.
+const RELAY_BUF: usize = 4096;
+
+async fn relay(upgrade: OnUpgrade, relay_end: std::os::unix::net::UnixStream, connection: Arc<ConnectionInfo>) {
+    let Ok(upgraded) = upgrade.await else { return };
+    connection.mute(false); // hyper's 101 is out (dropped): from here on the app's bytes flow
+    let Ok(mut app) = relay_end.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(relay_end)) else { return };
+    let mut client = TokioIo::new(upgraded);
+    let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut app, RELAY_BUF, RELAY_BUF).await;
+}
+
+/// What Ruby answered, as the service sees it.
+enum Answer {
+    Respond(Box<Response<ReplyBody>>),
+    Hijack { relay_end: std::os::unix::net::UnixStream, head: Option<Box<Response<ReplyBody>>> },
+}
+
 /// Queues the request for a Ruby thread and waits for the reply.
-async fn dispatch(head: Box<Parts>, body: RequestBody, connection: Arc<ConnectionInfo>, shared: &Shared) -> Result<Box<Response<ReplyBody>>, CloseConnection> {
+async fn dispatch(head: Box<Parts>, body: RequestBody, connection: Arc<ConnectionInfo>, upgradable: bool, shared: &Shared) -> Result<Answer, CloseConnection> {
     let (reply, answer) = oneshot::channel();
     let id = shared.next_id();
-    if shared.queue.push_request(RequestJob { id, head, body, connection, reply }).is_err() {
-        return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, false));
+    if shared.queue.push_request(RequestJob { id, head, body, connection, reply, upgradable }).is_err() {
+        return Ok(Answer::Respond(plain(StatusCode::SERVICE_UNAVAILABLE, false)));
     }
     // From here until Ruby finishes the response, this request's connection ending is news
     // for Ruby (async.close): dropping this future drops the watch armed.
@@ -85,11 +128,15 @@ async fn dispatch(head: Box<Parts>, body: RequestBody, connection: Arc<Connectio
                 ReplyBody::Chunks(stream) => stream.watch(watch),
                 _ => watch.disarm(),
             }
-            Ok(res)
+            Ok(Answer::Respond(res))
         }
         Ok(Reply::Published(res)) => {
             drop(watch); // armed: Ruby learns the exchange ended and finishes it
-            Ok(res)
+            Ok(Answer::Respond(res))
+        }
+        Ok(Reply::Hijack { relay_end, head }) => {
+            watch.disarm(); // the connection is the app's now
+            Ok(Answer::Hijack { relay_end, head })
         }
         Ok(Reply::Close) => {
             watch.disarm();
@@ -98,7 +145,7 @@ async fn dispatch(head: Box<Parts>, body: RequestBody, connection: Arc<Connectio
         // The Ruby side let go of the request unanswered (a killed thread, a stop).
         Err(_) => {
             watch.disarm();
-            Ok(plain(StatusCode::SERVICE_UNAVAILABLE, true))
+            Ok(Answer::Respond(plain(StatusCode::SERVICE_UNAVAILABLE, true)))
         }
     }
 }

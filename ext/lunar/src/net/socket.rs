@@ -1,19 +1,19 @@
 //! The connection's byte stream as hyper sees it: `Transport` (TCP, Unix, or TLS over TCP,
 //! one type so hyper is instantiated once) wrapped in `ActivityIo`, which stamps every byte
-//! moved for the inactivity timeout. hyper has no notion of "no traffic either way for N
-//! seconds, also while a response is pending" (Thin's `--timeout`), so this thin wrapper is
-//! the one thing Lunar adds under it.
+//! moved for the inactivity timeout (hyper has no notion of "no traffic either way for N
+//! seconds, also while a response is pending", Thin's `--timeout`) and drops hyper's
+//! writes while a full `rack.hijack` hands the connection over.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::server::TlsStream;
+
+use crate::bridge::job::ConnectionInfo;
 
 pub enum Transport {
     Tcp(TcpStream),
@@ -64,43 +64,17 @@ impl AsyncWrite for Transport {
     }
 }
 
-/// When the connection last moved a byte, in milliseconds since it opened.
-pub struct Activity {
-    opened: std::time::Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    pub fn new() -> Self {
-        Activity { opened: std::time::Instant::now(), last_ms: AtomicU64::new(0) }
-    }
-
-    fn touch(&self) {
-        // Never 0, which means "nothing yet".
-        let now = (self.opened.elapsed().as_millis() as u64).max(1);
-        self.last_ms.store(now, Ordering::Relaxed);
-    }
-
-    pub fn quiet_for(&self) -> Duration {
-        let now = self.opened.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
-    }
-
-    /// Whether any byte was ever read or written.
-    pub fn ever_active(&self) -> bool {
-        self.last_ms.load(Ordering::Relaxed) > 0
-    }
-}
-
-/// The transport, stamping `Activity` on every read or write that moved bytes.
+/// The transport, stamping the connection's `Activity` on every read or write that moved
+/// bytes. While the connection is muted (a full `rack.hijack`: the app writes its own
+/// handshake), hyper's writes are dropped; the relay unmutes it before writing the app's.
 pub struct ActivityIo {
     inner: Transport,
-    activity: Arc<Activity>,
+    info: Arc<ConnectionInfo>,
 }
 
 impl ActivityIo {
-    pub fn new(inner: Transport, activity: Arc<Activity>) -> Self {
-        ActivityIo { inner, activity }
+    pub fn new(inner: Transport, info: Arc<ConnectionInfo>) -> Self {
+        ActivityIo { inner, info }
     }
 }
 
@@ -109,7 +83,7 @@ impl AsyncRead for ActivityIo {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
+            self.info.activity.touch();
         }
         res
     }
@@ -117,17 +91,23 @@ impl AsyncRead for ActivityIo {
 
 impl AsyncWrite for ActivityIo {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if self.info.is_muted() {
+            return Poll::Ready(Ok(data.len()));
+        }
         let res = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.info.activity.touch();
         }
         res
     }
 
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        if self.info.is_muted() {
+            return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
+        }
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.info.activity.touch();
         }
         res
     }

@@ -25,7 +25,7 @@ pub fn append_rack_header(map: &mut HeaderMap, name: &[u8], value: &[u8]) -> usi
 }
 
 /// `rack.hijack`, `rack.*` and `status` are Rack-level keys, not HTTP headers.
-fn is_server_internal(name: &[u8]) -> bool {
+pub fn is_server_internal(name: &[u8]) -> bool {
     name.len() >= 5 && name[..5].eq_ignore_ascii_case(b"rack.") || name.eq_ignore_ascii_case(b"status")
 }
 

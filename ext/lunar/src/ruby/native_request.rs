@@ -27,6 +27,7 @@ pub struct NativeRequest {
     body: Mutex<Option<RequestBody>>,
     reply: Mutex<Option<oneshot::Sender<Reply>>>,
     shared: Arc<Shared>,
+    upgradable: bool,
 }
 
 impl NativeRequest {
@@ -38,6 +39,7 @@ impl NativeRequest {
             body: Mutex::new(Some(job.body)),
             reply: Mutex::new(Some(job.reply)),
             shared,
+            upgradable: job.upgradable,
         }
     }
 
@@ -116,6 +118,42 @@ impl NativeRequest {
         Ok(sent.then(|| BodyWriter::new(sender, rb_self.shared.runtime.clone())))
     }
 
+    /// Whether `rack.hijack` is offered: an HTTP/1.1 request that asked for an upgrade (hyper
+    /// hands a connection over only through one).
+    fn is_upgradable(&self) -> bool {
+        self.upgradable
+    }
+
+    /// Full `rack.hijack`: the connection becomes the app's. Returns the fd of the app's end
+    /// of a socket pair the I/O side relays to the client (nil if the request cannot be
+    /// hijacked or was already answered). The app writes its own response bytes.
+    fn hijack(ruby: &Ruby, rb_self: &Self) -> Result<Option<i32>, Error> {
+        rb_self.hand_over(ruby, None)
+    }
+
+    /// Partial hijack (a `rack.hijack` response header): Lunar writes `status` (101) and
+    /// `headers`, then the connection is the app's, as for `hijack`.
+    fn upgrade(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<i32>, Error> {
+        if status != 101 {
+            return Err(Error::new(
+                ruby.exception_arg_error(),
+                format!("a rack.hijack response header needs status 101 (got {status}): hyper hands a connection over only through an upgrade"),
+            ));
+        }
+        let head = response::build(status, response::header_map(ruby, headers)?, ReplyBody::Empty);
+        rb_self.hand_over(ruby, Some(head))
+    }
+
+    fn hand_over(&self, ruby: &Ruby, head: Option<Box<http::Response<ReplyBody>>>) -> Result<Option<i32>, Error> {
+        use std::os::fd::IntoRawFd;
+        if !self.upgradable || self.is_answered() {
+            return Ok(None);
+        }
+        let (relay_end, app_end) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| Error::new(ruby.exception_io_error(), format!("rack.hijack: socketpair: {e}")))?;
+        Ok(self.send(Reply::Hijack { relay_end, head }).then(|| app_end.into_raw_fd()))
+    }
+
     /// Closes the connection without a byte of response (a `nil` Rack result).
     fn close_connection(&self) -> bool {
         self.send(Reply::Close)
@@ -131,6 +169,9 @@ impl NativeRequest {
         class.define_method("respond_file", method!(NativeRequest::respond_file, 3))?;
         class.define_method("stream", method!(NativeRequest::stream, 2))?;
         class.define_method("close_connection", method!(NativeRequest::close_connection, 0))?;
+        class.define_method("upgradable?", method!(NativeRequest::is_upgradable, 0))?;
+        class.define_method("hijack", method!(NativeRequest::hijack, 0))?;
+        class.define_method("upgrade", method!(NativeRequest::upgrade, 2))?;
         class.define_method("answered?", method!(NativeRequest::is_answered, 0))?;
         class.define_method("open?", method!(NativeRequest::is_open, 0))?;
         Ok(())

@@ -4,7 +4,7 @@ use bytes::BytesMut;
 use http::{HeaderMap, Response, StatusCode};
 use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
-use crate::ruby::headers::append_rack_header;
+use crate::ruby::headers::{append_rack_header, is_server_internal};
 use crate::bridge::reply::ReplyBody;
 
 fn to_rstring(ruby: &Ruby, v: Value) -> Result<RString, Error> {
@@ -36,7 +36,8 @@ fn append_pair(ruby: &Ruby, map: &mut HeaderMap, key: Value, value: Value) -> Re
     // SAFETY: `name` and the values below are live Ruby Strings on this thread's stack; their
     // bytes are copied by `append_rack_header` before any further Ruby call.
     let name_bytes = unsafe { name.as_slice() }.to_vec();
-    if already_written(map, &name_bytes) {
+    // `rack.hijack` (a callable), other `rack.*` keys and `status` are not headers at all.
+    if is_server_internal(&name_bytes) || already_written(map, &name_bytes) {
         return Ok(());
     }
     if let Some(value) = RString::from_value(value) {

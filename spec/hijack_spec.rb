@@ -1,0 +1,176 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "faye/websocket"
+require "websocket/driver"
+require "open3"
+require "websocket" # the client side: an independent WebSocket implementation (ruby-websocket)
+
+# rack.hijack (full and partial) on hyper's upgrade, with the real libraries that need it:
+# faye-websocket (evented, and threaded with EventMachine) and websocket-driver used
+# directly (threaded, no EventMachine). Clients speak WebSocket over plain TCP sockets.
+RSpec.describe "rack.hijack and WebSockets" do
+  # A WebSocket client on a TCP socket: handshake, then text frames.
+  class WSClient
+    def initialize(port, path = "/")
+      @sock = TCPSocket.new("127.0.0.1", port)
+      @handshake = WebSocket::Handshake::Client.new(url: "ws://127.0.0.1:#{port}#{path}")
+      @sock.write(@handshake.to_s)
+      @handshake << read_some until @handshake.finished?
+      raise "bad handshake: #{@handshake.error}" unless @handshake.valid?
+
+      @incoming = WebSocket::Frame::Incoming::Client.new(version: @handshake.version)
+      @incoming << @handshake.leftovers if @handshake.leftovers
+    end
+
+    def send_text(text)
+      @sock.write(WebSocket::Frame::Outgoing::Client.new(version: @handshake.version, data: text, type: :text).to_s)
+    end
+
+    def receive
+      loop do
+        frame = @incoming.next
+        return frame.data if frame&.type == :text
+        return frame.type if frame && frame.type == :close
+
+        @incoming << read_some
+      end
+    end
+
+    def close
+      @sock.close
+    end
+
+    private
+
+    def read_some
+      @sock.wait_readable(5) or raise "no data within 5 s"
+      @sock.readpartial(16_384)
+    end
+  end
+
+  FAYE_CHAT = lambda do |clients = []|
+    lambda do |env|
+      next [200, { "content-length" => "2" }, ["ok"]] unless Faye::WebSocket.websocket?(env)
+
+      ws = Faye::WebSocket.new(env)
+      ws.on(:open) { clients << ws }
+      ws.on(:message) do |event|
+        if event.data.start_with?("all:")
+          clients.each { |c| c.send(event.data.delete_prefix("all:")) }
+        else
+          ws.send("echo: #{event.data}")
+        end
+      end
+      ws.on(:close) { clients.delete(ws) }
+      ws.rack_response
+    end
+  end
+
+  { evented: {}, "threaded with EventMachine": { mode: :threaded } }.each do |label, options|
+    it "runs faye-websocket: echo, and a broadcast to every client (#{label})" do
+      server = serve(FAYE_CHAT.call, mode: :evented, **options)
+      clients = Array.new(3) { WSClient.new(server.port) }
+      clients.first.send_text("hello")
+      expect(clients.first.receive).to eq("echo: hello")
+      clients.last.send_text("all:to everyone")
+      expect(clients.map(&:receive)).to eq(["to everyone"] * 3)
+      expect(get(server).body).to eq("ok") # plain HTTP on the same server
+    ensure
+      clients&.each(&:close)
+    end
+  end
+
+  # websocket-driver needs an object with env, url and write: the hijacked IO behind it.
+  class HijackedSocket
+    attr_reader :env, :url
+
+    def initialize(env, io)
+      @env = env
+      @io = io
+      @url = "ws://#{env['HTTP_HOST']}#{env['REQUEST_URI']}"
+    end
+
+    def write(data)
+      @io.write(data)
+    end
+  end
+
+  it "hands websocket-driver a real IO in threaded mode without EventMachine, with no byte lost" do
+    events = Queue.new
+    app = lambda do |env|
+      events << [env["rack.hijack?"], env["rack.multithread"]]
+      io = env["rack.hijack"].call
+      events << [io.is_a?(IO), env["rack.hijack_io"].equal?(io)]
+      driver = WebSocket::Driver.rack(HijackedSocket.new(env, io))
+      driver.on(:message) { |e| driver.text("echo: #{e.data}") }
+      driver.start
+      Thread.new do
+        loop { driver.parse(io.readpartial(4096)) }
+      rescue EOFError, IOError
+        io.close unless io.closed?
+      end
+      [-1, {}, []] # ignored: the connection is the app's
+    end
+    server = serve(app, mode: :threaded, async: false, timeout: 0.3)
+    client = WSClient.new(server.port)
+    expect(events.pop).to eq([true, true])
+    expect(events.pop).to eq([true, true])
+    sleep 0.6 # longer than --timeout: a hijacked connection is no longer Lunar's to time out
+    client.send_text("still here")
+    expect(client.receive).to eq("echo: still here")
+  ensure
+    client&.close
+  end
+
+  it "delivers bytes the client sent right after the request head through the hijacked IO" do
+    got = Queue.new
+    server = serve(mode: :threaded) do |env|
+      io = env["rack.hijack"].call
+      Thread.new { got << io.read(10) }
+      [-1, {}, []]
+    end
+    sock = connect(server)
+    sock.write("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\nEARLY DATA")
+    expect(pop_within(got)).to eq("EARLY DATA")
+  ensure
+    sock&.close
+  end
+
+  it "writes the head, then hands the IO to a rack.hijack response header (partial hijack)" do
+    server = serve do |env|
+      echo = lambda do |io|
+        Thread.new do
+          io.write("pong: #{io.gets}")
+          io.close
+        end
+      end
+      [101, { "upgrade" => "echo", "connection" => "Upgrade", "rack.hijack" => echo }, []]
+    end
+    text = raw(server, "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nping\n")
+    expect(text).to start_with("HTTP/1.1 101 Switching Protocols\r\n").and include("Upgrade: echo")
+    expect(text).not_to include("Rack.hijack")
+    expect(text).to end_with("\r\n\r\npong: ping\n")
+  end
+
+  it "passes Rack::Lint with a full hijack" do
+    server = serve(Rack::Lint.new(lambda do |env|
+      io = env["rack.hijack"].call
+      io.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\nhijacked")
+      io.close
+      [200, {}, []]
+    end))
+    text = raw(server, "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n")
+    expect(text).to eq("HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\nhijacked")
+  end
+
+  it "offers no hijack where hyper cannot hand the connection over: no Upgrade header, or HTTP/2" do
+    seen = Queue.new
+    server = serve { |env| seen << [env["SERVER_PROTOCOL"], env["rack.hijack?"], env.key?("rack.hijack")]; [200, { "content-length" => "2" }, ["ok"]] }
+    get(server)
+    expect(seen.pop).to eq(["HTTP/1.1", false, false])
+    out, = Open3.capture2("curl", "-s", "--http2-prior-knowledge", "http://127.0.0.1:#{server.port}/")
+    expect(out).to eq("ok")
+    expect(seen.pop).to eq(["HTTP/2", false, false])
+  end
+end

@@ -48,7 +48,7 @@ RSpec.describe "the Comet demo in a browser" do
 
   [["Rack", "config.ru", false], ["Sinatra stream(:keep_open)", "sinatra.ru", false],
    ["Rack over https, HTTP/2", "config.ru", true]].each do |variant, file, tls|
-    it "delivers a message from one page to another by EventSource and long-poll (#{variant}), and forgets closed pages" do
+    it "delivers a message from one page to another by EventSource, long-poll and WebSocket (#{variant}), and forgets closed pages" do
       # A comet server always has pending responses: TERM waits --shutdown-timeout for them.
       child = spawn_child(lunar_cmd("--evented", "--shutdown-timeout", "2", "-b", "tcp://127.0.0.1:0", *(tls ? tls_flags : []),
                                     File.join(ProcessHelpers::ROOT, "examples/comet", file)))
@@ -60,7 +60,7 @@ RSpec.describe "the Comet demo in a browser" do
       receiver.navigate.to("#{scheme}://127.0.0.1:#{port}/?native=1")
       protocol = receiver.execute_script("return performance.getEntriesByType('navigation')[0].nextHopProtocol")
       expect(protocol).to eq(tls ? "h2" : "http/1.1")
-      eventually(timeout: 15) { stats(port, tls).values_at("streams", "polls") == [2, 2] }
+      eventually(timeout: 15) { stats(port, tls).values_at("streams", "polls", "sockets") == [2, 2, 2] }
 
       sender.find_element(id: "msg").send_keys("hello from the browser")
       sender.find_element(id: "send").click
@@ -68,13 +68,30 @@ RSpec.describe "the Comet demo in a browser" do
       [receiver, sender].each do |page|
         wait.until { list_text(page, "events").include?("#1 hello from the browser") }
         wait.until { list_text(page, "polls").include?("#1 hello from the browser") }
+        wait.until { list_text(page, "sockets").include?("#1 hello from the browser") }
       end
       expect(list_text(receiver, "events").lines.size).to eq(1) # once, not twice
 
       receiver.quit
-      eventually(timeout: 15) { stats(port, tls).values_at("streams", "polls") == [1, 1] }
+      eventually(timeout: 15) { stats(port, tls).values_at("streams", "polls", "sockets") == [1, 1, 1] }
       child.signal("TERM")
       expect(child.exit_status.exitstatus).to eq(0)
     end
+  end
+
+  it "runs ActionCable (Rails 6.1): the JavaScript client subscribes, sends, and gets a broadcast made by another request", rack: 2 do
+    child = spawn_child(lunar_cmd("--threaded", "-e", "production", "-b", "tcp://127.0.0.1:0",
+                                  File.join(ProcessHelpers::ROOT, "examples/actioncable/config.ru")))
+    port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])
+    page = browser
+    page.navigate.to("http://127.0.0.1:#{port}/")
+    wait = Selenium::WebDriver::Wait.new(timeout: 15)
+    wait.until { page.find_element(id: "state").text == "connected" } # subscribed over a hijacked WebSocket
+    page.find_element(id: "send").click
+    wait.until { list_text(page, "messages").include?("said: hi") }
+    Net::HTTP.post_form(URI("http://127.0.0.1:#{port}/broadcast"), "text" => "from another request")
+    wait.until { list_text(page, "messages").include?("from another request") }
+    child.signal("TERM")
+    expect(child.exit_status.exitstatus).to eq(0)
   end
 end

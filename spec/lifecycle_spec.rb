@@ -50,6 +50,17 @@ RSpec.describe "server lifecycle" do
     sock&.close
   end
 
+  it "stops gracefully without waiting for a connection that never sent a byte (a browser's preconnect)" do
+    server = serve(hello, shutdown_timeout: 10)
+    silent = connect(server)
+    eventually { server.live_connections == 1 }
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    server.stop.wait
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 3 # not the 10 s grace
+  ensure
+    silent&.close
+  end
+
   it "lets Thread#kill interrupt a worker waiting for requests, and never loses a request" do
     server = serve(hello, threads: 1)
     native = server.instance_variable_get(:@native)

@@ -8,7 +8,9 @@ require "json"
 #   EM::Channel, and answered by async.callback when a message is pushed (or held by a
 #   Lunar::Topic);
 # - EventSource subscribers (GET /events) get a deferrable body that writes
-#   "id: …\ndata: …\n\n" frames (or a Lunar::Topic stream), with a heartbeat comment.
+#   "id: …\ndata: …\n\n" frames (or a Lunar::Topic stream), with a heartbeat comment;
+# - WebSocket subscribers (GET /socket?after=ID) are faye-websocket connections, as on Thin
+#   (or native Lunar::Topic sockets); each message is one JSON WebSocket message.
 # Every message has an id; a poll asks for what came after the last id it saw, and an
 # EventSource reconnect sends Last-Event-ID, so no message is lost or shown twice.
 class Chat
@@ -34,8 +36,10 @@ class Chat
     @last_id = 0
     @polls = EM::Channel.new # held long-polls, each answered once
     @streams = []            # EventStream bodies
+    @sockets = [] # faye-websocket connections
     @native_polls = Lunar::Topic.new
     @native_streams = Lunar::Topic.new
+    @native_sockets = Lunar::Topic.new
   end
 
   def publish(text)
@@ -45,8 +49,11 @@ class Chat
     answer_polls(message)
     frame = sse_frame(message)
     @streams.each { |s| s.write(frame) }
+    json = JSON.generate(message)
+    @sockets.each { |ws| ws.send(json) }
     @native_polls.publish(JSON.generate([message]))
     @native_streams.publish(frame)
+    @native_sockets.publish(json)
     message
   end
 
@@ -79,6 +86,22 @@ class Chat
     [-1, {}, []]
   end
 
+  # A WebSocket subscriber: first what it missed (after ID), then every message. Its own
+  # messages are published, as if POSTed.
+  def socket(env, after, native:)
+    missed = after_id(after).map { |m| JSON.generate(m) }
+    return @native_sockets.websocket(env, first: missed) { |text| publish(text) } if native
+
+    ws = Faye::WebSocket.new(env)
+    ws.on(:open) do
+      missed.each { |m| ws.send(m) }
+      @sockets << ws
+    end
+    ws.on(:message) { |event| publish(event.data) }
+    ws.on(:close) { @sockets.delete(ws) }
+    ws.rack_response
+  end
+
   # Registers anything with `write(frame)` as an EventSource subscriber until its
   # connection ends; returns what to send it first (the reconnect replay).
   def add_stream(stream, env)
@@ -95,6 +118,7 @@ class Chat
 
   def stats
     { "polls" => @polls.num_subscribers + @native_polls.size, "streams" => @streams.size + @native_streams.size,
+      "sockets" => @sockets.size + @native_sockets.size,
       "last_id" => @last_id }
   end
 

@@ -4,6 +4,7 @@
 # subscribers, in the style Thin users wrote it. Open http://localhost:9292 in two windows.
 #   lunar --evented examples/comet/config.ru
 require "eventmachine"
+require "faye/websocket"
 require "lunar"
 require_relative "chat"
 
@@ -18,6 +19,7 @@ run lambda { |env|
   when %w[GET /] then [200, { "content-type" => "text/html; charset=utf-8" }, [PAGE]]
   when %w[GET /poll] then CHAT.poll(env, query["after"], native: native)
   when %w[GET /events] then CHAT.events(env, native: native)
+  when %w[GET /socket] then CHAT.socket(env, query["after"], native: native)
   when %w[GET /stats] then [200, Chat::JSON_HEADERS.dup, [JSON.generate(CHAT.stats)]]
   when %w[POST /publish]
     text = Rack::Request.new(env).params["msg"] || env["rack.input"].read

@@ -4,6 +4,7 @@
 # stream(:keep_open), the classic Sinatra-on-Thin chat; long-polls and history are Chat's.
 #   lunar --evented examples/comet/sinatra.ru
 require "eventmachine"
+require "faye/websocket"
 require "sinatra/base"
 require "lunar"
 require_relative "chat"
@@ -21,6 +22,7 @@ class SinatraComet < Sinatra::Base
   get("/") { send_file File.join(__dir__, "index.html") }
   get("/stats") { content_type :json; JSON.generate(settings.chat.stats) }
   get("/poll") { settings.chat.poll(env, params["after"], native: params["native"] == "1") }
+  get("/socket") { settings.chat.socket(env, params["after"], native: params["native"] == "1") }
 
   get "/events", provides: "text/event-stream" do
     chat = settings.chat

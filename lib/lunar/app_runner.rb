@@ -32,10 +32,14 @@ module Lunar
       @defer = defer if app.respond_to?(:deferred?)
     end
 
-    # An event from the native queue: a request, or the id of a request whose connection
-    # ended before its response.
+    # An event from the native queue: a request, the id of a request whose connection
+    # ended before its response, or [id, message] from a native WebSocket's client.
     def dispatch(event)
-      event.is_a?(Integer) ? closed(event) : call(event)
+      case event
+      when Integer then closed(event)
+      when Array then message(*event)
+      else call(event)
+      end
     end
 
     def call(request)
@@ -50,6 +54,11 @@ module Lunar
     def closed(id)
       exchange = @context.registry.delete(id)
       exchange && @context.schedule { exchange.client_gone }
+    end
+
+    def message(id, data)
+      exchange = @context.registry[id]
+      exchange && @context.schedule { exchange.receive(data) }
     end
 
     private

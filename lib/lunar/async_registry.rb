@@ -20,6 +20,10 @@ module Lunar
       @lock.synchronize { @pending.delete(id) }
     end
 
+    def [](id)
+      @lock.synchronize { @pending[id] }
+    end
+
     def size
       @lock.synchronize { @pending.size }
     end

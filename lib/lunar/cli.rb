@@ -85,6 +85,7 @@ module Lunar
         o.on("--max-conns N", Integer, "Connections held at once; past it, 503 and close (default: open-file limit - 100)") { |v| @options[:max_conns] = v }
         o.on("--queue SIZE", Integer, "Requests waiting for a thread before 503 (default 1024)") { |v| @options[:queue_capacity] = v }
         o.on("--stream-buffer SIZE", "Bytes a streamed response may queue for a slow client (default 1m)") { |v| @options[:stream_buffer] = size(v) }
+        o.on("--max-ws-message SIZE", "Largest message a Topic#websocket client may send (default 1m)") { |v| @options[:max_ws_message] = size(v) }
         o.on("--write-timeout SEC", Float, "How long a write on the reactor waits for a slow client before cutting it off (default 1)") { |v| @options[:write_timeout] = v }
         o.on("--shutdown-timeout SEC", Float, "Grace for in-flight requests on stop (default 30)") { |v| @options[:shutdown_timeout] = v }
         o.on("--access-log [FILE]", "Common Log Format to FILE (default stdout)") { |v| @options[:access_log] = v ? File.open(v, "a") : $stdout }

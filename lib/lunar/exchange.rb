@@ -172,6 +172,28 @@ module Lunar
       @writer = @request.stream(@status, @headers)
     end
 
+    # A native WebSocket (Topic#websocket): the handshake goes out, the exchange stays open
+    # (registered, so the client leaving fires async.close) and `on_message` gets what the
+    # client sends. Returns the writer of the socket's messages, or nil.
+    def websocket(key, on_message)
+      return if @responded
+
+      @responded = true
+      @status = 101
+      @on_message = on_message
+      @writer = @request.websocket(key, !on_message.nil?)
+      @state = :streaming
+      register
+      @writer
+    end
+
+    # A message from the client of a native WebSocket.
+    def receive(message)
+      @on_message&.call(message)
+    rescue StandardError, ScriptError, SystemStackError => e
+      @context.log_error(@env, "a WebSocket message block raised #{e.class}: #{e.message}", e.backtrace)
+    end
+
     def hijacked?
       hijack = @env[RackEnv::RACK_HIJACK]
       hijack.is_a?(Hijack) && hijack.hijacked?

@@ -11,6 +11,7 @@ module Lunar
   #   POLLS = Lunar::Topic.new
   #   get "/poll"    → POLLS.hold(env)                       # answered by the next message
   #   get "/events"  → EVENTS.stream(env)                    # SSE: "data: <message>\n\n"
+  #   get "/socket"  → SOCKETS.websocket(env) { |msg| … }    # one WebSocket message per publish
   #   post "/say"    → POLLS.publish(text); EVENTS.publish(text)
   #
   # Needs the async protocol: evented mode, or EventMachine loaded, or `async: true`.
@@ -51,13 +52,33 @@ module Lunar
       ASYNC_RESPONSE
     end
 
+    # Accepts a WebSocket handshake natively and makes the connection a subscriber: every
+    # `publish` reaches it as one text message (binary when not UTF-8), written from Rust;
+    # pings are answered natively. The client's messages go to the block, on the reactor
+    # (or a worker in threaded mode), one call per message. async.close fires when the
+    # client leaves. `first`: messages for this socket alone, sent before any publish.
+    # Returns the async response for the app to return.
+    def websocket(env, first: nil, &on_message)
+      exchange = exchange_for(env)
+      unless env["rack.hijack?"] && env["HTTP_UPGRADE"].to_s.casecmp?("websocket") && env["HTTP_SEC_WEBSOCKET_KEY"]
+        raise ArgumentError, "Lunar::Topic#websocket needs a WebSocket handshake (HTTP/1.1 GET with Upgrade: websocket and Sec-WebSocket-Key)"
+      end
+
+      writer = exchange.websocket(env["HTTP_SEC_WEBSOCKET_KEY"], on_message)
+      if writer
+        Array(first).each { |message| writer.write(message.to_s, nil) }
+        @native.attach_socket(writer)
+      end
+      ASYNC_RESPONSE
+    end
+
     # Delivers `message` to every subscriber; returns how many it reached.
     def publish(message)
       @native.publish(message.to_s)
     end
 
     # Writes `bytes` unframed to the streams only (an SSE comment keeps proxies from closing
-    # idle streams); held long-polls stay held.
+    # idle streams); held long-polls and WebSockets are left out.
     def heartbeat(bytes = ": heartbeat\n\n")
       @native.publish_raw(bytes)
     end

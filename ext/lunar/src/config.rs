@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub spool_threshold: usize,
     /// Bytes a streamed response may have queued for a slow client before the writer waits.
     pub stream_buffer: usize,
+    /// Largest message (and frame) a native WebSocket client may send; past it the socket
+    /// closes.
+    pub max_ws_message: usize,
     /// Connections held at once; past it a new connection gets a 503 and is closed.
     pub max_connections: usize,
     /// Thin's `--max-persistent-conns`: at most this many HTTP/1 connections kept alive at
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(30),
             spool_threshold: 128 * 1024,
             stream_buffer: 1024 * 1024,
+            max_ws_message: 1024 * 1024,
             max_connections: 1024,
             max_persistent: None,
             asterisk_path_info: false,

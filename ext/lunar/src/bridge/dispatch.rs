@@ -4,8 +4,8 @@
 //! what is queued while it holds the GVL (`try_pop`) and only releases the GVL to wait
 //! (`wait_pop`, parked among the `IdleWorkers`). Requests go through a bounded channel:
 //! past the bound a request is answered 503 at once, so a flood never turns into unbounded
-//! memory. Disconnect notices go through an unbounded one: at most one per request, and
-//! never to be dropped. Both channels are only ever used without blocking (lock-free).
+//! memory. Notices (a disconnect, a WebSocket message) go through an unbounded one: never
+//! to be dropped, and bounded at their source. Both channels are only ever used without blocking (lock-free).
 //!
 //! In evented mode the EventMachine reactor cannot block in `wait_pop`; it watches an
 //! eventfd instead (`ReactorWaker`), written once per burst of events.
@@ -13,7 +13,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
+use bytes::Bytes;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::bridge::idle::IdleWorkers;
 use crate::bridge::inbox::Inbox;
@@ -26,13 +28,18 @@ pub enum Event {
     /// The connection of request `id` ended before its response did (client gone,
     /// inactivity timeout, server stop).
     Closed(u64),
+    /// A message the client of request `id` (a native WebSocket) sent, for the app's block.
+    /// The permit bounds how many of one socket's messages may wait for Ruby.
+    Message { id: u64, data: Bytes, permit: OwnedSemaphorePermit },
 }
 
 pub struct DispatchQueue {
     requests_tx: Sender<RequestJob>,
     requests_rx: Receiver<RequestJob>,
-    closed_tx: Sender<u64>,
-    closed_rx: Receiver<u64>,
+    /// Closed and Message events: never dropped, so unbounded (at most one Closed per
+    /// request; Messages bounded per socket by their permits).
+    notices_tx: Sender<Event>,
+    notices_rx: Receiver<Event>,
     closed: AtomicBool,
     idle: IdleWorkers,
     waker: OnceLock<ReactorWaker>,
@@ -41,12 +48,12 @@ pub struct DispatchQueue {
 impl DispatchQueue {
     pub fn new(capacity: usize) -> Self {
         let (requests_tx, requests_rx) = bounded(capacity.max(1));
-        let (closed_tx, closed_rx) = unbounded();
+        let (notices_tx, notices_rx) = unbounded();
         DispatchQueue {
             requests_tx,
             requests_rx,
-            closed_tx,
-            closed_rx,
+            notices_tx,
+            notices_rx,
             closed: AtomicBool::new(false),
             idle: IdleWorkers::default(),
             waker: OnceLock::new(),
@@ -63,7 +70,15 @@ impl DispatchQueue {
     }
 
     pub fn push_closed(&self, id: u64) {
-        if self.closed_tx.send(id).is_ok() {
+        self.push_notice(Event::Closed(id));
+    }
+
+    pub fn push_message(&self, id: u64, data: Bytes, permit: OwnedSemaphorePermit) {
+        self.push_notice(Event::Message { id, data, permit });
+    }
+
+    fn push_notice(&self, event: Event) {
+        if self.notices_tx.send(event).is_ok() {
             self.wake();
         }
     }
@@ -80,16 +95,16 @@ impl DispatchQueue {
         }
     }
 
-    /// Disconnect notices first: they may free a subscriber before a new request needs it.
+    /// Notices first: a disconnect may free a subscriber before a new request needs it.
     pub fn try_pop(&self) -> Option<Event> {
-        if let Ok(id) = self.closed_rx.try_recv() {
-            return Some(Event::Closed(id));
+        if let Ok(notice) = self.notices_rx.try_recv() {
+            return Some(notice);
         }
         self.requests_rx.try_recv().ok().map(Event::Request)
     }
 
     fn has_events(&self) -> bool {
-        !self.closed_rx.is_empty() || !self.requests_rx.is_empty()
+        !self.notices_rx.is_empty() || !self.requests_rx.is_empty()
     }
 
     /// Blocks until an event arrives (`Some`), the queue closes, the thread's `inbox` gets a

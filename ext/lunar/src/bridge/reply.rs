@@ -28,6 +28,10 @@ pub enum Reply {
     /// `head`: the 101 the app asked Lunar to write (partial hijack); `None` for a full
     /// hijack, where the app writes its own and hyper's is dropped.
     Hijack { relay_end: std::os::unix::net::UnixStream, head: Option<Box<Response<ReplyBody>>> },
+    /// A native WebSocket (`Topic#websocket`): hyper writes `head` (the 101 handshake), then
+    /// every chunk queued in `outgoing` goes out as one message; incoming messages go to
+    /// Ruby when `messages` (the app gave a block).
+    WebSocket { head: Box<Response<ReplyBody>>, outgoing: Box<ChunkStream>, messages: bool },
 }
 
 const FILE_CHUNK: usize = 64 * 1024;

@@ -24,7 +24,9 @@ use crate::bridge::stream::{Queued, StreamSender};
 enum Subscriber {
     /// `head` is shared by every subscriber held with the same status and headers.
     Poll { reply: oneshot::Sender<Reply>, head: Arc<(i64, HeaderMap)> },
-    Stream { sender: StreamSender, prefix: Bytes, suffix: Bytes },
+    /// An open stream, or a native WebSocket (`socket`: each chunk is one message, and raw
+    /// publishes such as SSE heartbeats are not for it).
+    Stream { sender: StreamSender, prefix: Bytes, suffix: Bytes, socket: bool },
 }
 
 impl Subscriber {
@@ -99,7 +101,14 @@ impl Topic {
     /// Attaches an open stream: every message is written between `prefix` and `suffix`.
     fn attach(&self, writer: &BodyWriter, prefix: RString, suffix: RString) -> bool {
         let Some(sender) = writer.sender() else { return false };
-        self.add(Subscriber::Stream { sender, prefix: prefix.to_bytes(), suffix: suffix.to_bytes() });
+        self.add(Subscriber::Stream { sender, prefix: prefix.to_bytes(), suffix: suffix.to_bytes(), socket: false });
+        true
+    }
+
+    /// Attaches a native WebSocket: every message is one WebSocket message.
+    fn attach_socket(&self, writer: &BodyWriter) -> bool {
+        let Some(sender) = writer.sender() else { return false };
+        self.add(Subscriber::Stream { sender, prefix: Bytes::new(), suffix: Bytes::new(), socket: true });
         true
     }
 
@@ -122,14 +131,14 @@ impl Topic {
         for sub in subs.drain(..) {
             match sub {
                 _ if sub.is_gone() => {}
-                Subscriber::Poll { .. } if !framed => kept.push(sub),
+                Subscriber::Poll { .. } | Subscriber::Stream { socket: true, .. } if !framed => kept.push(sub),
                 Subscriber::Poll { reply, head } => {
                     let body = ReplyBody::Full(message.clone());
                     if reply.send(Reply::Published(response::build(head.0, head.1.clone(), body))).is_ok() {
                         reached += 1;
                     }
                 }
-                Subscriber::Stream { ref sender, ref prefix, ref suffix } => {
+                Subscriber::Stream { ref sender, ref prefix, ref suffix, .. } => {
                     let bytes = if framed { frames.framed(prefix, suffix) } else { message.clone() };
                     match sender.try_send(bytes) {
                         Queued::Sent => {
@@ -160,6 +169,7 @@ impl Topic {
         class.define_singleton_method("new", function!(Topic::new, 0))?;
         class.define_method("hold", method!(Topic::hold, 3))?;
         class.define_method("attach", method!(Topic::attach, 3))?;
+        class.define_method("attach_socket", method!(Topic::attach_socket, 1))?;
         class.define_method("publish", method!(Topic::publish, 1))?;
         class.define_method("publish_raw", method!(Topic::publish_raw, 1))?;
         class.define_method("size", method!(Topic::size, 0))?;

@@ -35,18 +35,14 @@ use crate::net::socket::{ActivityIo, Transport};
 /// Serves one accepted connection until the client leaves, it idles out, or the server stops.
 pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<ConnectionInfo>, shared: Arc<Shared>) {
     let _live = shared.track_connection();
-    let header_timeout = shared.config.header_timeout;
-    let transport = match (tls, transport) {
-        // Boxed: a handshake's state is large and over before the connection's long life.
-        (Some(acceptor), Transport::Tcp(tcp)) => match tokio::time::timeout(header_timeout, Box::pin(acceptor.accept(tcp))).await {
-            Ok(Ok(session)) => Transport::Tls(Box::new(session)),
-            _ => return, // a failed or too slow handshake: nothing to answer
-        },
-        (_, plain) => plain,
+    // Before hyper has the connection, a stop closes it at once: a browser's preconnect that
+    // never sends a byte must not hold a graceful stop for its whole grace period.
+    let mut shutdown = shared.shutdown.clone();
+    let opened = tokio::select! {
+        opened = Box::pin(open(transport, tls, shared.config.header_timeout)) => opened,
+        _ = shutdown.wait_for(|stopping| *stopping) => None,
     };
-    let Ok(protocol) = tokio::time::timeout(header_timeout, Protocol::of(&transport)).await else {
-        return; // not a byte within the header timeout
-    };
+    let Some((transport, protocol)) = opened else { return };
     let io = TokioIo::new(ActivityIo::new(transport, info.clone()));
     let service = {
         let (info, shared) = (info.clone(), shared.clone());
@@ -68,6 +64,21 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
             drive(conn, |c| c.graceful_shutdown(), &info, &shared).await;
         }
     }
+}
+
+/// The TLS handshake if any, then the protocol: `None` if either fails or takes longer than
+/// `header_timeout`. Boxed by the caller: its state is large and over before the
+/// connection's long life.
+async fn open(transport: Transport, tls: Option<TlsAcceptor>, header_timeout: Duration) -> Option<(Transport, Protocol)> {
+    let transport = match (tls, transport) {
+        (Some(acceptor), Transport::Tcp(tcp)) => match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(session)) => Transport::Tls(Box::new(session)),
+            _ => return None, // a failed or too slow handshake: nothing to answer
+        },
+        (_, plain) => plain,
+    };
+    let protocol = tokio::time::timeout(header_timeout, Protocol::of(&transport)).await.ok()?;
+    Some((transport, protocol))
 }
 
 /// Takes the connection off the kept-alive count when it ends, however it ends.

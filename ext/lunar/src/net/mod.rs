@@ -2,7 +2,8 @@
 //!
 //! `listener` accepts → `connection` runs hyper on the `socket` (+ `tls`) → `service` per
 //! request: `intake` reads the body, the job crosses to Ruby (`bridge`), and the reply goes
-//! back to hyper as a `body::ResponseBody`.
+//! back to hyper as a `body::ResponseBody`. A hijacked request's connection is relayed to
+//! Ruby; a native WebSocket (`websocket`) stays here.
 
 pub mod body;
 pub mod connection;
@@ -14,3 +15,4 @@ pub mod service;
 pub mod socket;
 pub mod tls;
 pub mod unchunk;
+pub mod websocket;

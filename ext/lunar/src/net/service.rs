@@ -17,9 +17,11 @@ use tokio::sync::oneshot;
 use crate::bridge::disconnect::DisconnectWatch;
 use crate::bridge::job::{ConnectionInfo, RequestBody, RequestJob};
 use crate::bridge::reply::{plain, Reply, ReplyBody};
+use crate::bridge::stream::ChunkStream;
 use crate::net::body::{self, ResponseBody};
 use crate::net::intake::{self, BodyError};
 use crate::net::server::Shared;
+use crate::net::websocket;
 
 /// Returned to hyper to end the connection without (more) response bytes (HTTP/1: close;
 /// HTTP/2: reset the stream).
@@ -53,9 +55,16 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
         Err(BodyError::TooLarge) => return Ok(body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)),
         Err(BodyError::Io) => return Err(CloseConnection),
     };
-    let mut reply = match dispatch(Box::new(parts), body, connection.clone(), upgrade.is_some(), &shared).await? {
+    let id = shared.next_id();
+    let mut reply = match dispatch(id, Box::new(parts), body, connection.clone(), upgrade.is_some(), &shared).await? {
         Answer::Respond(reply) => reply,
         Answer::Hijack { relay_end, head } => return hijack(upgrade, relay_end, head, connection),
+        Answer::WebSocket { head, outgoing, messages } => {
+            let upgrade = upgrade.ok_or(CloseConnection)?; // Ruby only offers it on upgradable requests
+            let listener = websocket::Listener { id, messages, queue: shared.queue.clone() };
+            tokio::spawn(websocket::serve(upgrade, outgoing, listener, connection, shared.config.max_ws_message));
+            return Ok(body::prepare(*head, false));
+        }
     };
     if wants_keep_alive && !shared.keep_alive_allowed(&connection) {
         // hyper closes the connection after a response that says so.
@@ -110,12 +119,12 @@ async fn relay(upgrade: OnUpgrade, relay_end: std::os::unix::net::UnixStream, co
 enum Answer {
     Respond(Box<Response<ReplyBody>>),
     Hijack { relay_end: std::os::unix::net::UnixStream, head: Option<Box<Response<ReplyBody>>> },
+    WebSocket { head: Box<Response<ReplyBody>>, outgoing: Box<ChunkStream>, messages: bool },
 }
 
 /// Queues the request for a Ruby thread and waits for the reply.
-async fn dispatch(head: Box<Parts>, body: RequestBody, connection: Arc<ConnectionInfo>, upgradable: bool, shared: &Shared) -> Result<Answer, CloseConnection> {
+async fn dispatch(id: u64, head: Box<Parts>, body: RequestBody, connection: Arc<ConnectionInfo>, upgradable: bool, shared: &Shared) -> Result<Answer, CloseConnection> {
     let (reply, answer) = oneshot::channel();
-    let id = shared.next_id();
     if shared.queue.push_request(RequestJob { id, head, body, connection, reply, upgradable }).is_err() {
         return Ok(Answer::Respond(plain(StatusCode::SERVICE_UNAVAILABLE, false)));
     }
@@ -137,6 +146,10 @@ async fn dispatch(head: Box<Parts>, body: RequestBody, connection: Arc<Connectio
         Ok(Reply::Hijack { relay_end, head }) => {
             watch.disarm(); // the connection is the app's now
             Ok(Answer::Hijack { relay_end, head })
+        }
+        Ok(Reply::WebSocket { head, mut outgoing, messages }) => {
+            outgoing.watch(watch); // armed until the socket ends: then async.close
+            Ok(Answer::WebSocket { head, outgoing, messages })
         }
         Ok(Reply::Close) => {
             watch.disarm();

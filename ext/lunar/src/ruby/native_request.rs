@@ -110,12 +110,38 @@ impl NativeRequest {
     /// Sends the head now and returns a writer for the body chunks (nil if already answered).
     fn stream(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<BodyWriter>, Error> {
         let map = response::header_map(ruby, headers)?;
+        let (stream, writer) = rb_self.stream_pair();
+        let sent = rb_self.send(Reply::Response(response::build(status, map, ReplyBody::Chunks(stream))));
+        Ok(sent.then_some(writer))
+    }
+
+    /// Accepts a WebSocket handshake natively (`Topic#websocket`): hyper writes the 101, and
+    /// every chunk written to the returned writer goes out as one message. `key` is the
+    /// request's `Sec-WebSocket-Key`; `messages`: the client's messages are delivered to
+    /// Ruby. nil if the request cannot be upgraded or was already answered.
+    fn websocket(&self, key: RString, messages: bool) -> Option<BodyWriter> {
+        use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+        if !self.upgradable || self.is_answered() {
+            return None;
+        }
+        // SAFETY: `key` is a live Ruby String argument on this thread, read before any Ruby call.
+        let accept = derive_accept_key(unsafe { key.as_slice() });
+        let mut head = http::Response::new(ReplyBody::Empty);
+        *head.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+        let headers = head.headers_mut();
+        headers.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
+        headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
+        headers.insert(http::header::SEC_WEBSOCKET_ACCEPT, http::HeaderValue::from_str(&accept).ok()?);
+        let (outgoing, writer) = self.stream_pair();
+        self.send(Reply::WebSocket { head: Box::new(head), outgoing, messages }).then_some(writer)
+    }
+
+    /// A streamed body's two ends: the connection's, and Ruby's writer (byte-capped).
+    fn stream_pair(&self) -> (Box<ChunkStream>, BodyWriter) {
         let (tx, rx) = mpsc::unbounded_channel();
         let state = StreamState::new();
-        let body = ReplyBody::Chunks(Box::new(ChunkStream::new(rx, state.clone())));
-        let sent = rb_self.send(Reply::Response(response::build(status, map, body)));
-        let sender = StreamSender::new(tx, state, rb_self.shared.config.stream_buffer, rb_self.connection.clone());
-        Ok(sent.then(|| BodyWriter::new(sender, rb_self.shared.runtime.clone())))
+        let sender = StreamSender::new(tx, state.clone(), self.shared.config.stream_buffer, self.connection.clone());
+        (Box::new(ChunkStream::new(rx, state)), BodyWriter::new(sender, self.shared.runtime.clone()))
     }
 
     /// Whether `rack.hijack` is offered: an HTTP/1.1 request that asked for an upgrade (hyper
@@ -172,6 +198,7 @@ impl NativeRequest {
         class.define_method("upgradable?", method!(NativeRequest::is_upgradable, 0))?;
         class.define_method("hijack", method!(NativeRequest::hijack, 0))?;
         class.define_method("upgrade", method!(NativeRequest::upgrade, 2))?;
+        class.define_method("websocket", method!(NativeRequest::websocket, 2))?;
         class.define_method("answered?", method!(NativeRequest::is_answered, 0))?;
         class.define_method("open?", method!(NativeRequest::is_open, 0))?;
         Ok(())

@@ -60,6 +60,9 @@ fn config_from(ruby: &Ruby, opts: RHash) -> Result<ServerConfig, Error> {
     if let Some(n) = opt::<usize>(ruby, opts, "stream_buffer")? {
         c.stream_buffer = n.max(1);
     }
+    if let Some(n) = opt::<usize>(ruby, opts, "max_ws_message")? {
+        c.max_ws_message = n.max(125);
+    }
     let (_, open_files) = crate::net::limits::raise_open_files();
     c.max_connections = match opt::<usize>(ruby, opts, "max_conns")? {
         Some(n) => n.max(1),
@@ -98,6 +101,8 @@ impl NativeServer {
             Event::Request(job) if job.reply.is_closed() => None,
             Event::Request(job) => Some(NativeRequest::new(job, Arc::clone(&self.handle.shared)).into_value_with(ruby)),
             Event::Closed(id) => Some(id.into_value_with(ruby)),
+            // [id, message]; the permit is released once the message is Ruby's.
+            Event::Message { id, data, permit: _permit } => Some(ruby.ary_new_from_values(&[id.into_value_with(ruby), ruby.str_from_slice(&data).as_value()]).as_value()),
         }
     }
 

@@ -59,6 +59,8 @@ module BenchSupport
 
   def kill_loaders(loaders)
     (loaders || []).each do |io|
+      next if io.closed?
+
       Process.kill("KILL", io.pid)
     rescue Errno::ESRCH
       nil

@@ -6,6 +6,7 @@
 require "eventmachine"
 require "faye/websocket"
 require "lunar"
+Faye::WebSocket.load_adapter("thin") if defined?(Thin) # faye's WebSockets on Thin (which has no rack.hijack)
 require_relative "chat"
 
 PAGE = File.read(File.join(__dir__, "index.html"))

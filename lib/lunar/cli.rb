@@ -4,16 +4,21 @@ require "optparse"
 require "lunar"
 require "lunar/server"
 require "lunar/launcher"
+require "lunar/dsl"
+require "lunar/binder"
 
 module Lunar
-  # `lunar [options] [config.ru]`: Puma/Thin-style flags. Usage errors print one line and
-  # exit 2.
+  # `lunar [options] [config.ru]`: Puma/Thin-style flags, over the config file's settings
+  # (`-C FILE`, default `config/lunar.rb` when present). One process (Launcher), or with
+  # `-w N` a cluster (Cluster). Usage errors print one line and exit 2.
   class CLI
     class UsageError < StandardError; end
 
+    DEFAULT_CONFIG_FILE = "config/lunar.rb"
+
     def self.run(argv)
       new(argv).run
-    rescue UsageError, OptionParser::ParseError, ArgumentError => e
+    rescue UsageError, OptionParser::ParseError, ArgumentError, DSL::Error => e
       warn "lunar: #{e.message} (see lunar --help)"
       exit 2
     end
@@ -22,29 +27,59 @@ module Lunar
       @options = {}
       @binds = []
       @pid_file = nil
-      @rackup = parser.parse(argv.dup).first || "config.ru"
+      @config_file = nil
+      @rackup = parser.parse(argv.dup).first
     end
 
     def run
-      ENV["RACK_ENV"] = @options.delete(:environment) || ENV["RACK_ENV"] || "development"
-      @options[:binds] = @binds unless @binds.empty?
-      app = load_app(@rackup)
-      server = Server.new(app, @options)
-      Launcher.new(server, pid_file: @pid_file, quiet: @options[:quiet]).run
+      options, binds = settings
+      ENV["RACK_ENV"] = options.delete(:environment) || ENV["RACK_ENV"] || "development"
+      @eventmachine = options.delete(:eventmachine) || options[:mode] == :evented
+      cluster = options.slice(*DSL::CLUSTER_KEYS)
+      options = options.reject { |key, _| DSL::CLUSTER_KEYS.include?(key) }
+      explicit = !binds.empty? || options.key?(:port) || options.key?(:address)
+      options[:binds] = binds unless binds.empty?
+      binder = Binder.new(Configuration.new(options).binds, explicit: explicit)
+      readable!(@rackup)
+      return serve_cluster(options, cluster, binder) if cluster[:workers].to_i.positive?
+
+      server = Server.new(load_app(@rackup), options.merge(binder.options))
+      Launcher.new(server, pid_file: @pid_file, quiet: options[:quiet]).run
     end
 
     private
 
-    def load_app(path)
-      raise UsageError, "cannot read #{path}" unless File.file?(path) && File.readable?(path)
+    # The config file's settings under the command line's: `[options, binds]`.
+    def settings
+      path = @config_file || (DEFAULT_CONFIG_FILE if File.file?(DEFAULT_CONFIG_FILE))
+      return [@options, @binds] unless path
 
+      file_options, file_binds, file_pid, file_rackup = DSL.load(path)
+      @pid_file ||= file_pid
+      @rackup ||= file_rackup
+      [file_options.merge(@options), @binds.empty? ? file_binds : @binds]
+    ensure
+      @rackup ||= "config.ru"
+    end
+
+    def serve_cluster(options, cluster, binder)
+      require "lunar/cluster"
+      require "rack" # for the boot line; the app itself may load in the workers
+      binder.listen!
+      status = Cluster.new(options, cluster, binder: binder, load_app: -> { load_app(@rackup) }, pid_file: @pid_file).run
+      exit status
+    end
+
+    def readable!(path)
+      raise UsageError, "cannot read #{path}" unless File.file?(path) && File.readable?(path)
+    end
+
+    def load_app(path)
       require "rack"
       # As `thin start` does: EventMachine is loaded before the app, so config.ru can use it.
-      require "eventmachine" if @options[:mode] == :evented || @options.delete(:eventmachine)
+      require "eventmachine" if @eventmachine
       app = ::Rack::Builder.parse_file(File.expand_path(path))
       app.is_a?(Array) ? app.first : app # Rack 2 returns [app, options]
-    rescue UsageError
-      raise
     rescue Exception => e # rubocop:disable Lint/RescueException -- report any load failure, then exit
       warn "lunar: error loading #{path}: #{e.class}: #{e.message}"
       warn e.backtrace.first(5).map { |l| "\t#{l}" }
@@ -68,6 +103,9 @@ module Lunar
         o.on("--ssl", "Serve TLS (h2 and http/1.1 by ALPN) on the tcp binds; needs the two below") { @options[:ssl] = true }
         o.on("--ssl-cert-file PATH", "PEM certificate chain for --ssl") { |v| @options[:ssl_cert] = v }
         o.on("--ssl-key-file PATH", "PEM private key for --ssl") { |v| @options[:ssl_key] = v }
+        o.on("-C", "--config FILE", "Config file (Ruby, Puma's style; default #{DEFAULT_CONFIG_FILE} when present)") { |v| @config_file = v }
+        o.on("-w", "--workers N", Integer, "Cluster mode: fork N worker processes sharing the sockets (default 0: one process)") { |v| @options[:workers] = v }
+        o.on("--preload", "Cluster mode: load the app in the master before forking") { @options[:preload_app] = true }
         o.on("--evented", "Run the app on the EventMachine reactor (Thin's model; loads EventMachine)") { @options[:mode] = :evented }
         o.on("--threaded", "Run the app on a pool of Ruby threads (Puma's model)") { @options[:mode] = :threaded }
         o.on("--eventmachine", "--em", "Load EventMachine before the app and run its reactor (with --threaded: thin start --threaded)") { @options[:eventmachine] = true }

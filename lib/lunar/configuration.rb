@@ -6,6 +6,7 @@ module Lunar
   class Configuration
     DEFAULTS = {
       binds: nil,                # nil → tcp://address:port (ssl:// with ssl: true)
+      listen_fds: nil,           # { bind => descriptor }: inherited listening sockets (cluster master, systemd)
       address: "0.0.0.0",
       port: 9292,
       threads: 5,                # Ruby threads calling the app
@@ -78,6 +79,7 @@ module Lunar
     def native_options
       {
         binds: binds,
+        listen_fds: @options[:listen_fds],
         io_threads: @options[:io_threads],
         queue_capacity: @options[:queue_capacity],
         max_conns: @options[:max_conns],

@@ -1,10 +1,13 @@
 # frozen_string_literal: true
 
+require "lunar/systemd"
+
 module Lunar
   # Runs a server in the foreground the way `lunar` does: boot line, pid file, signals, as
   # Thin: TERM and QUIT stop gracefully (in-flight requests and pending async responses get
   # --shutdown-timeout, then their async.close fires); INT stops at once (a second INT, if
-  # app code still holds the process, exits on the spot with 130).
+  # app code still holds the process, exits on the spot with 130). Under systemd it reports
+  # READY=1 once serving and STOPPING=1 when asked to stop.
   class Launcher
     def initialize(server, pid_file: nil, quiet: false, out: $stdout)
       @server = server
@@ -19,6 +22,7 @@ module Lunar
       trap_signals
       @out.puts(boot_line) unless @quiet
       @out.flush
+      Systemd.notify("READY=1")
       @server.wait
       @out.puts("Lunar stopped") unless @quiet
     ensure
@@ -47,6 +51,7 @@ module Lunar
       %w[TERM QUIT].each do |signal|
         Signal.trap(signal) do
           @server.stop
+          Systemd.notify("STOPPING=1")
           say("Lunar stopping gracefully (up to #{@server.config[:shutdown_timeout]}s); INT to stop now")
         end
       end
@@ -55,6 +60,7 @@ module Lunar
         exit!(130) if stopping
         stopping = true
         @server.halt
+        Systemd.notify("STOPPING=1")
       end
     end
 

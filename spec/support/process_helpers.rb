@@ -36,13 +36,14 @@ module ProcessHelpers
     end
   end
 
-  # Spawns `argv` with lib/ on RUBYLIB, stdout+stderr merged into one pipe.
-  def spawn_child(argv, env: {}, chdir: ROOT)
+  # Spawns `argv` with lib/ on RUBYLIB, stdout+stderr merged into one pipe. `fds`: more
+  # descriptors for the child (`{ 3 => io }`, as systemd passes sockets).
+  def spawn_child(argv, env: {}, chdir: ROOT, fds: {})
     rd, wr = IO.pipe
     env = { "RUBYLIB" => [LIB, ENV["RUBYLIB"]].compact.join(":") }.merge(env)
     pid = Process.spawn(env, *argv, out: wr, err: wr, in: File::NULL, chdir: chdir,
                                      # tests of Ctrl-C need SIGINT handled, not ignored
-                                     pgroup: true)
+                                     pgroup: true, **fds)
     wr.close
     child = Child.new(pid, rd, [])
     (@children ||= []) << child
@@ -60,7 +61,7 @@ module ProcessHelpers
   def self.included(base)
     base.after do
       (@children || []).each do |c|
-        Process.kill("KILL", c.pid)
+        Process.kill("KILL", -c.pid) # its process group: a cluster's workers too
         Process.wait(c.pid)
       rescue Errno::ESRCH, Errno::ECHILD
         nil

@@ -1,5 +1,7 @@
 //! Server settings as plain Rust data, read once from Ruby when the server starts.
 
+use std::collections::HashMap;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 /// Everything the I/O side needs to know; no Ruby values inside.
@@ -8,6 +10,9 @@ pub struct ServerConfig {
     /// `tcp://host:port`, `ssl://host:port?cert=PATH&key=PATH` or `unix:///path`, as the
     /// user wrote them.
     pub binds: Vec<String>,
+    /// Listening sockets this process inherited, by the bind they serve (a cluster master
+    /// bound them before forking, or systemd passed them).
+    pub inherited: HashMap<String, RawFd>,
     /// tokio worker threads (accept, parse, read bodies, write responses).
     pub io_threads: usize,
     /// Bound of the dispatch queue; a request past it is answered 503 at once.
@@ -40,6 +45,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             binds: vec!["tcp://0.0.0.0:9292".into()],
+            inherited: HashMap::new(),
             io_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             queue_capacity: 1024,
             max_body: 64 * 1024 * 1024,

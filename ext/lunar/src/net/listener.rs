@@ -1,11 +1,15 @@
 //! Listeners: parse bind URIs, bind sockets, and accept connections until shutdown.
 //!
 //! `tcp://HOST:PORT`, `unix:///PATH`, and Puma's `ssl://HOST:PORT?cert=PATH&key=PATH`
-//! (TLS, with HTTP/2 offered by ALPN). Past `max_connections` a new connection gets a short
-//! 503 (plain binds) or is closed (TLS binds) while the held ones are served as before.
+//! (TLS, with HTTP/2 offered by ALPN). A bind may also be a listening socket this process
+//! inherited (a cluster master bound it before forking, or systemd passed it): then that
+//! socket is served as the URI says, and never unlinked or rebound. Past `max_connections` a
+//! new connection gets a short 503 (plain binds) or is closed (TLS binds) while the held ones
+//! are served as before.
 
 use std::io;
 use std::net::ToSocketAddrs;
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,20 +43,74 @@ pub fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-/// Binds `tcp://host:port`, `ssl://host:port?cert=…&key=…` or `unix:///path`.
-pub fn bind(uri: &str) -> io::Result<Bound> {
+/// Binds `tcp://host:port`, `ssl://host:port?cert=…&key=…` or `unix:///path`; or, given
+/// `inherited`, serves that already listening socket as `uri`.
+pub fn bind(uri: &str, inherited: Option<RawFd>) -> io::Result<Bound> {
     if let Some(path) = uri.strip_prefix("unix://") {
-        return bind_unix(path);
+        return match inherited {
+            Some(fd) => adopt(fd, uri, None),
+            None => bind_unix(path),
+        };
     }
-    if let Some(rest) = uri.strip_prefix("ssl://") {
-        let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let acceptor = tls::acceptor(query).map_err(|e| invalid(format!("bind {uri:?}: {e}")))?;
-        let (listener, port) = bind_tcp(uri, hostport)?;
-        return Ok(Bound { socket: BoundSocket::Tcp(listener), tls: Some(acceptor), address: format!("ssl://{port}"), unix_path: None });
+    let (hostport, tls) = match uri.strip_prefix("ssl://") {
+        Some(rest) => {
+            let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
+            (hostport, Some(tls::acceptor(query).map_err(|e| invalid(format!("bind {uri:?}: {e}")))?))
+        }
+        None => (uri.strip_prefix("tcp://").ok_or_else(|| invalid(format!("bind {uri:?}: expected tcp://HOST:PORT, ssl://HOST:PORT?cert=PATH&key=PATH or unix:///PATH")))?, None),
+    };
+    if let Some(fd) = inherited {
+        return adopt(fd, uri, tls);
     }
-    let hostport = uri.strip_prefix("tcp://").ok_or_else(|| invalid(format!("bind {uri:?}: expected tcp://HOST:PORT, ssl://HOST:PORT?cert=PATH&key=PATH or unix:///PATH")))?;
-    let (listener, port) = bind_tcp(uri, hostport)?;
-    Ok(Bound { socket: BoundSocket::Tcp(listener), tls: None, address: format!("tcp://{port}"), unix_path: None })
+    let (listener, local) = bind_tcp(uri, hostport)?;
+    let scheme = if tls.is_some() { "ssl" } else { "tcp" };
+    Ok(Bound { socket: BoundSocket::Tcp(listener), tls, address: format!("{scheme}://{local}"), unix_path: None })
+}
+
+/// Serves a copy of the inherited listening socket `fd` (the original stays open: a cluster
+/// master hands the same one to every worker it forks, now and later).
+fn adopt(fd: RawFd, uri: &str, tls: Option<TlsAcceptor>) -> io::Result<Bound> {
+    // SAFETY: `fd` is a descriptor this process inherited and keeps open for its whole life
+    // (the master never closes its listeners; systemd's stay open); it is only borrowed
+    // here, to duplicate it.
+    let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned().map_err(|e| invalid(format!("bind {uri:?}: inherited descriptor {fd}: {e}")))?;
+    let address = describe(owned.as_fd()).map_err(|e| invalid(format!("bind {uri:?}: inherited descriptor {fd}: {e}")))?;
+    let socket = Socket::from(owned);
+    socket.set_nonblocking(true)?;
+    if address.starts_with("unix://") {
+        let listener = std::os::unix::net::UnixListener::from(OwnedFd::from(socket));
+        return Ok(Bound { socket: BoundSocket::Unix(listener), tls: None, address, unix_path: None });
+    }
+    let address = if tls.is_some() { address.replacen("tcp://", "ssl://", 1) } else { address };
+    Ok(Bound { socket: BoundSocket::Tcp(socket.into()), tls, address, unix_path: None })
+}
+
+/// `tcp://ip:port` or `unix:///path` for a listening stream socket; an error for anything
+/// else (a datagram socket, a socket not listening, not a socket at all).
+pub fn describe(fd: BorrowedFd<'_>) -> io::Result<String> {
+    let socket = socket2::SockRef::from(&fd);
+    if socket.r#type()? != Type::STREAM || !socket.is_listener()? {
+        return Err(invalid("not a listening stream socket".into()));
+    }
+    let local = socket.local_addr()?;
+    if let Some(addr) = local.as_socket() {
+        return Ok(format!("tcp://{addr}"));
+    }
+    match local.as_pathname() {
+        Some(path) => Ok(format!("unix://{}", path.display())),
+        None => Err(invalid("an unnamed or abstract Unix socket".into())),
+    }
+}
+
+impl Bound {
+    /// The listening socket's descriptor, left open for this process's children (a cluster
+    /// master binds, then forks workers that serve it).
+    pub fn into_raw_fd(self) -> RawFd {
+        match self.socket {
+            BoundSocket::Tcp(l) => l.into_raw_fd(),
+            BoundSocket::Unix(l) => l.into_raw_fd(),
+        }
+    }
 }
 
 /// A listening TCP socket and the address it got (`host:port`, real port).
@@ -147,4 +205,39 @@ pub async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
 
 fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn describes_listening_sockets_only() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        assert_eq!(describe(tcp.as_fd()).unwrap(), format!("tcp://127.0.0.1:{port}"));
+
+        let path = std::env::temp_dir().join(format!("lunar-describe-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert_eq!(describe(unix.as_fd()).unwrap(), format!("unix://{}", path.display()));
+        let _ = std::fs::remove_file(&path);
+
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(describe(udp.as_fd()).is_err());
+        let connected = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert!(describe(connected.as_fd()).is_err());
+    }
+
+    #[test]
+    fn serves_an_inherited_socket_as_its_bind() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        let bound = bind("tcp://127.0.0.1:0", Some(tcp.as_raw_fd())).unwrap();
+        assert_eq!(bound.address, format!("tcp://127.0.0.1:{port}"));
+        assert!(bound.unix_path.is_none());
+        drop(bound); // a copy: the original still listens
+        assert_eq!(describe(tcp.as_fd()).unwrap(), format!("tcp://127.0.0.1:{port}"));
+    }
 }

@@ -124,7 +124,7 @@ impl ServerHandle {
     /// Binds every address (loading TLS certificates), then starts the I/O threads. Errors
     /// name the failing bind; `InvalidInput` means the configuration is wrong.
     pub fn start(config: ServerConfig) -> io::Result<ServerHandle> {
-        let bound = config.binds.iter().map(|b| listener::bind(b)).collect::<io::Result<Vec<_>>>()?;
+        let bound = config.binds.iter().map(|b| listener::bind(b, config.inherited.get(b).copied())).collect::<io::Result<Vec<_>>>()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.io_threads.max(1))
             .thread_name("lunar-io")

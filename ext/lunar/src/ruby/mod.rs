@@ -7,6 +7,7 @@ pub mod env;
 pub mod gvl;
 pub mod headers;
 pub mod inbox;
+pub mod native_listener;
 pub mod native_request;
 pub mod native_server;
 pub mod response;
@@ -16,6 +17,7 @@ use magnus::{Error, RModule, Ruby};
 
 pub fn define(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     native_server::NativeServer::define(ruby, native)?;
+    native_listener::define(ruby, native)?;
     native_request::NativeRequest::define(ruby, native)?;
     body_writer::BodyWriter::define(ruby, native)?;
     inbox::RubyInbox::define(ruby, native)?;

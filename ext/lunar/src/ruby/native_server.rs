@@ -36,6 +36,9 @@ fn config_from(ruby: &Ruby, opts: RHash) -> Result<ServerConfig, Error> {
     if let Some(b) = opt::<Vec<String>>(ruby, opts, "binds")? {
         c.binds = b;
     }
+    if let Some(fds) = opt::<std::collections::HashMap<String, i32>>(ruby, opts, "listen_fds")? {
+        c.inherited = fds;
+    }
     if let Some(n) = opt::<usize>(ruby, opts, "io_threads")? {
         c.io_threads = n.max(1);
     }

@@ -1,0 +1,49 @@
+# frozen_string_literal: true
+
+require "lunar"
+require "lunar/systemd"
+
+module Lunar
+  # Which listening sockets a server serves: its binds, with the sockets systemd passed
+  # (socket activation) standing in for the binds at the same address. With no bind asked
+  # for, systemd's sockets are served as they are; a passed socket no bind names is served
+  # too (systemd opened it for us). A cluster master then binds the rest itself, before
+  # forking, so that every worker serves the very same sockets.
+  class Binder
+    attr_reader :binds, :listen_fds
+
+    # `binds`: the URIs the configuration names; `explicit`: whether the user named any
+    # (else they are the default, replaced by systemd's sockets when there are some).
+    def initialize(binds, explicit:, activated: Systemd.listen_fds)
+      passed = activated.to_h { |fd| [Native.listen_address(fd), fd] }
+      @binds = explicit || passed.empty? ? binds.dup : []
+      @listen_fds = {}
+      @binds.each do |bind|
+        fd = passed.delete(address_of(bind))
+        @listen_fds[bind] = fd if fd
+      end
+      passed.each do |address, fd|
+        @binds << address
+        @listen_fds[address] = fd
+      end
+    end
+
+    # Binds every socket not passed down (cluster master, before forking). Returns self.
+    def listen!
+      @binds.each { |bind| @listen_fds[bind] ||= Native.listen(bind) }
+      self
+    end
+
+    # What the server is told: the binds and which descriptors serve which.
+    def options
+      { binds: @binds, listen_fds: @listen_fds, ssl: false }
+    end
+
+    private
+
+    # `tcp://host:port` (an ssl:// bind listens on a TCP socket too) or `unix:///path`.
+    def address_of(bind)
+      bind.sub(%r{\Assl://}, "tcp://").sub(/\?.*\z/, "")
+    end
+  end
+end

@@ -1,0 +1,140 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "set"
+
+# Cluster mode against real processes: a master, forked workers, signals, a config file.
+RSpec.describe "cluster mode (lunar -w N)" do
+  CLUSTER_BOOT = %r{cluster of (\d+) workers, .*master pid (\d+), up to \d+ × \d+ = \d+ connections, listening on tcp://127\.0\.0\.1:(\d+)}
+
+  let(:hook_log) { File.join(Dir.mktmpdir("lunar-hooks"), "hooks.log") }
+
+  def start_cluster(*args, app: fixture("pid.ru"), env: {})
+    child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "-t", "2", *args, app), env: { "HOOK_LOG" => hook_log }.merge(env))
+    port = Integer(child.wait_for(CLUSTER_BOOT)[3])
+    [child, port]
+  end
+
+  def get(port, path = "/")
+    Net::HTTP.get_response(URI("http://127.0.0.1:#{port}#{path}"))
+  end
+
+  # Pids of the workers that answer, over fresh connections, until `count` were seen.
+  def answering_pids(port, count)
+    seen = Set.new
+    eventually(timeout: 20) do
+      seen << get(port).body.to_i
+      seen.size >= count
+    end
+    seen
+  end
+
+  def children_of(pid)
+    File.read("/proc/#{pid}/task/#{pid}/children").split.map(&:to_i)
+  end
+
+  it "forks workers that share the socket, runs the hooks, and drains every worker on TERM" do
+    child, port = start_cluster("-C", fixture("cluster_config.rb"), "-w", "2")
+    master = child.pid
+    workers = answering_pids(port, 2)
+    expect(workers).not_to include(master)
+    expect(Set.new(children_of(master))).to eq(workers)
+
+    inflight = Thread.new { get(port, "/slow?1").body }
+    child.wait_for(/started \/slow/)
+    child.signal("TERM")
+    child.wait_for(/stopping gracefully/)
+    expect(workers).to include(inflight.value.to_i) # finished, not cut
+    expect(child.exit_status.exitstatus).to eq(0)
+    log = File.readlines(hook_log, chomp: true)
+    expect(log.grep(/before_fork/)).to eq(["before_fork #{master}"])
+    expect(log.grep(/boot/).map { |l| l.split.last.to_i }.to_set).to eq(workers)
+    expect(log.grep(/shutdown/).size).to eq(2)
+  end
+
+  it "replaces a worker killed with -9, and keeps serving" do
+    child, port = start_cluster("-w", "2")
+    victim = answering_pids(port, 1).first
+    Process.kill("KILL", victim)
+    index = child.wait_for(/worker (\d) \(pid #{victim}\) killed by SIGKILL; starting another/)[1]
+    replacement = Integer(child.wait_for(/worker #{index} booted, pid (?!#{victim}\b)(\d+)/)[1])
+    expect(children_of(child.pid)).to include(replacement)
+    expect(answering_pids(port, 2)).not_to include(victim)
+  end
+
+  it "stops with a clear error, not a fork loop, when workers cannot boot" do
+    child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "-w", "2", fixture("fails_to_boot.ru")))
+    expect(child.exit_status(timeout: 30).exitstatus).to eq(1)
+    output = child.rest
+    expect(output).to include("this app cannot boot")
+    expect(output).to match(/workers failed to boot 3 times in a row; stopping the cluster/)
+    expect(output.scan(/failed to boot:/).size).to be <= 4
+  end
+
+  it "loads the app once, in the master, with --preload; in each worker without" do
+    log = File.join(Dir.mktmpdir("lunar-load"), "load.log")
+    child, port = start_cluster("-w", "2", "--preload", env: { "LOAD_LOG" => log })
+    answering_pids(port, 2)
+    expect(File.readlines(log, chomp: true)).to eq(["loaded #{child.pid}"])
+
+    File.delete(log)
+    other, port = start_cluster("-w", "2", env: { "LOAD_LOG" => log })
+    workers = answering_pids(port, 2)
+    expect(File.readlines(log, chomp: true).map { |l| l.split.last.to_i }.to_set).to eq(workers)
+    expect(workers).not_to include(other.pid)
+  end
+
+  it "replaces every worker one at a time on USR1, refusing no connection and failing no request" do
+    child, port = start_cluster("-w", "2")
+    before = answering_pids(port, 2)
+    ok = failed = 0
+    done = false
+    count = Mutex.new
+    hammer = Array.new(4) do
+      Thread.new do
+        until done
+          begin
+            good = get(port).code == "200"
+          rescue SystemCallError, IOError, Net::ReadTimeout => e
+            good = false
+            warn "hammer: #{e.class}: #{e.message}"
+          end
+          count.synchronize { good ? ok += 1 : failed += 1 }
+        end
+      end
+    end
+    eventually { ok > 50 }
+    child.signal("USR1")
+    child.wait_for(/phased restart done/, timeout: 60)
+    served_before = ok
+    eventually { ok > served_before + 50 } # and after it
+    done = true
+    hammer.each(&:join)
+    expect(failed).to eq(0)
+    expect(ok).to be > 100
+    after = answering_pids(port, 2)
+    expect(after & before).to be_empty
+    expect(Set.new(children_of(child.pid))).to eq(after)
+  end
+
+  it "adds a worker on TTIN and removes one on TTOU" do
+    child, port = start_cluster("-w", "2")
+    answering_pids(port, 2)
+    child.signal("TTIN")
+    child.wait_for(/worker 2 booted/)
+    eventually { children_of(child.pid).size == 3 }
+    expect(answering_pids(port, 3).size).to eq(3)
+    child.signal("TTOU")
+    child.wait_for(/worker 2 \(pid \d+\) stopping/)
+    eventually { children_of(child.pid).size == 2 }
+    expect(get(port).code).to eq("200")
+  end
+
+  it "runs one EventMachine reactor per worker in evented mode" do
+    child, port = start_cluster("-w", "2", "--evented", app: File.join(ProcessHelpers::ROOT, "examples/async/seed.ru"))
+    expect(child.lines.join).to match(/evented mode/)
+    response = get(port)
+    expect(response.code).to eq("200")
+    expect(response.body).to include("Woah, async!")
+  end
+end

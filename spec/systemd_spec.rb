@@ -1,0 +1,59 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+# Started as systemd starts a service: a listening socket already open on descriptor 3
+# (LISTEN_FDS, LISTEN_PID naming the service's own pid), and NOTIFY_SOCKET naming a Unix
+# datagram socket that receives sd_notify states. The pid is only known once the process
+# exists, so a shell sets LISTEN_PID=$$ and execs Lunar, as systemd does after forking.
+RSpec.describe "under systemd" do
+  let(:dir) { Dir.mktmpdir("lunar-systemd") }
+  let(:notify_path) { File.join(dir, "notify") }
+  let(:notify) { Socket.new(:UNIX, :DGRAM).tap { |s| s.bind(Socket.sockaddr_un(notify_path)) } }
+  let(:activated) { TCPServer.new("127.0.0.1", 0) }
+
+  after do
+    notify.close
+    activated.close
+  end
+
+  def start(*args)
+    notify # bound before the service starts
+    command = ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh", *lunar_cmd(*args, fixture("pid.ru"))]
+    spawn_child(command, env: { "NOTIFY_SOCKET" => notify_path }, fds: { 3 => activated })
+  end
+
+  def state(timeout: 20)
+    raise "no sd_notify state within #{timeout}s" unless notify.wait_readable(timeout)
+
+    notify.recv(4096)
+  end
+
+  def get(path = "/")
+    Net::HTTP.get_response(URI("http://127.0.0.1:#{activated.addr[1]}#{path}"))
+  end
+
+  it "serves the socket it was passed, and says READY=1 and STOPPING=1" do
+    child = start
+    expect(state).to eq("READY=1")
+    expect(child.wait_for(/listening on (\S+)/)[1]).to eq("tcp://127.0.0.1:#{activated.addr[1]}")
+    expect(get.body).to eq(child.pid.to_s)
+    child.signal("TERM")
+    expect(state).to eq("STOPPING=1")
+    expect(child.exit_status.exitstatus).to eq(0)
+  end
+
+  it "hands the passed socket to every worker of a cluster, and says RELOADING=1 around a phased restart" do
+    child = start("-w", "2")
+    expect(state).to eq("READY=1")
+    child.wait_for(/listening on tcp:\/\/127\.0\.0\.1:#{activated.addr[1]}/)
+    expect(get.code).to eq("200")
+    child.signal("USR1")
+    expect(state).to eq("RELOADING=1")
+    expect(state(timeout: 60)).to eq("READY=1")
+    expect(get.code).to eq("200")
+    child.signal("TERM")
+    expect(state).to eq("STOPPING=1")
+    expect(child.exit_status.exitstatus).to eq(0)
+  end
+end

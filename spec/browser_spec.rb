@@ -79,6 +79,36 @@ RSpec.describe "the Comet demo in a browser" do
     end
   end
 
+  it "spans the workers of a cluster through Redis: pages from different workers see each other's messages" do
+    redis = RedisServer.instance.start
+    redis.cli("DEL", "comet:messages", "comet:messages:last_id")
+    child = spawn_child(lunar_cmd("--evented", "-w", "2", "--shutdown-timeout", "2", "-b", "tcp://127.0.0.1:0",
+                                  File.join(ProcessHelpers::ROOT, "examples/comet/config.ru")), env: { "REDIS_URL" => redis.url })
+    port = Integer(child.wait_for(%r{cluster of 2 workers.*listening on tcp://127\.0\.0\.1:(\d+)})[1])
+    native = browser
+    native.navigate.to("http://127.0.0.1:#{port}/?native=1")
+    native_pid = native.find_element(id: "worker").text
+    # A new browser opens new connections, which either worker may accept.
+    thin_style = nil
+    12.times do
+      page = browser
+      page.navigate.to("http://127.0.0.1:#{port}/")
+      break thin_style = page if page.find_element(id: "worker").text != native_pid
+
+      page.quit
+    end
+    expect(thin_style).not_to be_nil, "twelve pages in a row came from one worker"
+
+    wait = Selenium::WebDriver::Wait.new(timeout: 15)
+    [[native, thin_style, "from the native page"], [thin_style, native, "from the async.callback page"]].each do |from, to, text|
+      from.find_element(id: "msg").send_keys(text)
+      from.find_element(id: "send").click
+      %w[events polls sockets].each { |list| wait.until { list_text(to, list).include?(text) } }
+    end
+    child.signal("TERM")
+    expect(child.exit_status.exitstatus).to eq(0)
+  end
+
   it "runs ActionCable (Rails 6.1): the JavaScript client subscribes, sends, and gets a broadcast made by another request", rack: 2 do
     child = spawn_child(lunar_cmd("--threaded", "-e", "production", "-b", "tcp://127.0.0.1:0",
                                   File.join(ProcessHelpers::ROOT, "examples/actioncable/config.ru")))

@@ -62,6 +62,35 @@ RSpec.describe "cluster mode (lunar -w N)" do
     expect(answering_pids(port, 2)).not_to include(victim)
   end
 
+  it "keeps serving through a kill -9 under load: only requests the killed worker held fail" do
+    child, port = start_cluster("-w", "2")
+    victim = answering_pids(port, 2).first
+    ok = failed = 0
+    done = false
+    count = Mutex.new
+    hammer = Array.new(4) do
+      Thread.new do
+        until done
+          good = begin
+            get(port).code == "200"
+          rescue SystemCallError, IOError, EOFError, Net::ReadTimeout
+            false
+          end
+          count.synchronize { good ? ok += 1 : failed += 1 }
+        end
+      end
+    end
+    eventually { ok > 50 }
+    Process.kill("KILL", victim)
+    child.wait_for(/worker \d \(pid #{victim}\) killed by SIGKILL/)
+    child.wait_for(/worker \d booted, pid (?!#{victim}\b)\d+/) # its replacement, or the first boot lines
+    served = ok
+    eventually(timeout: 20) { ok > served + 100 }
+    done = true
+    hammer.each(&:join)
+    expect(failed).to be <= 4 # at most the one request each client had in flight on the victim
+  end
+
   it "stops with a clear error, not a fork loop, when workers cannot boot" do
     child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "-w", "2", fixture("fails_to_boot.ru")))
     expect(child.exit_status(timeout: 30).exitstatus).to eq(1)

@@ -1,61 +1,10 @@
 # frozen_string_literal: true
 
 require "spec_helper"
-require "websocket" # the client side: ruby-websocket over TCP
 
 # Lunar::Topic#websocket: the handshake accepted natively, publish written from Rust as
 # WebSocket messages, the client's messages to a block, pings answered without Ruby.
 RSpec.describe "Lunar::Topic#websocket" do
-  # A WebSocket client on a TCP socket.
-  class Socket13
-    attr_reader :sock
-
-    def initialize(port)
-      @sock = TCPSocket.new("127.0.0.1", port)
-      @handshake = WebSocket::Handshake::Client.new(url: "ws://127.0.0.1:#{port}/")
-      @sock.write(@handshake.to_s)
-      @handshake << read_some until @handshake.finished?
-      raise "bad handshake" unless @handshake.valid?
-
-      @incoming = WebSocket::Frame::Incoming::Client.new(version: 13)
-      @incoming << @handshake.leftovers if @handshake.leftovers
-    end
-
-    def send_frame(data, type: :text)
-      @sock.write(WebSocket::Frame::Outgoing::Client.new(version: 13, data: data, type: type).to_s)
-    end
-
-    # The next frame's [type, data]; [:eof, nil] when the server closed the connection.
-    def receive(timeout: 5)
-      loop do
-        frame = @incoming.next
-        return [frame.type, frame.data] if frame
-
-        @sock.wait_readable(timeout) or raise "no frame within #{timeout} s"
-        data = @sock.read_nonblock(65_536, exception: false)
-        return [:eof, nil] if data.nil?
-
-        @incoming << data unless data == :wait_readable
-      end
-    rescue Errno::ECONNRESET
-      [:eof, nil]
-    end
-
-    def text
-      type, data = receive
-      type == :text ? data : raise("expected a text message, got #{type}")
-    end
-
-    def read_some
-      @sock.wait_readable(5) or raise "no data within 5 s"
-      @sock.readpartial(16_384)
-    end
-
-    def close
-      @sock.close unless @sock.closed?
-    end
-  end
-
   let(:events) { Queue.new }
   let(:topic) { Lunar::Topic.new }
   let(:app) do
@@ -70,7 +19,7 @@ RSpec.describe "Lunar::Topic#websocket" do
   %i[evented threaded].each do |mode|
     it "delivers one publish to every socket, hands the clients' messages to the block, fires async.close (#{mode})" do
       server = serve(app, mode: mode)
-      clients = Array.new(3) { Socket13.new(server.port) }
+      clients = Array.new(3) { WebSocketClient.new(server.port) }
       expect(clients.map(&:text)).to eq(%w[welcome] * 3) # `first:`, to each socket alone
       eventually { topic.size == 3 }
       expect(topic.publish("to everyone")).to eq(3)
@@ -88,7 +37,7 @@ RSpec.describe "Lunar::Topic#websocket" do
 
   it "answers pings natively and sends non-UTF-8 publishes as binary messages" do
     server = serve(app)
-    client = Socket13.new(server.port)
+    client = WebSocketClient.new(server.port)
     client.text # welcome
     client.send_frame("are you there", type: :ping)
     expect(client.receive).to eq([:pong, "are you there"])
@@ -101,9 +50,9 @@ RSpec.describe "Lunar::Topic#websocket" do
 
   it "closes a socket that sends a malformed or oversized frame, and keeps serving the others" do
     server = serve(app, max_ws_message: 1024)
-    good = Socket13.new(server.port)
-    unmasked = Socket13.new(server.port) # a client frame must be masked (RFC 6455 §5.1)
-    oversized = Socket13.new(server.port)
+    good = WebSocketClient.new(server.port)
+    unmasked = WebSocketClient.new(server.port) # a client frame must be masked (RFC 6455 §5.1)
+    oversized = WebSocketClient.new(server.port)
     [good, unmasked, oversized].each(&:text)
     unmasked.sock.write("\x81\x05hello".b)
     oversized.send_frame("x" * 2000)
@@ -128,8 +77,8 @@ RSpec.describe "Lunar::Topic#websocket" do
 
   it "cuts off a socket that stops reading while the server publishes, past --stream-buffer" do
     server = serve(app, stream_buffer: 64 * 1024)
-    reader = Socket13.new(server.port)
-    stalled = Socket13.new(server.port)
+    reader = WebSocketClient.new(server.port)
+    stalled = WebSocketClient.new(server.port)
     [reader, stalled].each(&:text)
     eventually { topic.size == 2 }
     big = "y" * 100_000
@@ -148,12 +97,12 @@ RSpec.describe "Lunar::Topic#websocket" do
 
   it "survives 1,000 clients closing at once" do
     server = serve(app)
-    clients = Array.new(1000) { Socket13.new(server.port) }
+    clients = Array.new(1000) { WebSocketClient.new(server.port) }
     eventually(timeout: 20) { topic.size == 1000 }
     clients.each(&:close)
     eventually(timeout: 20) { topic.size.zero? && server.pending_async.zero? }
     expect(Array.new(1000) { events.pop }.count(:closed)).to eq(1000)
-    expect(Socket13.new(server.port).text).to eq("welcome") # and serves on
+    expect(WebSocketClient.new(server.port).text).to eq("welcome") # and serves on
   ensure
     clients&.each(&:close)
   end

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "json"
+require_relative "message_log"
 
 # The Comet demo's state and fan-out, as a Thin user would write it, with Lunar's native
 # fan-out as an option per subscriber (?native=1):
@@ -13,8 +14,11 @@ require "json"
 #   (or native Lunar::Topic sockets); each message is one JSON WebSocket message.
 # Every message has an id; a poll asks for what came after the last id it saw, and an
 # EventSource reconnect sends Last-Event-ID, so no message is lost or shown twice.
+#
+# With a Redis URL (REDIS_URL) the chat spans processes (`lunar -w 2`) and machines: ids
+# and history live in Redis (MessageLog::Redis), the native topics are Redis topics, and
+# the Thin-style subscribers of every process hear each message through a Redis channel.
 class Chat
-  HISTORY = 200
   JSON_HEADERS = { "content-type" => "application/json", "cache-control" => "no-cache" }.freeze
   SSE_HEADERS = { "content-type" => "text/event-stream", "cache-control" => "no-cache" }.freeze
 
@@ -31,30 +35,33 @@ class Chat
     end
   end
 
-  def initialize
-    @messages = []
-    @last_id = 0
+  def initialize(redis_url: nil)
     @polls = EM::Channel.new # held long-polls, each answered once
     @streams = []            # EventStream bodies
     @sockets = [] # faye-websocket connections
-    @native_polls = Lunar::Topic.new
-    @native_streams = Lunar::Topic.new
-    @native_sockets = Lunar::Topic.new
+    @log = redis_url ? MessageLog::Redis.new(redis_url) { |m| deliver(m) } : MessageLog::Memory.new
+    # The chat keeps its own history (ids in its frames), so the topics keep none.
+    topic = ->(name) { redis_url ? Lunar::Topic.new("comet:#{name}", redis: redis_url, history: 0) : Lunar::Topic.new }
+    @native_polls = topic.call("polls")
+    @native_streams = topic.call("streams")
+    @native_sockets = topic.call("sockets")
   end
 
   def publish(text)
-    message = { "id" => (@last_id += 1), "text" => text.to_s[0, 500] }
-    @messages << message
-    @messages.shift while @messages.size > HISTORY
+    message = @log.add(text.to_s[0, 500]) { |m| deliver(m) }
+    @native_polls.publish(JSON.generate([message]))
+    @native_streams.publish(sse_frame(message))
+    @native_sockets.publish(JSON.generate(message))
+    message
+  end
+
+  # A message to this process's Thin-style subscribers (on the reactor).
+  def deliver(message)
     answer_polls(message)
     frame = sse_frame(message)
     @streams.each { |s| s.write(frame) }
     json = JSON.generate(message)
     @sockets.each { |ws| ws.send(json) }
-    @native_polls.publish(JSON.generate([message]))
-    @native_streams.publish(frame)
-    @native_sockets.publish(json)
-    message
   end
 
   def poll(env, after, native:)
@@ -116,10 +123,11 @@ class Chat
     @native_streams.heartbeat
   end
 
+  # This process's subscribers.
   def stats
     { "polls" => @polls.num_subscribers + @native_polls.size, "streams" => @streams.size + @native_streams.size,
       "sockets" => @sockets.size + @native_sockets.size,
-      "last_id" => @last_id }
+      "last_id" => @log.last_id, "worker" => Process.pid, "shared" => @log.shared? }
   end
 
   private
@@ -129,8 +137,7 @@ class Chat
   end
 
   def after_id(id)
-    id = id.to_i
-    @messages.select { |m| m["id"] > id }
+    @log.after(id)
   end
 
   def sse_frame(message)

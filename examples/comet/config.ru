@@ -3,6 +3,7 @@
 # The Comet demo (README's first command): a push chat with long-poll and EventSource
 # subscribers, in the style Thin users wrote it. Open http://localhost:9292 in two windows.
 #   lunar --evented examples/comet/config.ru
+#   REDIS_URL=redis://127.0.0.1:6379/0 lunar --evented -w 2 examples/comet/config.ru   # across workers
 require "eventmachine"
 require "faye/websocket"
 require "lunar"
@@ -10,14 +11,14 @@ Faye::WebSocket.load_adapter("thin") if defined?(Thin) # faye's WebSockets on Th
 require_relative "chat"
 
 PAGE = File.read(File.join(__dir__, "index.html"))
-CHAT = Chat.new
+CHAT = Chat.new(redis_url: ENV["REDIS_URL"])
 EM.next_tick { EM.add_periodic_timer(15) { CHAT.heartbeat } }
 
 run lambda { |env|
   query = Rack::Utils.parse_query(env["QUERY_STRING"])
   native = query["native"] == "1"
   case [env["REQUEST_METHOD"], env["PATH_INFO"]]
-  when %w[GET /] then [200, { "content-type" => "text/html; charset=utf-8" }, [PAGE]]
+  when %w[GET /] then [200, { "content-type" => "text/html; charset=utf-8" }, [PAGE.sub("WORKER_PID", Process.pid.to_s)]]
   when %w[GET /poll] then CHAT.poll(env, query["after"], native: native)
   when %w[GET /events] then CHAT.events(env, native: native)
   when %w[GET /socket] then CHAT.socket(env, query["after"], native: native)

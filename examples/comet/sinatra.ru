@@ -10,7 +10,8 @@ require "lunar"
 require_relative "chat"
 
 class SinatraComet < Sinatra::Base
-  set :chat, Chat.new
+  set :chat, Chat.new(redis_url: ENV["REDIS_URL"])
+  set :page, File.read(File.join(__dir__, "index.html"))
   set :logging, false
   set :host_authorization, { permitted_hosts: [] } # Sinatra 4.1: a demo reachable by any name
 
@@ -19,7 +20,7 @@ class SinatraComet < Sinatra::Base
     def write(frame) = out << frame
   end
 
-  get("/") { send_file File.join(__dir__, "index.html") }
+  get("/") { settings.page.sub("WORKER_PID", Process.pid.to_s) }
   get("/stats") { content_type :json; JSON.generate(settings.chat.stats) }
   get("/poll") { settings.chat.poll(env, params["after"], native: params["native"] == "1") }
   get("/socket") { settings.chat.socket(env, params["after"], native: params["native"] == "1") }

@@ -15,6 +15,13 @@ module Lunar
   #   post "/say"    → POLLS.publish(text); EVENTS.publish(text)
   #
   # Needs the async protocol: evented mode, or EventMachine loaded, or `async: true`.
+  #
+  # Across processes and machines: `Topic.new("chat", redis: "redis://host:6379/0")` (or a
+  # name alone when REDIS_URL is set). `publish` from any process (or `redis-cli PUBLISH
+  # chat …`) then reaches the subscribers of every Lunar process subscribed to "chat",
+  # still without a Ruby call per subscriber; the last `history` messages are kept in Redis
+  # (the stream `lunar:history:chat`), and an SSE stream that reconnects with
+  # `Last-Event-ID` is sent what it missed first.
   class Topic
     ASYNC_RESPONSE = [-1, {}.freeze, [].freeze].freeze
     SSE_HEADERS = { "content-type" => "text/event-stream", "cache-control" => "no-cache" }.freeze
@@ -26,8 +33,25 @@ module Lunar
       def each; end
     end
 
-    def initialize
-      @native = Native::Topic.new
+    HISTORY = 1000
+
+    # `Topic.new`: this process only. `Topic.new(name, redis: url, history: 1000)`: shared
+    # through Redis on the channel `name` (`redis:` defaults to REDIS_URL when a name is
+    # given; `redis: false` keeps a named topic in-process).
+    def initialize(name = nil, redis: nil, history: HISTORY)
+      url = redis.nil? ? (name && ENV.fetch("REDIS_URL", nil)) : redis
+      url = nil if url == false || url.to_s.empty?
+      raise ArgumentError, "a topic shared through Redis needs a name: Lunar::Topic.new(\"chat\", redis: url)" if url && name.nil?
+
+      @name = name&.to_s
+      @native = url ? Native::Topic.redis(url.to_s, @name, Integer(history)) : Native::Topic.new
+    end
+
+    attr_reader :name
+
+    # Whether messages travel through Redis.
+    def redis?
+      @native.redis?
     end
 
     # Holds this request until the next `publish`, whose message becomes its body. Returns
@@ -41,13 +65,15 @@ module Lunar
 
     # Starts a streamed response now; every `publish` is written into it between `prefix`
     # and `suffix` (SSE framing by default). `first` is written once, before any message.
-    def stream(env, status: 200, headers: SSE_HEADERS, prefix: "data: ", suffix: "\n\n", first: nil)
+    # On a Redis topic with history, SSE streams get an `id:` line per message (`ids:`),
+    # and a request with `Last-Event-ID` is first sent the messages after that id.
+    def stream(env, status: 200, headers: SSE_HEADERS, prefix: "data: ", suffix: "\n\n", first: nil, ids: nil)
       exchange = exchange_for(env)
       exchange.respond(status, headers, Body.new)
       writer = exchange.writer
       if writer && !writer.closed?
-        writer.write(first, nil) if first
-        @native.attach(writer, prefix, suffix)
+        ids = redis? && prefix == "data: " if ids.nil?
+        @native.attach(writer, [prefix, suffix, ids ? true : false], redis? ? env["HTTP_LAST_EVENT_ID"] : nil, first&.to_s)
       end
       ASYNC_RESPONSE
     end
@@ -64,6 +90,7 @@ module Lunar
         raise ArgumentError, "Lunar::Topic#websocket needs a WebSocket handshake (HTTP/1.1 GET with Upgrade: websocket and Sec-WebSocket-Key)"
       end
 
+      @native.join # subscribed before the client hears anything
       writer = exchange.websocket(env["HTTP_SEC_WEBSOCKET_KEY"], on_message)
       if writer
         Array(first).each { |message| writer.write(message.to_s, nil) }
@@ -72,7 +99,8 @@ module Lunar
       ASYNC_RESPONSE
     end
 
-    # Delivers `message` to every subscriber; returns how many it reached.
+    # Delivers `message` to every subscriber; returns how many it reached (in-process), or
+    # true once handed to Redis (it is sent as soon as Redis is reachable).
     def publish(message)
       @native.publish(message.to_s)
     end

@@ -1,6 +1,9 @@
 //! Fan-out: one publish reaching many held connections from Rust, without a Ruby call per
-//! subscriber.
+//! subscriber: `subscribers` (the held connections and delivery, plain data), `topic` (what
+//! Ruby sees), `redis` (topics shared across processes and machines).
 
+pub mod redis;
+pub mod subscribers;
 pub mod topic;
 
 use magnus::{Error, RModule, Ruby};

@@ -1,178 +1,168 @@
-//! `Lunar::Native::Topic`: Lunar's native fan-out. One `publish` from any Ruby thread
-//! reaches every attached connection without a Ruby call per subscriber.
+//! `Lunar::Native::Topic`: Lunar's native fan-out, as Ruby sees it. One `publish` from any
+//! Ruby thread reaches every attached connection without a Ruby call per subscriber.
 //!
-//! Subscribers are held long-polls (answered by the next message, then gone) and open
-//! streams (every message written with the framing each chose, e.g. SSE's `data: …\n\n`).
-//! The message is copied out of Ruby once; each framing is built once per publish; streams
-//! share the framed bytes (reference-counted). A stream whose client has not read its
-//! buffer (`stream_buffer`) is cut off rather than waited for: one slow subscriber must not
-//! delay the others. Connections that ended are pruned as they are found.
+//! An in-process topic delivers on the publishing thread. A topic shared through Redis
+//! (`Topic.redis`) publishes to Redis instead, and its messages come back, from every
+//! process that publishes, through this process's Redis link (`fanout::redis`), which
+//! delivers them to the same local subscribers. The link is joined on first use in each
+//! process, never at load.
 
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
-use magnus::{Error, RString, Ruby, Value};
-use tokio::sync::oneshot;
+use magnus::{Error, IntoValue, RString, Ruby, Value};
 
+use crate::fanout::redis::{self, Command, Link};
+use crate::fanout::subscribers::{Message, StreamId, Subscriber, Subscribers};
 use crate::ruby::body_writer::BodyWriter;
+use crate::ruby::gvl::without_gvl;
 use crate::ruby::native_request::NativeRequest;
-use crate::bridge::reply::{Reply, ReplyBody};
 use crate::ruby::response;
-use crate::bridge::stream::{Queued, StreamSender};
 
-enum Subscriber {
-    /// `head` is shared by every subscriber held with the same status and headers.
-    Poll { reply: oneshot::Sender<Reply>, head: Arc<(i64, HeaderMap)> },
-    /// An open stream, or a native WebSocket (`socket`: each chunk is one message, and raw
-    /// publishes such as SSE heartbeats are not for it).
-    Stream { sender: StreamSender, prefix: Bytes, suffix: Bytes, socket: bool },
-}
+/// How long the first subscriber in a process waits for the Redis subscription, so that a
+/// message published right after it joined reaches it. When Redis is down it goes on (the
+/// link keeps trying).
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-impl Subscriber {
-    fn is_gone(&self) -> bool {
-        match self {
-            Subscriber::Poll { reply, .. } => reply.is_closed(),
-            Subscriber::Stream { sender, .. } => sender.is_closed(),
-        }
-    }
+struct Shared {
+    url: String,
+    channel: String,
+    history: usize,
+    /// The link this process joined, by pid: a forked child joins its own.
+    joined: Mutex<Option<(u32, Arc<Link>)>>,
 }
 
 #[magnus::wrap(class = "Lunar::Native::Topic", free_immediately, size)]
 pub struct Topic {
-    subscribers: Mutex<Vec<Subscriber>>,
-}
-
-/// Framed messages built during one publish, by framing (most subscribers share one).
-struct Frames<'a> {
-    message: &'a Bytes,
-    built: Vec<(Bytes, Bytes, Bytes)>,
-}
-
-impl Frames<'_> {
-    fn framed(&mut self, prefix: &Bytes, suffix: &Bytes) -> Bytes {
-        if prefix.is_empty() && suffix.is_empty() {
-            return self.message.clone();
-        }
-        if let Some((_, _, f)) = self.built.iter().find(|(p, s, _)| p == prefix && s == suffix) {
-            return f.clone();
-        }
-        let mut buf = BytesMut::with_capacity(prefix.len() + self.message.len() + suffix.len());
-        buf.extend_from_slice(prefix);
-        buf.extend_from_slice(self.message);
-        buf.extend_from_slice(suffix);
-        let framed = buf.freeze();
-        self.built.push((prefix.clone(), suffix.clone(), framed.clone()));
-        framed
-    }
+    subscribers: Arc<Subscribers>,
+    redis: Option<Shared>,
 }
 
 impl Topic {
     fn new() -> Self {
-        Topic { subscribers: Mutex::new(Vec::new()) }
+        Topic { subscribers: Arc::default(), redis: None }
     }
 
-    fn add(&self, sub: Subscriber) {
-        if let Ok(mut subs) = self.subscribers.lock() {
-            subs.push(sub);
+    /// A topic shared through the Redis at `url` on `channel`, keeping the last `history`
+    /// messages (0: none) for streams that reconnect. Checks the URL; connects later.
+    fn redis(ruby: &Ruby, url: String, channel: String, history: usize) -> Result<Self, Error> {
+        redis::check_url(&url).map_err(|e| Error::new(ruby.exception_arg_error(), e))?;
+        let shared = Shared { url, channel, history, joined: Mutex::new(None) };
+        Ok(Topic { subscribers: Arc::default(), redis: Some(shared) })
+    }
+
+    /// This process's Redis link, subscribed to the channel (joined on first use).
+    fn link(&self, ruby: &Ruby) -> Result<Option<Arc<Link>>, Error> {
+        let Some(shared) = &self.redis else { return Ok(None) };
+        let pid = std::process::id();
+        let mut joined = shared.joined.lock().map_err(|_| Error::new(ruby.exception_runtime_error(), "topic lock poisoned"))?;
+        if let Some((p, link)) = joined.as_ref() {
+            if *p == pid {
+                return Ok(Some(link.clone()));
+            }
         }
+        let link = redis::link(&shared.url).map_err(|e| Error::new(ruby.exception_runtime_error(), e))?;
+        let (subscribed, done) = std::sync::mpsc::channel();
+        link.send(Command::Subscribe { channel: shared.channel.clone(), subscribers: self.subscribers.clone(), subscribed });
+        *joined = Some((pid, link.clone()));
+        drop(joined);
+        without_gvl(
+            ruby,
+            || {
+                let _ = done.recv_timeout(JOIN_WAIT);
+            },
+            || {},
+        )?;
+        Ok(Some(link))
     }
 
     /// Holds a long-poll request until the next message: its answer is `status`, `headers`
     /// and the message as the body. False if the request was already answered.
     fn hold(ruby: &Ruby, rb_self: &Self, request: &NativeRequest, status: i64, headers: Value) -> Result<bool, Error> {
         let head = (status, response::header_map(ruby, headers)?);
+        rb_self.link(ruby)?;
         let Some(reply) = request.take_reply() else { return Ok(false) };
-        if let Ok(mut subs) = rb_self.subscribers.lock() {
-            // Subscribers are held alike: share the last one's head when it is the same.
-            let shared = match subs.last() {
-                Some(Subscriber::Poll { head: h, .. }) => Some(h.clone()),
-                _ => None,
-            };
-            let head = match shared {
-                Some(h) if *h == head => h,
-                _ => Arc::new(head),
-            };
-            subs.push(Subscriber::Poll { reply, head });
+        rb_self.subscribers.hold(reply, head);
+        Ok(true)
+    }
+
+    /// Attaches an open stream: `first` is written at once, then every message between
+    /// `prefix` and `suffix`, after an SSE `id:` line when `ids`. Nothing published after
+    /// `first` can pass it by: both happen under the subscribers' lock. With
+    /// `last_event_id` (a reconnecting browser's `Last-Event-ID`) on a Redis topic, the
+    /// history after it comes next.
+    /// `framing` is `[prefix, suffix, ids]`.
+    fn attach(ruby: &Ruby, rb_self: &Self, writer: &BodyWriter, framing: (RString, RString, bool), last_event_id: Option<String>, first: Option<RString>) -> Result<bool, Error> {
+        let Some(sender) = writer.sender() else { return Ok(false) };
+        let (prefix, suffix, ids) = framing;
+        let first = first.map(|f| f.to_bytes());
+        let subscriber = Subscriber::Stream { sender, prefix: prefix.to_bytes(), suffix: suffix.to_bytes(), socket: false, ids, after: None };
+        let since = last_event_id.as_deref().and_then(StreamId::parse);
+        match (rb_self.link(ruby)?, since, &rb_self.redis) {
+            (Some(link), Some(since), Some(shared)) => {
+                if let (Some(first), Subscriber::Stream { sender, .. }) = (first, &subscriber) {
+                    sender.try_send(first);
+                }
+                link.send(Command::Replay { channel: shared.channel.clone(), since, subscriber });
+            }
+            _ => rb_self.subscribers.add_after(first, subscriber),
         }
         Ok(true)
     }
 
-    /// Attaches an open stream: every message is written between `prefix` and `suffix`.
-    fn attach(&self, writer: &BodyWriter, prefix: RString, suffix: RString) -> bool {
-        let Some(sender) = writer.sender() else { return false };
-        self.add(Subscriber::Stream { sender, prefix: prefix.to_bytes(), suffix: suffix.to_bytes(), socket: false });
-        true
+    /// Joins this process's Redis link now (a no-op in-process): a subscriber that says it
+    /// is ready only after this misses no message published later.
+    fn join(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
+        rb_self.link(ruby).map(|_| ())
     }
 
     /// Attaches a native WebSocket: every message is one WebSocket message.
-    fn attach_socket(&self, writer: &BodyWriter) -> bool {
-        let Some(sender) = writer.sender() else { return false };
-        self.add(Subscriber::Stream { sender, prefix: Bytes::new(), suffix: Bytes::new(), socket: true });
-        true
+    fn attach_socket(ruby: &Ruby, rb_self: &Self, writer: &BodyWriter) -> Result<bool, Error> {
+        let Some(sender) = writer.sender() else { return Ok(false) };
+        rb_self.link(ruby)?;
+        rb_self.subscribers.add(Subscriber::Stream { sender, prefix: Default::default(), suffix: Default::default(), socket: true, ids: false, after: None });
+        Ok(true)
     }
 
-    /// Delivers `message` to every subscriber. Returns how many it reached.
-    fn publish(&self, message: RString) -> usize {
-        self.deliver(message.to_bytes(), true)
-    }
-
-    /// Writes `bytes` as is to the streams only (an SSE heartbeat comment, say); held
-    /// long-polls stay held.
-    fn publish_raw(&self, bytes: RString) -> usize {
-        self.deliver(bytes.to_bytes(), false)
-    }
-
-    fn deliver(&self, message: Bytes, framed: bool) -> usize {
-        let Ok(mut subs) = self.subscribers.lock() else { return 0 };
-        let mut frames = Frames { message: &message, built: Vec::new() };
-        let mut reached = 0;
-        let mut kept = Vec::with_capacity(subs.len());
-        for sub in subs.drain(..) {
-            match sub {
-                _ if sub.is_gone() => {}
-                Subscriber::Poll { .. } | Subscriber::Stream { socket: true, .. } if !framed => kept.push(sub),
-                Subscriber::Poll { reply, head } => {
-                    let body = ReplyBody::Full(message.clone());
-                    if reply.send(Reply::Published(response::build(head.0, head.1.clone(), body))).is_ok() {
-                        reached += 1;
-                    }
-                }
-                Subscriber::Stream { ref sender, ref prefix, ref suffix, .. } => {
-                    let bytes = if framed { frames.framed(prefix, suffix) } else { message.clone() };
-                    match sender.try_send(bytes) {
-                        Queued::Sent => {
-                            reached += 1;
-                            kept.push(sub);
-                        }
-                        // Too slow: cut it off (its connection closes; async.close fires).
-                        Queued::Full(_) => sender.cut(),
-                        Queued::Gone => {}
-                    }
-                }
+    /// In process: delivers `message` and returns how many subscribers it reached. Through
+    /// Redis: hands it to the link (it reaches this process's subscribers when Redis sends
+    /// it back) and returns true.
+    fn publish(ruby: &Ruby, rb_self: &Self, message: RString) -> Result<Value, Error> {
+        match (rb_self.link(ruby)?, &rb_self.redis) {
+            (Some(link), Some(shared)) => {
+                link.send(Command::Publish { channel: shared.channel.clone(), history: shared.history, message: message.to_bytes() });
+                Ok(true.into_value_with(ruby))
             }
+            _ => Ok(rb_self.subscribers.deliver(&Message { body: message.to_bytes(), id: None }, true).into_value_with(ruby)),
         }
-        *subs = kept;
-        reached
+    }
+
+    /// Writes `bytes` as is to this process's streams only (an SSE heartbeat, say); held
+    /// long-polls and WebSockets stay as they are.
+    fn publish_raw(&self, bytes: RString) -> usize {
+        self.subscribers.deliver(&Message { body: bytes.to_bytes(), id: None }, false)
     }
 
     fn size(&self) -> usize {
-        self.subscribers.lock().map(|mut subs| {
-            subs.retain(|s| !s.is_gone());
-            subs.len()
-        }).unwrap_or(0)
+        self.subscribers.size()
+    }
+
+    fn is_shared(&self) -> bool {
+        self.redis.is_some()
     }
 
     pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
         use magnus::{function, method, Module, Object};
         let class = native.define_class("Topic", ruby.class_object())?;
         class.define_singleton_method("new", function!(Topic::new, 0))?;
+        class.define_singleton_method("redis", function!(Topic::redis, 3))?;
         class.define_method("hold", method!(Topic::hold, 3))?;
-        class.define_method("attach", method!(Topic::attach, 3))?;
+        class.define_method("attach", method!(Topic::attach, 4))?;
+        class.define_method("join", method!(Topic::join, 0))?;
         class.define_method("attach_socket", method!(Topic::attach_socket, 1))?;
         class.define_method("publish", method!(Topic::publish, 1))?;
         class.define_method("publish_raw", method!(Topic::publish_raw, 1))?;
         class.define_method("size", method!(Topic::size, 0))?;
+        class.define_method("redis?", method!(Topic::is_shared, 0))?;
         Ok(())
     }
 }

@@ -39,6 +39,8 @@ RSpec.describe "cluster mode (lunar -w N)" do
     workers = answering_pids(port, 2)
     expect(workers).not_to include(master)
     expect(Set.new(children_of(master))).to eq(workers)
+    master_threads = Dir["/proc/#{master}/task/*/comm"].map { |f| File.read(f).strip }
+    expect(master_threads.grep(/lunar|tokio|reactor/)).to be_empty # no runtime, no reactor: safe to fork again
 
     inflight = Thread.new { get(port, "/slow?1").body }
     child.wait_for(/started \/slow/)

@@ -32,13 +32,9 @@ RSpec.describe "the Comet demo in a browser" do
     end
   end
 
-  # Thin's TLS flags with a self-signed certificate made now (never committed).
+  # Thin's TLS flags, with the suite's self-signed certificate.
   def tls_flags
-    dir = Dir.mktmpdir("lunar-tls")
-    cert = File.join(dir, "cert.pem")
-    key = File.join(dir, "key.pem")
-    system("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-           "-keyout", key, "-out", cert, out: File::NULL, err: File::NULL) or raise "openssl failed"
+    cert, key = TestCertificate.files
     ["--ssl", "--ssl-cert-file", cert, "--ssl-key-file", key]
   end
 

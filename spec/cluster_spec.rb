@@ -67,30 +67,17 @@ RSpec.describe "cluster mode (lunar -w N)" do
   it "keeps serving through a kill -9 under load: only requests the killed worker held fail" do
     child, port = start_cluster("-w", "2")
     victim = answering_pids(port, 2).first
-    ok = failed = 0
-    done = false
-    count = Mutex.new
-    hammer = Array.new(4) do
-      Thread.new do
-        until done
-          good = begin
-            get(port).code == "200"
-          rescue SystemCallError, IOError, EOFError, Net::ReadTimeout
-            false
-          end
-          count.synchronize { good ? ok += 1 : failed += 1 }
-        end
-      end
-    end
-    eventually { ok > 50 }
+    hammer = Hammer.new(port)
+    eventually { hammer.ok > 50 }
     Process.kill("KILL", victim)
     child.wait_for(/worker \d \(pid #{victim}\) killed by SIGKILL/)
     child.wait_for(/worker \d booted, pid (?!#{victim}\b)\d+/) # its replacement, or the first boot lines
-    served = ok
-    eventually(timeout: 20) { ok > served + 100 }
-    done = true
-    hammer.each(&:join)
+    served = hammer.ok
+    eventually(timeout: 20) { hammer.ok > served + 100 }
+    _, failed = hammer.stop
     expect(failed).to be <= 4 # at most the one request each client had in flight on the victim
+  ensure
+    hammer&.stop
   end
 
   it "stops with a clear error, not a fork loop, when workers cannot boot" do
@@ -118,34 +105,20 @@ RSpec.describe "cluster mode (lunar -w N)" do
   it "replaces every worker one at a time on USR1, refusing no connection and failing no request" do
     child, port = start_cluster("-w", "2")
     before = answering_pids(port, 2)
-    ok = failed = 0
-    done = false
-    count = Mutex.new
-    hammer = Array.new(4) do
-      Thread.new do
-        until done
-          begin
-            good = get(port).code == "200"
-          rescue SystemCallError, IOError, Net::ReadTimeout => e
-            good = false
-            warn "hammer: #{e.class}: #{e.message}"
-          end
-          count.synchronize { good ? ok += 1 : failed += 1 }
-        end
-      end
-    end
-    eventually { ok > 50 }
+    hammer = Hammer.new(port)
+    eventually { hammer.ok > 50 }
     child.signal("USR1")
     child.wait_for(/phased restart done/, timeout: 60)
-    served_before = ok
-    eventually { ok > served_before + 50 } # and after it
-    done = true
-    hammer.each(&:join)
+    served_before = hammer.ok
+    eventually { hammer.ok > served_before + 50 } # and after it
+    ok, failed = hammer.stop
     expect(failed).to eq(0)
     expect(ok).to be > 100
     after = answering_pids(port, 2)
     expect(after & before).to be_empty
     expect(Set.new(children_of(child.pid))).to eq(after)
+  ensure
+    hammer&.stop
   end
 
   it "adds a worker on TTIN and removes one on TTOU" do

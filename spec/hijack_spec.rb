@@ -4,51 +4,11 @@ require "spec_helper"
 require "faye/websocket"
 require "websocket/driver"
 require "open3"
-require "websocket" # the client side: an independent WebSocket implementation (ruby-websocket)
 
 # rack.hijack (full and partial) on hyper's upgrade, with the real libraries that need it:
 # faye-websocket (evented, and threaded with EventMachine) and websocket-driver used
 # directly (threaded, no EventMachine). Clients speak WebSocket over plain TCP sockets.
 RSpec.describe "rack.hijack and WebSockets" do
-  # A WebSocket client on a TCP socket: handshake, then text frames.
-  class WSClient
-    def initialize(port, path = "/")
-      @sock = TCPSocket.new("127.0.0.1", port)
-      @handshake = WebSocket::Handshake::Client.new(url: "ws://127.0.0.1:#{port}#{path}")
-      @sock.write(@handshake.to_s)
-      @handshake << read_some until @handshake.finished?
-      raise "bad handshake: #{@handshake.error}" unless @handshake.valid?
-
-      @incoming = WebSocket::Frame::Incoming::Client.new(version: @handshake.version)
-      @incoming << @handshake.leftovers if @handshake.leftovers
-    end
-
-    def send_text(text)
-      @sock.write(WebSocket::Frame::Outgoing::Client.new(version: @handshake.version, data: text, type: :text).to_s)
-    end
-
-    def receive
-      loop do
-        frame = @incoming.next
-        return frame.data if frame&.type == :text
-        return frame.type if frame && frame.type == :close
-
-        @incoming << read_some
-      end
-    end
-
-    def close
-      @sock.close
-    end
-
-    private
-
-    def read_some
-      @sock.wait_readable(5) or raise "no data within 5 s"
-      @sock.readpartial(16_384)
-    end
-  end
-
   FAYE_CHAT = lambda do |clients = []|
     lambda do |env|
       next [200, { "content-length" => "2" }, ["ok"]] unless Faye::WebSocket.websocket?(env)
@@ -70,11 +30,11 @@ RSpec.describe "rack.hijack and WebSockets" do
   { evented: {}, "threaded with EventMachine": { mode: :threaded } }.each do |label, options|
     it "runs faye-websocket: echo, and a broadcast to every client (#{label})" do
       server = serve(FAYE_CHAT.call, mode: :evented, **options)
-      clients = Array.new(3) { WSClient.new(server.port) }
-      clients.first.send_text("hello")
-      expect(clients.first.receive).to eq("echo: hello")
-      clients.last.send_text("all:to everyone")
-      expect(clients.map(&:receive)).to eq(["to everyone"] * 3)
+      clients = Array.new(3) { WebSocketClient.new(server.port) }
+      clients.first.send_frame("hello")
+      expect(clients.first.text).to eq("echo: hello")
+      clients.last.send_frame("all:to everyone")
+      expect(clients.map(&:text)).to eq(["to everyone"] * 3)
       expect(get(server).body).to eq("ok") # plain HTTP on the same server
     ensure
       clients&.each(&:close)
@@ -113,12 +73,12 @@ RSpec.describe "rack.hijack and WebSockets" do
       [-1, {}, []] # ignored: the connection is the app's
     end
     server = serve(app, mode: :threaded, async: false, timeout: 0.3)
-    client = WSClient.new(server.port)
+    client = WebSocketClient.new(server.port)
     expect(events.pop).to eq([true, true])
     expect(events.pop).to eq([true, true])
     sleep 0.6 # longer than --timeout: a hijacked connection is no longer Lunar's to time out
-    client.send_text("still here")
-    expect(client.receive).to eq("echo: still here")
+    client.send_frame("still here")
+    expect(client.text).to eq("echo: still here")
   ensure
     client&.close
   end
@@ -135,6 +95,29 @@ RSpec.describe "rack.hijack and WebSockets" do
     expect(pop_within(got)).to eq("EARLY DATA")
   ensure
     sock&.close
+  end
+
+  it "hijacks a TLS connection too: the app's IO speaks plain bytes, the client TLS" do
+    server = serve(binds: [TestCertificate.bind], mode: :threaded) do |env|
+      io = env["rack.hijack"].call
+      Thread.new do
+        io.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n")
+        io.write("echo: #{io.gets}")
+        io.close
+      end
+      [-1, {}, []]
+    end
+    tls = OpenSSL::SSL::SSLSocket.new(connect(server), OpenSSL::SSL::SSLContext.new.tap { |c| c.verify_mode = OpenSSL::SSL::VERIFY_NONE })
+    tls.sync_close = true
+    tls.connect
+    tls.write("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n")
+    expect(tls.gets).to start_with("HTTP/1.1 101")
+    tls.gets("\r\n\r\n")
+    tls.write("over TLS\n")
+    expect(tls.gets).to eq("echo: over TLS\n")
+    expect(tls.read).to eq("") # the app closed: so does the client's connection
+  ensure
+    tls&.close
   end
 
   it "writes the head, then hands the IO to a rack.hijack response header (partial hijack)" do

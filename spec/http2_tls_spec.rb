@@ -18,25 +18,8 @@ RSpec.describe "HTTP/2 and TLS" do
     end
   end
 
-  # A self-signed certificate for 127.0.0.1/localhost, made now (never committed).
-  def certificate
-    @certificate ||= begin
-      dir = Dir.mktmpdir("lunar-tls")
-      cert = File.join(dir, "cert.pem")
-      key = File.join(dir, "key.pem")
-      ok = system("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                  "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert,
-                  out: File::NULL, err: File::NULL)
-      raise "openssl could not make a test certificate" unless ok
-
-      [cert, key]
-    end
-  end
-
-  def ssl_bind
-    cert, key = certificate
-    "ssl://127.0.0.1:0?cert=#{cert}&key=#{key}"
-  end
+  def certificate = TestCertificate.files
+  def ssl_bind = TestCertificate.bind
 
   # curl's body and the HTTP version it spoke.
   def curl(*args)

@@ -3,13 +3,14 @@
 //! `listener` accepts → `connection` runs hyper on the `socket` (+ `tls`) → `service` per
 //! request: `intake` reads the body, the job crosses to Ruby (`bridge`), and the reply goes
 //! back to hyper as a `body::ResponseBody`. A hijacked request's connection is relayed to
-//! Ruby; a native WebSocket (`websocket`) stays here.
+//! Ruby (`relay`); a native WebSocket (`websocket`) stays here.
 
 pub mod body;
 pub mod connection;
 pub mod intake;
 pub mod limits;
 pub mod listener;
+pub mod relay;
 pub mod server;
 pub mod service;
 pub mod socket;

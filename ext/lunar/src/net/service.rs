@@ -11,7 +11,6 @@ use http::request::Parts;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 use crate::bridge::disconnect::DisconnectWatch;
@@ -21,6 +20,7 @@ use crate::bridge::stream::ChunkStream;
 use crate::net::body::{self, ResponseBody};
 use crate::net::intake::{self, BodyError};
 use crate::net::server::Shared;
+use crate::net::relay;
 use crate::net::websocket;
 
 /// Returned to hyper to end the connection without (more) response bytes (HTTP/1: close;
@@ -103,16 +103,11 @@ fn hijack(upgrade: Option<OnUpgrade>, relay_end: std::os::unix::net::UnixStream,
     Ok(body::prepare(*head, false))
 }
 
-/// Bytes each way per read: WebSocket messages are small, and each hijacked connection
-/// keeps two of these buffers.
-const RELAY_BUF: usize = 4096;
-
 async fn relay(upgrade: OnUpgrade, relay_end: std::os::unix::net::UnixStream, connection: Arc<ConnectionInfo>) {
     let Ok(upgraded) = upgrade.await else { return };
     connection.mute(false); // hyper's 101 is out (dropped): from here on the app's bytes flow
-    let Ok(mut app) = relay_end.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(relay_end)) else { return };
-    let mut client = TokioIo::new(upgraded);
-    let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut app, RELAY_BUF, RELAY_BUF).await;
+    let Ok(app) = relay_end.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(relay_end)) else { return };
+    relay::relay(upgraded, app).await;
 }
 
 /// What Ruby answered, as the service sees it.

@@ -76,6 +76,11 @@ impl ActivityIo {
     pub fn new(inner: Transport, info: Arc<ConnectionInfo>) -> Self {
         ActivityIo { inner, info }
     }
+
+    /// The socket itself, once hyper has let go of it (a hijack).
+    pub fn into_inner(self) -> Transport {
+        self.inner
+    }
 }
 
 impl AsyncRead for ActivityIo {

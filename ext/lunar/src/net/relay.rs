@@ -1,0 +1,169 @@
+//! The bytes of a hijacked connection, between the client and the app's end of a socket
+//! pair (`rack.hijack` must hand Ruby an IO before hyper has let go of the connection, so
+//! the app gets one end of a pair and this task joins the other end to the client).
+//!
+//! A plain TCP or Unix client is relayed by readiness: each read goes through a buffer on
+//! the stack, and a connection keeps memory only for bytes the other side could not take
+//! yet. A held WebSocket then costs no relay buffers at all, where tokio's
+//! `copy_bidirectional` keeps two for the connection's whole life. TLS clients (whose
+//! session has buffers of its own anyway) and anything else use `copy_bidirectional`.
+//! Either way EOF travels as a half-close, and an error on either side ends both.
+
+use std::io;
+use std::net::Shutdown;
+
+use bytes::Bytes;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::net::socket::{ActivityIo, Transport};
+
+/// Bytes moved per read on the copying path (TLS): WebSocket messages are small.
+const COPY_BUF: usize = 4096;
+/// The stack buffer of the readiness path.
+const READ_BUF: usize = 16 * 1024;
+
+/// Joins the client (`upgraded`) to the app's end of the socket pair until both are done.
+pub async fn relay(upgraded: Upgraded, mut app: UnixStream) {
+    let parts = match upgraded.downcast::<TokioIo<ActivityIo>>() {
+        Ok(parts) => parts,
+        Err(upgraded) => {
+            let _ = tokio::io::copy_bidirectional_with_sizes(&mut TokioIo::new(upgraded), &mut app, COPY_BUF, COPY_BUF).await;
+            return;
+        }
+    };
+    // What the client sent after its request head, already read by hyper, comes first.
+    if write_all(&app, parts.read_buf.to_vec()).await.is_err() {
+        return;
+    }
+    let _ = match parts.io.into_inner().into_inner() {
+        Transport::Tcp(client) => tokio::try_join!(pump(&client, &app), pump(&app, &client)).map(drop),
+        Transport::Unix(client) => tokio::try_join!(pump(&client, &app), pump(&app, &client)).map(drop),
+        Transport::Tls(mut client) => tokio::io::copy_bidirectional_with_sizes(&mut *client, &mut app, COPY_BUF, COPY_BUF).await.map(drop),
+    };
+}
+
+/// A socket relayed by readiness.
+trait Endpoint {
+    async fn readable(&self) -> io::Result<()>;
+    async fn writable(&self) -> io::Result<()>;
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    fn shutdown_write(&self);
+}
+
+macro_rules! endpoint {
+    ($t:ty) => {
+        impl Endpoint for $t {
+            async fn readable(&self) -> io::Result<()> {
+                <$t>::readable(self).await
+            }
+            async fn writable(&self) -> io::Result<()> {
+                <$t>::writable(self).await
+            }
+            fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+                <$t>::try_read(self, buf)
+            }
+            fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                <$t>::try_write(self, buf)
+            }
+            fn shutdown_write(&self) {
+                let _ = socket2::SockRef::from(self).shutdown(Shutdown::Write);
+            }
+        }
+    };
+}
+endpoint!(TcpStream);
+endpoint!(UnixStream);
+
+/// Moves bytes from `src` to `dst` until `src` ends (then `dst` is half-closed).
+async fn pump(src: &impl Endpoint, dst: &impl Endpoint) -> io::Result<()> {
+    loop {
+        src.readable().await?;
+        match move_once(src, dst)? {
+            Moved::All | Moved::Nothing => {}
+            Moved::Part(rest) => write_all(dst, rest).await?,
+            Moved::End => {
+                dst.shutdown_write();
+                return Ok(());
+            }
+        }
+    }
+}
+
+enum Moved {
+    /// Everything read was written.
+    All,
+    /// `dst` took only part of it: the rest, to write once it can.
+    Part(Vec<u8>),
+    /// Not readable after all (a spurious wake-up).
+    Nothing,
+    End,
+}
+
+/// One read and one write, with the buffer on the stack: a synchronous function, so the
+/// buffer is never part of the task's saved state.
+fn move_once(src: &impl Endpoint, dst: &impl Endpoint) -> io::Result<Moved> {
+    let mut buf = [0u8; READ_BUF];
+    let n = match src.try_read(&mut buf) {
+        Ok(0) => return Ok(Moved::End),
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Moved::Nothing),
+        Err(e) => return Err(e),
+    };
+    match dst.try_write(&buf[..n]) {
+        Ok(written) if written == n => Ok(Moved::All),
+        Ok(written) => Ok(Moved::Part(buf[written..n].to_vec())),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Moved::Part(buf[..n].to_vec())),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `pending` to `dst` as it can take it.
+async fn write_all(dst: &impl Endpoint, pending: Vec<u8>) -> io::Result<()> {
+    let mut pending = Bytes::from(pending);
+    while !pending.is_empty() {
+        dst.writable().await?;
+        match dst.try_write(&pending) {
+            Ok(written) => drop(pending.split_to(written)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Bytes both ways, more than a socket buffer holds (the partial-write path), then a
+    /// half-close each way.
+    #[test]
+    fn relays_both_ways_and_half_closes() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let (mut client, client_end) = UnixStream::pair().unwrap();
+            let (app_end, mut app) = UnixStream::pair().unwrap();
+            let relay = tokio::spawn(async move { tokio::try_join!(pump(&client_end, &app_end), pump(&app_end, &client_end)) });
+            let big: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+            let sent = big.clone();
+            let writer = tokio::spawn(async move {
+                client.write_all(&sent).await.unwrap();
+                client.shutdown().await.unwrap(); // half-close: the app must see EOF
+                let mut back = Vec::new();
+                client.read_to_end(&mut back).await.unwrap();
+                back
+            });
+            let mut got = Vec::new();
+            app.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, big);
+            app.write_all(b"answer").await.unwrap();
+            app.shutdown().await.unwrap();
+            assert_eq!(writer.await.unwrap(), b"answer");
+            relay.await.unwrap().unwrap();
+        });
+    }
+}

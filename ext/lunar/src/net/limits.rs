@@ -2,6 +2,7 @@
 
 /// Raises the soft open-file limit to the hard limit (each held connection is a
 /// descriptor). Returns (soft before, soft after).
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is u64 on Linux, not on every Unix
 pub fn raise_open_files() -> (u64, u64) {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.

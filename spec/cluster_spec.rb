@@ -134,6 +134,23 @@ RSpec.describe "cluster mode (lunar -w N)" do
     expect(get(port).code).to eq("200")
   end
 
+  it "serves a Unix socket from every worker, and removes its file when the cluster stops" do
+    path = File.join(Dir.mktmpdir("lunar-unix"), "lunar.sock")
+    child = spawn_child(lunar_cmd("-b", "unix://#{path}", "-w", "2", fixture("pid.ru")))
+    child.wait_for(%r{cluster of 2 workers.*listening on unix://#{Regexp.escape(path)}})
+    seen = Set.new
+    eventually(timeout: 20) do
+      UNIXSocket.open(path) do |sock|
+        sock.write("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        seen << sock.read[/\r\n\r\n(\d+)\z/, 1]
+      end
+      seen.size == 2
+    end
+    child.signal("TERM")
+    expect(child.exit_status.exitstatus).to eq(0)
+    expect(File.exist?(path)).to be(false)
+  end
+
   it "runs one EventMachine reactor per worker in evented mode" do
     child, port = start_cluster("-w", "2", "--evented", app: File.join(ProcessHelpers::ROOT, "examples/async/seed.ru"))
     expect(child.lines.join).to match(/evented mode/)

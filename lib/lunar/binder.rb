@@ -30,8 +30,18 @@ module Lunar
 
     # Binds every socket not passed down (cluster master, before forking). Returns self.
     def listen!
-      @binds.each { |bind| @listen_fds[bind] ||= Native.listen(bind) }
+      @bound_here = @binds.reject { |bind| @listen_fds.key?(bind) }
+      @bound_here.each { |bind| @listen_fds[bind] = Native.listen(bind) }
       self
+    end
+
+    # Removes the Unix socket files `listen!` created (the master's, when it exits; a
+    # worker never removes what it did not bind).
+    def remove_socket_files
+      (@bound_here || []).each do |bind|
+        path = bind.delete_prefix("unix://")
+        File.delete(path) if bind.start_with?("unix://") && File.socket?(path)
+      end
     end
 
     # What the server is told: the binds and which descriptors serve which.

@@ -61,6 +61,7 @@ module Lunar
       @error ? 1 : 0
     ensure
       File.delete(@pid_file) if @pid_file && File.exist?(@pid_file)
+      @binder.remove_socket_files
     end
 
     private

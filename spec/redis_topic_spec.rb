@@ -80,6 +80,20 @@ RSpec.describe "Lunar::Topic through Redis" do
     again&.close
   end
 
+  it "delivers a publish from another Lunar process to every topic on the channel in this one" do
+    second = Lunar::Topic.new(channel, redis: redis.url)
+    topics = { "/first" => topic, "/second" => second }
+    here = serve(->(env) { topics.fetch(env["PATH_INFO"]).hold(env) }, mode: :evented)
+    other = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "--async", fixture("redis_topic.ru")),
+                        env: { "REDIS_URL" => redis.url, "TOPIC" => channel })
+    other_port = Integer(other.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])
+    waiting = [Thread.new { get(here, "/first").body }, Thread.new { get(here, "/second").body }]
+    eventually { topic.size == 1 && second.size == 1 }
+    Net::HTTP.post(URI("http://127.0.0.1:#{other_port}/publish"), "to both") # joins the other process first
+    expect(waiting.map(&:value)).to eq(["to both"] * 2)
+    expect(redis.cli("PUBSUB", "NUMSUB", channel).lines.last.to_i).to eq(2) # one subscription per process
+  end
+
   it "keeps at most `history` messages" do
     small = Lunar::Topic.new(channel, redis: redis.url, history: 5)
     server = serve(->(env) { small.publish(env["QUERY_STRING"]) && [200, {}, ["ok"]] })

@@ -49,11 +49,16 @@ pub fn history_key(channel: &str) -> String {
 }
 
 pub enum Command {
-    /// Deliver the channel's messages to `subscribers`; `subscribed` hears once it is.
+    /// Deliver the channel's messages to `subscribers` (one topic's; several topics here
+    /// may share a channel); `subscribed` hears once it is.
     Subscribe { channel: String, subscribers: Arc<Subscribers>, subscribed: std_mpsc::Sender<()> },
+    /// The topic is gone: stop delivering to `subscribers`, and leave the channel when no
+    /// topic here is left on it.
+    Unsubscribe { channel: String, subscribers: Arc<Subscribers> },
     Publish { channel: String, history: usize, message: Bytes },
-    /// Write the channel's history after `since` to `subscriber`, then attach it.
-    Replay { channel: String, since: StreamId, subscriber: Subscriber },
+    /// Write the channel's history after `since` to `subscriber`, then attach it to
+    /// `subscribers`.
+    Replay { channel: String, since: StreamId, subscriber: Subscriber, subscribers: Arc<Subscribers> },
 }
 
 pub struct Link {
@@ -110,7 +115,8 @@ pub fn check_url(url: &str) -> Result<(), String> {
 }
 
 struct Channel {
-    subscribers: Arc<Subscribers>,
+    /// The subscribers of every topic on this channel in this process.
+    topics: Vec<Arc<Subscribers>>,
     /// The last history id delivered: where a catch-up after an outage starts.
     last: Option<StreamId>,
     waiting: Vec<std_mpsc::Sender<()>>,
@@ -170,6 +176,9 @@ impl State {
     fn keep(&mut self, command: Command) {
         match command {
             Command::Subscribe { channel, subscribers, subscribed } => self.channel(channel, subscribers).waiting.push(subscribed),
+            Command::Unsubscribe { channel, subscribers } => {
+                self.leave(&channel, &subscribers);
+            }
             Command::Publish { channel, history, message } => {
                 if self.outbox.len() >= OUTBOX_LIMIT {
                     self.outbox.pop_front();
@@ -178,16 +187,27 @@ impl State {
                 self.outbox.push_back((channel, history, message));
             }
             // No history to read now: it joins live, skipping nothing.
-            Command::Replay { channel, subscriber, .. } => {
-                if let Some(c) = self.channels.get(&channel) {
-                    c.subscribers.add(subscriber);
-                }
-            }
+            Command::Replay { subscriber, subscribers, .. } => subscribers.add(subscriber),
         }
     }
 
     fn channel(&mut self, name: String, subscribers: Arc<Subscribers>) -> &mut Channel {
-        self.channels.entry(name).or_insert_with(|| Channel { subscribers, last: None, waiting: Vec::new() })
+        let channel = self.channels.entry(name).or_insert_with(|| Channel { topics: Vec::new(), last: None, waiting: Vec::new() });
+        if !channel.topics.iter().any(|t| Arc::ptr_eq(t, &subscribers)) {
+            channel.topics.push(subscribers);
+        }
+        channel
+    }
+
+    /// Forgets one topic's subscribers; true when the channel has no topic left here.
+    fn leave(&mut self, name: &str, subscribers: &Arc<Subscribers>) -> bool {
+        let Some(channel) = self.channels.get_mut(name) else { return false };
+        channel.topics.retain(|t| !Arc::ptr_eq(t, subscribers));
+        if channel.topics.is_empty() {
+            self.channels.remove(name);
+            return true;
+        }
+        false
     }
 
     /// A message from Redis, to the channel's subscribers here.
@@ -200,7 +220,9 @@ impl State {
             }
             c.last = Some(id);
         }
-        c.subscribers.deliver(&message, true);
+        for topic in &c.topics {
+            topic.deliver(&message, true);
+        }
     }
 }
 
@@ -273,10 +295,13 @@ impl Session {
                 state.channel(channel, subscribers);
                 let _ = subscribed.send(());
             }
+            Command::Unsubscribe { channel, subscribers } => {
+                if state.leave(&channel, &subscribers) {
+                    self.sink.unsubscribe(&channel).await?;
+                }
+            }
             Command::Publish { .. } => state.keep(command),
-            Command::Replay { channel, since, subscriber } => {
-                let Some(c) = state.channels.get(&channel) else { return Ok(()) };
-                let subscribers = c.subscribers.clone();
+            Command::Replay { channel, since, subscriber, subscribers } => {
                 let missed = self.history(&channel, since).await?;
                 if let Some(subscriber) = subscriber.replayed(&missed) {
                     subscribers.add(subscriber);
@@ -325,7 +350,9 @@ impl Session {
         for message in self.history(name, since).await? {
             if let Some(c) = state.channels.get_mut(name) {
                 c.last = message.id;
-                c.subscribers.deliver(&message, true);
+                for topic in &c.topics {
+                    topic.deliver(&message, true);
+                }
             }
         }
         Ok(())

@@ -37,6 +37,20 @@ pub struct Topic {
     redis: Option<Shared>,
 }
 
+/// A Redis topic collected by Ruby's GC: its link stops delivering to it (and leaves the
+/// channel when no other topic here is on it). Only plain data crosses: no Ruby call.
+impl Drop for Topic {
+    fn drop(&mut self) {
+        let Some(shared) = &self.redis else { return };
+        let Ok(joined) = shared.joined.lock() else { return };
+        if let Some((pid, link)) = joined.as_ref() {
+            if *pid == std::process::id() {
+                link.send(Command::Unsubscribe { channel: shared.channel.clone(), subscribers: self.subscribers.clone() });
+            }
+        }
+    }
+}
+
 impl Topic {
     fn new() -> Self {
         Topic { subscribers: Arc::default(), redis: None }
@@ -102,7 +116,8 @@ impl Topic {
                 if let (Some(first), Subscriber::Stream { sender, .. }) = (first, &subscriber) {
                     sender.try_send(first);
                 }
-                link.send(Command::Replay { channel: shared.channel.clone(), since, subscriber });
+                let subscribers = rb_self.subscribers.clone();
+                link.send(Command::Replay { channel: shared.channel.clone(), since, subscriber, subscribers });
             }
             _ => rb_self.subscribers.add_after(first, subscriber),
         }

@@ -15,6 +15,20 @@ RSpec.describe "server lifecycle" do
     end
   end
 
+  it "shares one reactor between evented servers in one process, stopped with the last of them" do
+    async_hello = lambda do |env|
+      EM.next_tick { env["async.callback"].call([200, { "content-length" => "5" }, ["async"]]) }
+      [-1, {}, []]
+    end
+    first = Lunar::Server.new(async_hello, binds: ["tcp://127.0.0.1:0"], mode: :evented).start
+    second = Lunar::Server.new(async_hello, binds: ["tcp://127.0.0.1:0"], mode: :evented).start
+    reactor = EM.reactor_thread
+    first.stop(1).wait
+    expect(get(second).body).to eq("async") # the reactor outlived the server that started it
+    Timeout.timeout(10) { second.stop(1).wait }
+    expect(reactor.join(5)).to be_truthy # and stopped with the last one
+  end
+
   it "lets an in-flight request finish on a graceful stop, and refuses new connections" do
     started = Queue.new
     release = Queue.new

@@ -5,13 +5,62 @@ require "lunar/callback_attribution"
 module Lunar
   # The EventMachine reactor Lunar runs the app on (evented mode) or beside (threaded mode
   # with EventMachine loaded). If one is already running it is used as is; otherwise Lunar
-  # runs one on its own thread and stops it with the server. An exception raised by app
-  # code on the reactor (EM.next_tick, EM.add_timer) fails the request it was scheduled for
-  # (see CallbackAttribution), or else is logged, and the reactor goes on (unless the app
-  # installed its own EM.error_handler).
+  # runs one on its own thread, shared by every server of the process, and stops it with the
+  # last of them. An exception raised by app code on the reactor (EM.next_tick,
+  # EM.add_timer) fails the request it was scheduled for (see CallbackAttribution), or else
+  # is logged, and the reactor goes on (unless the app installed its own EM.error_handler).
   class Reactor
-    def self.start(errors: $stderr)
-      new(errors)
+    LOCK = Mutex.new
+    @thread = nil # the reactor thread Lunar started, while it runs
+    @users = 0    # servers using it
+
+    class << self
+      def start(errors: $stderr)
+        new(errors)
+      end
+
+      # Uses the running reactor, or starts Lunar's own; true when it is Lunar's (then
+      # `release` must follow).
+      def acquire
+        LOCK.synchronize do
+          if ::EM.reactor_running?
+            next false unless @thread && ::EM.reactor_thread.equal?(@thread)
+
+            @users += 1
+            next true
+          end
+          @thread = run_reactor
+          @users = 1
+          true
+        end
+      end
+
+      # One server less on Lunar's reactor; the last one stops it.
+      def release
+        thread = LOCK.synchronize do
+          @users -= 1
+          next nil if @users.positive?
+
+          @thread.tap { @thread = nil }
+        end
+        return unless thread
+
+        ::EM.schedule { ::EM.stop_event_loop }
+        thread.join
+      end
+
+      private
+
+      def run_reactor
+        ready = Thread::Queue.new
+        thread = Thread.new do
+          Thread.current.name = "lunar-reactor"
+          ::EM.epoll # as Thin does: select(2) stops at 1,024 descriptors
+          ::EM.run { ready << true }
+        end
+        ready.pop
+        thread
+      end
     end
 
     attr_reader :thread
@@ -19,16 +68,7 @@ module Lunar
     def initialize(errors)
       require "eventmachine"
       @errors = errors
-      @owned = !::EM.reactor_running?
-      if @owned
-        ready = Thread::Queue.new
-        @thread = Thread.new do
-          Thread.current.name = "lunar-reactor"
-          ::EM.epoll # as Thin does: select(2) stops at 1,024 descriptors
-          ::EM.run { ready << true }
-        end
-        ready.pop
-      end
+      @shares_lunars = self.class.acquire
       @thread = ::EM.reactor_thread
       install_error_handler
       CallbackAttribution.install
@@ -55,11 +95,12 @@ module Lunar
       ok ? value : raise(value)
     end
 
+    # This server is done with the reactor (Lunar's own stops with its last server).
     def stop
-      return unless @owned
+      return unless @shares_lunars
 
-      ::EM.schedule { ::EM.stop_event_loop }
-      @thread.join
+      @shares_lunars = false
+      self.class.release
     end
 
     private

@@ -15,8 +15,8 @@ SECONDS = Integer(ENV.fetch("BENCH_SECONDS", "10"))
 CONNECTIONS = Integer(ENV.fetch("BENCH_ASYNC_CONNECTIONS", "1000"))
 
 SERVERS = {
-  "Lunar --evented" => ->(port, app) { [RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "--evented", "-e", "production", "--timeout", "0", "-b", "tcp://127.0.0.1:#{port}", app] },
-  "Thin 1.8" => ->(port, app) { ["thin", "start", "-q", "-e", "production", "-t", "0", "--max-conns", "20000", "-a", "127.0.0.1", "-p", port.to_s, "-R", app] },
+  "Lunar --evented" => ->(port, app) { lunar_command(port, app, "--evented", "--timeout", "0") },
+  "Thin 1.8" => ->(port, app) { thin_command(port, app, "-t", "0", "--max-conns", "20000") },
 }.freeze
 
 def serve(name, app, &block)

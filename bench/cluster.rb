@@ -10,8 +10,6 @@
 # Load: bench/crates/holdconns processes (from 127.0.0.2…) and wrk. Loopback only; a
 # redis-server of its own on a free port. Run through bench/run-cluster. Appends to
 # docs/benchmarks.md.
-require "rbconfig"
-require "tmpdir"
 require_relative "support"
 include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
 
@@ -21,33 +19,6 @@ SECONDS = Integer(ENV.fetch("BENCH_SECONDS", "5"))
 ROUNDS = Integer(ENV.fetch("BENCH_ROUNDS", "2"))
 HELLO_APP = File.join(ROOT, "bench/apps/bench.ru")
 POLL_APP = File.join(ROOT, "bench/apps/redis_polls.ru")
-
-def lunar(port, app, *flags) = [RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "-e", "production", *flags, "-b", "tcp://127.0.0.1:#{port}", app]
-
-# The server process and every process below it.
-def tree(pid)
-  children = File.read("/proc/#{pid}/task/#{pid}/children").split.map(&:to_i)
-  [pid, *children.flat_map { |c| tree(c) }]
-rescue Errno::ENOENT
-  []
-end
-
-def tree_rss_kib(pid) = tree(pid).sum { |p| rss_kib(p) rescue 0 }
-def tree_cpu_seconds(pid) = tree(pid).sum { |p| cpu_seconds(p) rescue 0 }
-def percentile(sorted, pct) = sorted.empty? ? Float::NAN : sorted[[(sorted.size * pct).ceil - 1, 0].max]
-
-def with_redis
-  dir = Dir.mktmpdir("lunar-bench-redis")
-  port = free_port
-  pid = Process.spawn("redis-server", "--port", port.to_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                      "--dir", dir, out: File::NULL, err: File::NULL)
-  sleep 0.05 until (IO.popen(["redis-cli", "-p", port.to_s, "ping"], err: File::NULL, &:read).start_with?("PONG"))
-  yield port
-ensure
-  Process.kill("KILL", pid) if pid
-  Process.wait(pid) if pid
-  FileUtils.rm_rf(dir) if dir
-end
 
 # Polls held by each worker, as their /stats say (each request may reach any worker).
 def held_by_workers(port)
@@ -63,9 +34,9 @@ def held_polls
   loads = nil
   with_redis do |redis_port|
     port = free_port
-    command = lunar(port, POLL_APP, "--evented", "-w", WORKERS.to_s, "--timeout", "0", "--queue", "20000")
-    with_server(command, port, env: { "RUBYLIB" => File.join(ROOT, "lib"), "REDIS_URL" => "redis://127.0.0.1:#{redis_port}/0" }, chdir: ROOT) do |pid|
-      sleep 0.2 until tree(pid).size > WORKERS # every worker up
+    command = lunar_command(port, POLL_APP, "--evented", "-w", WORKERS.to_s, "--timeout", "0", "--queue", "20000")
+    with_server(command, port, env: LIB_ENV.merge("REDIS_URL" => "redis://127.0.0.1:#{redis_port}/0"), chdir: ROOT) do |pid|
+      sleep 0.2 until process_tree(pid).size > WORKERS # every worker up
       held_by_workers(port) # the topic joined in every worker before the load
       base = tree_rss_kib(pid)
       loads = spawn_loaders(port, HELD, "/poll", 60)
@@ -95,9 +66,9 @@ ensure
 end
 
 HELLO = {
-  "Lunar -w 1 (-t 4)" => ->(port) { lunar(port, HELLO_APP, "-w", "1", "-t", "4") },
-  "Lunar -w 2 (-t 4)" => ->(port) { lunar(port, HELLO_APP, "-w", "2", "-t", "4") },
-  "Puma 5 -w 2 -t 4:4" => ->(port) { ["puma", "-q", "-e", "production", "-w", "2", "-t", "4:4", "-b", "tcp://127.0.0.1:#{port}", HELLO_APP] },
+  "Lunar -w 1 (-t 4)" => ->(port) { lunar_command(port, HELLO_APP, "-w", "1", "-t", "4") },
+  "Lunar -w 2 (-t 4)" => ->(port) { lunar_command(port, HELLO_APP, "-w", "2", "-t", "4") },
+  "Puma 5 -w 2 -t 4:4" => ->(port) { puma_command(port, HELLO_APP, "-w", "2", "-t", "4:4") },
 }.freeze
 
 def wrk(port, seconds)
@@ -107,8 +78,8 @@ end
 
 def hello(name)
   port = free_port
-  with_server(HELLO.fetch(name).call(port), port, env: { "RUBYLIB" => File.join(ROOT, "lib") }, chdir: ROOT) do |pid|
-    sleep 0.2 until tree(pid).size > (name.include?("-w 2") ? 2 : 1)
+  with_server(HELLO.fetch(name).call(port), port, env: LIB_ENV, chdir: ROOT) do |pid|
+    sleep 0.2 until process_tree(pid).size > (name.include?("-w 2") ? 2 : 1)
     wrk(port, 1) # warm-up (and every worker booted)
     before = tree_cpu_seconds(pid)
     requests = wrk(port, SECONDS)

@@ -34,11 +34,10 @@ def now_us = (Time.now.to_r * 1_000_000).to_i
 
 def server_command(kind, port)
   case kind
-  when :thin then ["thin", "start", "-q", "-e", "production", "-t", "0", "--max-conns", "20000", "-a", "127.0.0.1", "-p", port.to_s, "-R", APP]
+  when :thin then thin_command(port, APP, "-t", "0", "--max-conns", "20000")
   # --queue: N subscribers connect within a second or two, faster than Ruby takes them;
   # past the queue Lunar answers 503 at once (by design), Thin leaves them in the kernel.
-  when :lunar then [RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "--evented", "-e", "production", "--timeout", "0",
-                    "--queue", "20000", "-b", "tcp://127.0.0.1:#{port}", APP]
+  when :lunar then lunar_command(port, APP, "--evented", "--timeout", "0", "--queue", "20000")
   when :hyper_floor then [HYPER_FLOOR, port.to_s, "2"]
   when :fanout_floor then [FANOUT_FLOOR, port.to_s, "2"]
   end
@@ -51,7 +50,6 @@ def wait_until(seconds)
   done
 end
 
-def percentile(sorted, pct) = sorted.empty? ? Float::NAN : sorted[[(sorted.size * pct).ceil - 1, 0].max]
 
 def measure(kind, native, n)
   port = free_port

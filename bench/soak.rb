@@ -15,9 +15,9 @@ RATE = Integer(ENV.fetch("BENCH_SOAK_RATE", "1000"))
 SECONDS = Integer(ENV.fetch("BENCH_SOAK_SECONDS", "30"))
 
 VARIANTS = {
-  "Thin 1.8, async.callback" => [%w[thin start -q -e production -t 0 --max-conns 20000 -a 127.0.0.1 -p PORT -R] + [APP], "0"],
-  "Lunar, async.callback" => [[RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "--evented", "-e", "production", "--timeout", "0", "--queue", "20000", "-b", "tcp://127.0.0.1:PORT", APP], "0"],
-  "Lunar, Lunar::Topic" => [[RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "--evented", "-e", "production", "--timeout", "0", "--queue", "20000", "-b", "tcp://127.0.0.1:PORT", APP], "1"],
+  "Thin 1.8, async.callback" => [thin_command("PORT", APP, "-t", "0", "--max-conns", "20000"), "0"],
+  "Lunar, async.callback" => [lunar_command("PORT", APP, "--evented", "--timeout", "0", "--queue", "20000"), "0"],
+  "Lunar, Lunar::Topic" => [lunar_command("PORT", APP, "--evented", "--timeout", "0", "--queue", "20000"), "1"],
 }.freeze
 
 

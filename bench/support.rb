@@ -1,9 +1,12 @@
 # frozen_string_literal: true
 
 require "etc"
+require "fileutils"
 require "json"
 require "net/http"
+require "rbconfig"
 require "socket"
+require "tmpdir"
 
 # What every benchmark script needs: ports, server processes, and their CPU and memory as
 # /proc reports them; and, for the Comet benchmarks, held-connection load processes.
@@ -16,8 +19,47 @@ module BenchSupport
   FANOUT_FLOOR = File.join(ROOT, "target/release/lunar-fanout-floor")
   # Connections per load process: under the 20,000 open-file limit, one source address each.
   PER_LOAD_PROCESS = 9_000
+  LUNAR = File.join(ROOT, "exe/lunar")
+  LIB_ENV = { "RUBYLIB" => File.join(ROOT, "lib") }.freeze
 
   module_function
+
+  # The servers compared, each quiet, in production, on 127.0.0.1:`port` (a number, or
+  # "PORT" for a command shown in a report), with `flags` of its own.
+  def lunar_command(port, app, *flags) = [RbConfig.ruby, LUNAR, "-q", "-e", "production", *flags, "-b", "tcp://127.0.0.1:#{port}", app]
+  def thin_command(port, app, *flags) = ["thin", "start", "-q", "-e", "production", *flags, "-a", "127.0.0.1", "-p", port.to_s, "-R", app]
+  def puma_command(port, app, *flags) = ["puma", "-q", "-e", "production", *flags, "-b", "tcp://127.0.0.1:#{port}", app]
+
+  # The value at `pct` (0..1) of an ascending Array.
+  def percentile(sorted, pct) = sorted.empty? ? Float::NAN : sorted[[(sorted.size * pct).ceil - 1, 0].max]
+
+  # `pid` and every process below it (a cluster's master and workers).
+  def process_tree(pid)
+    children = File.read("/proc/#{pid}/task/#{pid}/children").split.map(&:to_i)
+    [pid, *children.flat_map { |c| process_tree(c) }]
+  rescue Errno::ENOENT
+    []
+  end
+
+  def tree_rss_kib(pid) = process_tree(pid).sum { |p| rss_kib(p) rescue 0 } # rubocop:disable Style/RescueModifier -- a process may be gone
+  def tree_cpu_seconds(pid) = process_tree(pid).sum { |p| cpu_seconds(p) rescue 0 } # rubocop:disable Style/RescueModifier
+
+  # A redis-server of the benchmark's own on a free loopback port, without persistence;
+  # yields the port and kills it afterwards.
+  def with_redis
+    dir = Dir.mktmpdir("lunar-bench-redis")
+    port = free_port
+    pid = Process.spawn("redis-server", "--port", port.to_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                        "--dir", dir, out: File::NULL, err: File::NULL)
+    sleep 0.05 until IO.popen(["redis-cli", "-p", port.to_s, "ping"], err: File::NULL, &:read).start_with?("PONG")
+    yield port
+  ensure
+    if pid
+      Process.kill("KILL", pid)
+      Process.wait(pid)
+    end
+    FileUtils.rm_rf(dir) if dir
+  end
 
   def free_port
     TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
@@ -88,7 +130,7 @@ module BenchSupport
     yield pid
   ensure
     if pid
-      Process.kill("KILL", pid)
+      process_tree(pid).reverse_each { |p| Process.kill("KILL", p) rescue nil } # rubocop:disable Style/RescueModifier -- may be gone
       Process.wait(pid)
     end
   end

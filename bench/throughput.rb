@@ -17,9 +17,9 @@ CONNECTIONS = Integer(ENV.fetch("BENCH_CONNECTIONS", "32"))
 FLOOR = File.join(ROOT, "target/release/lunar-floor")
 
 SERVERS = {
-  "Lunar" => ->(port) { [RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "-e", "production", "-t", "4", "-b", "tcp://127.0.0.1:#{port}", APP] },
-  "Puma 5 (-t 4:4)" => ->(port) { ["puma", "-q", "-e", "production", "-t", "4:4", "-b", "tcp://127.0.0.1:#{port}", APP] },
-  "Thin 1.8" => ->(port) { ["thin", "start", "-q", "-e", "production", "-a", "127.0.0.1", "-p", port.to_s, "-R", APP] },
+  "Lunar" => ->(port) { lunar_command(port, APP, "-t", "4") },
+  "Puma 5 (-t 4:4)" => ->(port) { puma_command(port, APP, "-t", "4:4") },
+  "Thin 1.8" => ->(port) { thin_command(port, APP) },
   "hyper floor" => ->(port) { [FLOOR, port.to_s, "2"] },
 }.freeze
 

@@ -9,14 +9,12 @@
 #       --evented vs on Puma 5 (-t 4:4, rack.hijack), bench/apps/ws_echo.ru.
 # Load: bench/crates/wsload processes, from source addresses 127.0.0.2… Loopback only.
 # Run through bench/run-websocket. Appends to docs/benchmarks.md.
-require "rbconfig"
 require_relative "support"
 include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
 
 WSLOAD = File.join(ROOT, "target/release/lunar-wsload")
 SOCKETS = Integer(ENV.fetch("BENCH_SOCKETS", "10000"))
 ECHO_SECONDS = Integer(ENV.fetch("BENCH_SECONDS", "5"))
-ENV_LIB = { "RUBYLIB" => File.join(ROOT, "lib") }.freeze
 
 # Every server inherits the same open-file limit: the hard limit, raised when we may
 # (root with CAP_SYS_RESOURCE).
@@ -26,18 +24,16 @@ rescue Errno::EPERM, Errno::EINVAL
   Process.setrlimit(:NOFILE, Process.getrlimit(:NOFILE).last)
 end
 
-def lunar(port, app, *flags) = [RbConfig.ruby, File.join(ROOT, "exe/lunar"), "-q", "-e", "production", "--timeout", "0", "--queue", "20000", *flags, "-b", "tcp://127.0.0.1:#{port}", app]
-def thin(port, app) = ["thin", "start", "-q", "-e", "production", "-t", "0", "--max-conns", "20000", "-a", "127.0.0.1", "-p", port.to_s, "-R", app]
-def puma(port, app) = ["puma", "-q", "-e", "production", "-t", "4:4", "-b", "tcp://127.0.0.1:#{port}", app]
+def lunar(port, app) = lunar_command(port, app, "--evented", "--timeout", "0", "--queue", "20000")
 
 # A hijacked connection costs Lunar three descriptors: past this many faye sockets Lunar can
 # accept no more (the rest would wait out their connect timeouts), so it gets this many.
 HIJACK_CAP = [SOCKETS, (Process.getrlimit(:NOFILE).first - 500) / 3].min
 
 FANOUT = {
-  "Lunar, Topic#websocket" => ->(port) { [lunar(port, COMET_APP, "--evented"), "1", SOCKETS] },
-  "Lunar, faye-websocket" => ->(port) { [lunar(port, COMET_APP, "--evented"), "0", HIJACK_CAP] },
-  "Thin 1.8, faye-websocket" => ->(port) { [thin(port, COMET_APP), "0", SOCKETS] },
+  "Lunar, Topic#websocket" => ->(port) { [lunar(port, COMET_APP), "1", SOCKETS] },
+  "Lunar, faye-websocket" => ->(port) { [lunar(port, COMET_APP), "0", HIJACK_CAP] },
+  "Thin 1.8, faye-websocket" => ->(port) { [thin_command(port, COMET_APP, "-t", "0", "--max-conns", "20000"), "0", SOCKETS] },
 }.freeze
 
 def wsloaders(mode, port, count, path, wait)
@@ -47,7 +43,6 @@ def wsloaders(mode, port, count, path, wait)
   end
 end
 
-def percentile(sorted, pct) = sorted.empty? ? Float::NAN : sorted[[(sorted.size * pct).ceil - 1, 0].max]
 
 # Opens `count` sockets and waits until the demo counts them; returns the loaders and how
 # many opened, how many the server holds, and the slowest open.
@@ -76,7 +71,7 @@ def fanout(name)
   loads = nil
   port = free_port
   command, native, count = FANOUT.fetch(name).call(port)
-  with_server(command, port, env: ENV_LIB, chdir: ROOT) do |pid|
+  with_server(command, port, env: LIB_ENV, chdir: ROOT) do |pid|
     base = rss_kib(pid)
     loads, held, open_s = open_sockets(port, count, native)
     held_rss = rss_kib(pid)
@@ -97,14 +92,14 @@ end
 
 ECHO_APP = File.join(ROOT, "bench/apps/ws_echo.ru")
 ECHO = {
-  "Lunar --evented, faye-websocket" => ->(port) { lunar(port, ECHO_APP, "--evented") },
-  "Puma 5 (-t 4:4), faye-websocket" => ->(port) { puma(port, ECHO_APP) },
+  "Lunar --evented, faye-websocket" => ->(port) { lunar(port, ECHO_APP) },
+  "Puma 5 (-t 4:4), faye-websocket" => ->(port) { puma_command(port, ECHO_APP, "-t", "4:4") },
 }.freeze
 
 def echo(name, sockets)
   load = nil
   port = free_port
-  with_server(ECHO.fetch(name).call(port), port, env: ENV_LIB, chdir: ROOT) do |pid|
+  with_server(ECHO.fetch(name).call(port), port, env: LIB_ENV, chdir: ROOT) do |pid|
     before = cpu_seconds(pid)
     load = wsloaders("echo", port, sockets, "/", ECHO_SECONDS).first
     load.gets # open

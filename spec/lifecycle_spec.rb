@@ -58,7 +58,7 @@ RSpec.describe "server lifecycle" do
     started.pop
     t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     server.stop.wait
-    expect(read_all(sock, timeout: 5)).not_to include("late")
+    expect(read_to_eof(sock, within: 5)).not_to include("late")
     expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0).to be < 3
   ensure
     sock&.close

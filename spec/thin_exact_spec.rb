@@ -52,7 +52,7 @@ RSpec.describe "Thin-exact behaviour" do
           throw :async
         end
         server = serve(app, mode: mode)
-        late = raw(server, "GET /late HTTP/1.1\r\nHost: h\r\n\r\n") # returns at the server's close
+        late = raw_until_close(server, "GET /late HTTP/1.1\r\nHost: h\r\n\r\n")
         expect(late).to start_with("HTTP/1.1 200").and include("Content-Length: 100").and end_with("\r\n\r\nfirst chunk ")
         expect(pop_within(returned)).to eq("nil")
         early = raw(server, "GET /early HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
@@ -121,7 +121,7 @@ RSpec.describe "Thin-exact behaviour" do
       server = serve { [200, { "connection" => "keep-alive", "content-length" => "2" }, ["ok"]] }
       answers = on_one_connection(server, ["GET /a HTTP/1.1\r\nHost: h\r\n\r\n"] * 2, /ok\z/)
       answers.each { |text| expect(text).to include("Connection: keep-alive").and end_with("ok") }
-      old = raw(server, "GET / HTTP/1.0\r\n\r\n") # returns at the server's close: 1.0 without keep-alive
+      old = raw_until_close(server, "GET / HTTP/1.0\r\n\r\n") # 1.0 without keep-alive: closed
       expect(old).to include("Connection: keep-alive").and end_with("ok")
     end
   end
@@ -134,7 +134,7 @@ RSpec.describe "Thin-exact behaviour" do
       first = connect(server)
       first.write("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
       expect(read_until(first, /ok\z/)).not_to include("Connection: close")
-      second = raw(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n") # returns at the server's close
+      second = raw_until_close(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
       expect(second).to include("Connection: close").and end_with("ok")
       first.write("GET / HTTP/1.1\r\nHost: h\r\n\r\n") # the first is still kept alive
       expect(read_until(first, /ok\z/)).to end_with("ok")

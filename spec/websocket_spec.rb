@@ -68,8 +68,10 @@ RSpec.describe "Lunar::Topic#websocket" do
   it "closes a connection whose handshake never completes, after --header-timeout" do
     server = serve(app, header_timeout: 0.3)
     sock = connect(server)
+    opened = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     sock.write("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n") # and never the rest
-    expect(read_all(sock, timeout: 5)).to eq("")
+    expect(read_to_eof(sock, within: 5)).to eq("")
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - opened).to be >= 0.25 # closed by the timeout
     eventually { server.live_connections.zero? }
   ensure
     sock&.close

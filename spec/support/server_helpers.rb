@@ -48,6 +48,33 @@ module ServerHelpers
     out
   end
 
+  # Reads until the server closes the connection; raises if it is still open after
+  # `within` seconds (a test of "it closes" must not pass on a timeout).
+  def read_to_eof(sock, within: 5)
+    out = +""
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + within
+    loop do
+      left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      raise "connection still open after #{within} s (read #{out.bytesize} bytes)" if left <= 0 || !sock.wait_readable(left)
+
+      chunk = sock.read_nonblock(65_536, exception: false)
+      return out if chunk.nil? # EOF
+      out << chunk unless chunk == :wait_readable
+    end
+  rescue Errno::ECONNRESET
+    out
+  end
+
+  # Writes `bytes` on a new connection and reads until the server closes it (raising if it
+  # does not within `within` seconds).
+  def raw_until_close(server, bytes, within: 5)
+    sock = connect(server)
+    sock.write(bytes)
+    read_to_eof(sock, within: within)
+  ensure
+    sock&.close
+  end
+
   # Reads until `pattern` has been seen (or `timeout`), leaving the socket open.
   def read_until(sock, pattern, timeout: 5)
     out = +""

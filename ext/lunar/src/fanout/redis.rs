@@ -212,16 +212,24 @@ impl State {
 
     /// A message from Redis, to the channel's subscribers here.
     fn receive(&mut self, channel: &str, payload: &[u8]) {
-        let Some(c) = self.channels.get_mut(channel) else { return };
-        let message = unwrap_envelope(payload);
-        if let Some(id) = message.id {
-            if c.last.is_some_and(|last| id <= last) {
-                return; // delivered already (a catch-up read it first)
-            }
-            c.last = Some(id);
+        if let Some(c) = self.channels.get_mut(channel) {
+            c.deliver(&unwrap_envelope(payload));
         }
-        for topic in &c.topics {
-            topic.deliver(&message, true);
+    }
+}
+
+impl Channel {
+    /// To every topic on the channel here, once: a message whose history id is not past
+    /// the last one delivered came both live and from a catch-up.
+    fn deliver(&mut self, message: &Message) {
+        if let Some(id) = message.id {
+            if self.last.is_some_and(|last| id <= last) {
+                return;
+            }
+            self.last = Some(id);
+        }
+        for topic in &self.topics {
+            topic.deliver(message, true);
         }
     }
 }
@@ -289,11 +297,18 @@ impl Session {
     async fn act(&mut self, state: &mut State, command: Command) -> redis::RedisResult<()> {
         match command {
             Command::Subscribe { channel, subscribers, subscribed } => {
-                if !state.channels.contains_key(&channel) {
+                // Recorded first: if subscribing fails, the reconnection subscribes it (and
+                // tells the waiter) with the rest.
+                let new = !state.channels.contains_key(&channel);
+                state.channel(channel.clone(), subscribers).waiting.push(subscribed);
+                if new {
                     self.sink.subscribe(&channel).await?;
                 }
-                state.channel(channel, subscribers);
-                let _ = subscribed.send(());
+                if let Some(c) = state.channels.get_mut(&channel) {
+                    c.waiting.drain(..).for_each(|w| {
+                        let _ = w.send(());
+                    });
+                }
             }
             Command::Unsubscribe { channel, subscribers } => {
                 if state.leave(&channel, &subscribers) {
@@ -301,12 +316,21 @@ impl Session {
                 }
             }
             Command::Publish { .. } => state.keep(command),
-            Command::Replay { channel, since, subscriber, subscribers } => {
-                let missed = self.history(&channel, since).await?;
-                if let Some(subscriber) = subscriber.replayed(&missed) {
-                    subscribers.add(subscriber);
+            Command::Replay { channel, since, subscriber, subscribers } => match self.history(&channel, since).await {
+                Ok(missed) => {
+                    if let Some(subscriber) = subscriber.replayed(&missed) {
+                        subscribers.add(subscriber);
+                    }
                 }
-            }
+                // No history to replay (a connection error, or a Redis without it): the
+                // stream still joins, live.
+                Err(e) => {
+                    subscribers.add(subscriber);
+                    if is_fatal(&e) {
+                        return Err(e);
+                    }
+                }
+            },
         }
         Ok(())
     }
@@ -318,12 +342,19 @@ impl Session {
             state.dropped = 0;
         }
         while let Some((channel, history, message)) = state.outbox.front() {
-            if *history == 0 {
-                redis::cmd("PUBLISH").arg(channel).arg(&message[..]).query_async::<i64>(&mut self.conn).await?;
+            let sent = if *history == 0 {
+                redis::cmd("PUBLISH").arg(channel).arg(&message[..]).query_async::<i64>(&mut self.conn).await.map(drop)
             } else {
                 let mut invocation = self.script.key(history_key(channel));
                 invocation.key(channel).arg(&message[..]).arg(*history).arg(ENVELOPE);
-                invocation.invoke_async::<String>(&mut self.conn).await?;
+                invocation.invoke_async::<String>(&mut self.conn).await.map(drop)
+            };
+            match sent {
+                Err(e) if is_fatal(&e) => return Err(e), // sent again once reconnected
+                // Refused by Redis itself (a wrong key type, out of memory): retrying the
+                // same publish would block every one behind it.
+                Err(e) => eprintln!("lunar: Redis {}: publish to {channel:?} refused ({e}); dropped", state.url),
+                Ok(()) => {}
             }
             state.outbox.pop_front();
         }
@@ -347,16 +378,18 @@ impl Session {
     /// After a reconnection: what the channel missed, from its history.
     async fn catch_up(&mut self, state: &mut State, name: &str) -> redis::RedisResult<()> {
         let Some(since) = state.channels.get(name).and_then(|c| c.last) else { return Ok(()) };
-        for message in self.history(name, since).await? {
-            if let Some(c) = state.channels.get_mut(name) {
-                c.last = message.id;
-                for topic in &c.topics {
-                    topic.deliver(&message, true);
-                }
-            }
+        let missed = self.history(name, since).await?;
+        if let Some(c) = state.channels.get_mut(name) {
+            missed.iter().for_each(|m| c.deliver(m));
         }
         Ok(())
     }
+}
+
+/// Whether an error ends the connection (then the link reconnects), rather than only the
+/// command (a refusal from Redis itself, such as a wrong key type).
+fn is_fatal(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout()
 }
 
 #[cfg(test)]

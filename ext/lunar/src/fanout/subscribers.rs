@@ -166,7 +166,9 @@ impl Subscribers {
                     kept.push(sub); // already replayed to it
                 }
                 Subscriber::Stream { ref sender, ref prefix, ref suffix, ids, ref mut after, .. } => {
-                    *after = None;
+                    if message.id.is_some() {
+                        *after = None; // past what was replayed (a plain message has no place in it)
+                    }
                     let bytes = if framed { frames.framed(prefix, suffix, ids) } else { message.body.clone() };
                     match sender.try_send(bytes) {
                         Queued::Sent => {

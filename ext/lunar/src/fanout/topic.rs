@@ -141,14 +141,14 @@ impl Topic {
     /// In process: delivers `message` and returns how many subscribers it reached. Through
     /// Redis: hands it to the link (it reaches this process's subscribers when Redis sends
     /// it back) and returns true.
+    /// A process that only publishes does not subscribe (nor wait for it).
     fn publish(ruby: &Ruby, rb_self: &Self, message: RString) -> Result<Value, Error> {
-        match (rb_self.link(ruby)?, &rb_self.redis) {
-            (Some(link), Some(shared)) => {
-                link.send(Command::Publish { channel: shared.channel.clone(), history: shared.history, message: message.to_bytes() });
-                Ok(true.into_value_with(ruby))
-            }
-            _ => Ok(rb_self.subscribers.deliver(&Message { body: message.to_bytes(), id: None }, true).into_value_with(ruby)),
-        }
+        let Some(shared) = &rb_self.redis else {
+            return Ok(rb_self.subscribers.deliver(&Message { body: message.to_bytes(), id: None }, true).into_value_with(ruby));
+        };
+        let link = redis::link(&shared.url).map_err(|e| Error::new(ruby.exception_runtime_error(), e))?;
+        link.send(Command::Publish { channel: shared.channel.clone(), history: shared.history, message: message.to_bytes() });
+        Ok(true.into_value_with(ruby))
     }
 
     /// Writes `bytes` as is to this process's streams only (an SSE heartbeat, say); held

@@ -2,12 +2,13 @@
 
 require "net/http"
 
-# Clients requesting GET / over fresh connections, as fast as they can, until stopped:
+# Clients requesting GET `path` over fresh connections, as fast as they can, until stopped:
 # "a client hammering the server", counting answers that were 200 and those that were not
 # (or never came).
 class Hammer
-  def initialize(port, clients: 4)
+  def initialize(port, path: "/", clients: 4)
     @port = port
+    @path = path
     @ok = 0
     @failed = 0
     @done = false
@@ -29,7 +30,8 @@ class Hammer
   def run
     until @done
       good = begin
-        Net::HTTP.get_response(URI("http://127.0.0.1:#{@port}/")).code == "200"
+        # No retry: Net::HTTP would quietly repeat a GET whose connection a worker dropped.
+        Net::HTTP.start("127.0.0.1", @port, max_retries: 0) { |http| http.get(@path).code == "200" }
       rescue SystemCallError, IOError, EOFError, Net::ReadTimeout => e
         warn "hammer: #{e.class}: #{e.message}"
         false

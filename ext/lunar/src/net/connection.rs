@@ -32,15 +32,23 @@ use crate::net::server::Shared;
 use crate::net::service;
 use crate::net::socket::{ActivityIo, Transport};
 
+/// How long a connection accepted just before a stop may take to send its first request.
+const FIRST_REQUEST_ON_STOP: Duration = Duration::from_millis(500);
+
 /// Serves one accepted connection until the client leaves, it idles out, or the server stops.
 pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<ConnectionInfo>, shared: Arc<Shared>) {
     let _live = shared.track_connection();
-    // Before hyper has the connection, a stop closes it at once: a browser's preconnect that
-    // never sends a byte must not hold a graceful stop for its whole grace period.
+    // Before hyper has the connection, a stop closes it after FIRST_REQUEST_ON_STOP: a
+    // client that connected just before the stop gets to send its request, and a browser's
+    // preconnect that never sends a byte does not hold the stop for its whole grace period.
     let mut shutdown = shared.shutdown.clone();
+    let stopped_then_waited = async {
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+        Box::pin(tokio::time::sleep(FIRST_REQUEST_ON_STOP)).await; // boxed: rarely needed, kept out of every task
+    };
     let opened = tokio::select! {
         opened = Box::pin(open(transport, tls, shared.config.header_timeout)) => opened,
-        _ = shutdown.wait_for(|stopping| *stopping) => None,
+        _ = stopped_then_waited => None,
     };
     let Some((transport, protocol)) = opened else { return };
     let io = TokioIo::new(ActivityIo::new(transport, info.clone()));
@@ -92,15 +100,27 @@ impl Drop for PersistentGuard<'_> {
 
 /// Polls hyper's connection until it ends, the timer says close, the connection is cut,
 /// or (on a stop, through `graceful`) hyper's graceful shutdown has run its course.
+///
+/// hyper's graceful shutdown closes at once a connection that has not started a request;
+/// one opened less than FIRST_REQUEST_ON_STOP ago gets that long to send it first (its
+/// client connected before the stop, and a phased restart must not fail its request).
 async fn drive<C: Future>(mut conn: Pin<impl DerefMut<Target = C>>, graceful: impl Fn(Pin<&mut C>), info: &ConnectionInfo, shared: &Shared) {
     let mut shutdown = shared.shutdown.clone();
     let mut draining = false;
     let opened = Instant::now();
+    // Boxed, and only on a stop: a timer in every connection's task would cost its size.
+    let mut young: Option<Pin<Box<Sleep>>> = None;
     let mut timer = Timer::new(shared, opened);
     loop {
-        if !draining && *shutdown.borrow() {
-            draining = true;
-            graceful(conn.as_mut());
+        let stopping = !draining && *shutdown.borrow();
+        if stopping && young.is_none() {
+            let drain_from = opened + FIRST_REQUEST_ON_STOP;
+            if Instant::now() >= drain_from {
+                draining = true;
+                graceful(conn.as_mut());
+            } else {
+                young = Some(Box::pin(tokio::time::sleep_until(drain_from)));
+            }
         }
         tokio::select! {
             _ = conn.as_mut() => return,
@@ -110,7 +130,11 @@ async fn drive<C: Future>(mut conn: Pin<impl DerefMut<Target = C>>, graceful: im
                 }
             }
             _ = poll_fn(|cx| info.poll_cut(cx)) => return, // a response was cut off: close now
-            changed = shutdown.changed(), if !draining => if changed.is_err() { return },
+            changed = shutdown.changed(), if !stopping && !draining => if changed.is_err() { return },
+            _ = async { young.as_mut().expect("set when stopping").await }, if young.is_some() && !draining => {
+                draining = true;
+                graceful(conn.as_mut());
+            }
         }
     }
 }

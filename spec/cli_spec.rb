@@ -30,6 +30,22 @@ RSpec.describe "the lunar command" do
     end
   end
 
+  it "stops at once on INT during a graceful stop, as the stopping line says" do
+    child, port = start(fixture("slow.ru"), "--shutdown-timeout", "30")
+    hold = TCPSocket.new("127.0.0.1", port)
+    hold.write("GET /slow?20 HTTP/1.1\r\nHost: h\r\n\r\n")
+    child.wait_for(/started \/slow/)
+    child.signal("TERM")
+    child.wait_for(/stopping gracefully.*INT to stop now/)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    child.signal("INT") # once: not the second INT that exits on the spot
+    expect(child.exit_status(timeout: 10).exitstatus).to eq(0)
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 5 # not the 20 s request, not the 30 s grace
+    expect(read_to_eof(hold, within: 2)).not_to include("done")
+  ensure
+    hold&.close
+  end
+
   it "stops at once on INT (as Thin): the in-flight request is cut, exit 0" do
     child, port = start(fixture("slow.ru"), "--shutdown-timeout", "30")
     hold = TCPSocket.new("127.0.0.1", port)

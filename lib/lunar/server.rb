@@ -94,6 +94,7 @@ module Lunar
     def stop(grace = @config[:shutdown_timeout])
       return self unless @native
 
+      @native.hurry if @stopper && grace.to_f <= 0 # a stop under way: end its grace now
       @stopper ||= Thread.new do
         @native.stop(grace.to_f)
         @workers.stop(FORCE_STOP_AFTER)

@@ -118,6 +118,8 @@ pub struct ServerHandle {
     runtime: Mutex<Option<Runtime>>,
     shutdown_tx: watch::Sender<bool>,
     unix_paths: Vec<std::path::PathBuf>,
+    /// Ends a graceful stop's grace period early (`hurry`).
+    hurry: Notify,
 }
 
 impl ServerHandle {
@@ -152,7 +154,7 @@ impl ServerHandle {
             runtime.spawn(listener::accept_loop(accepting, shared.clone()));
         }
         drop(_entered);
-        Ok(ServerHandle { shared, addresses, runtime: Mutex::new(Some(runtime)), shutdown_tx, unix_paths })
+        Ok(ServerHandle { shared, addresses, runtime: Mutex::new(Some(runtime)), shutdown_tx, unix_paths, hurry: Notify::new() })
     }
 
     /// Stops accepting and asks hyper to shut every connection down gracefully (idle
@@ -163,14 +165,25 @@ impl ServerHandle {
         let Some(runtime) = self.runtime.lock().ok().and_then(|mut r| r.take()) else { return };
         let _ = self.shutdown_tx.send(true);
         let shared = self.shared.clone();
-        runtime.block_on(async move {
-            let _ = tokio::time::timeout(grace, shared.all_connections_closed()).await;
+        runtime.block_on(async {
+            tokio::select! {
+                _ = tokio::time::timeout(grace, shared.all_connections_closed()) => {}
+                _ = self.hurry.notified() => {}
+            }
         });
         self.shared.queue.close();
         runtime.shutdown_timeout(Duration::from_millis(200));
         for path in &self.unix_paths {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+impl ServerHandle {
+    /// A stop under way closes what is left now instead of at the end of its grace period
+    /// (INT after TERM). Before a stop, the next one will not wait.
+    pub fn hurry(&self) {
+        self.hurry.notify_one();
     }
 }
 

@@ -178,6 +178,10 @@ impl NativeServer {
         without_gvl(ruby, || if once.take().is_some() { rb_self.handle.stop(grace) }, || {})
     }
 
+    fn hurry(&self) {
+        self.handle.hurry();
+    }
+
     fn is_running(&self) -> bool {
         !self.handle.shared.queue.is_closed()
     }
@@ -210,6 +214,7 @@ impl NativeServer {
         class.define_method("notify_fd", method!(NativeServer::notify_fd, 0))?;
         class.define_method("rearm_notify", method!(NativeServer::rearm_notify, 0))?;
         class.define_method("stop", method!(NativeServer::stop, 1))?;
+        class.define_method("hurry", method!(NativeServer::hurry, 0))?;
         class.define_method("running?", method!(NativeServer::is_running, 0))?;
         class.define_method("live_connections", method!(NativeServer::live_connections, 0))?;
         class.define_method("max_connections", method!(NativeServer::max_connections, 0))?;

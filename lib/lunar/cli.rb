@@ -37,7 +37,9 @@ module Lunar
       @eventmachine = options.delete(:eventmachine) || options[:mode] == :evented
       cluster = options.slice(*DSL::CLUSTER_KEYS)
       options = options.reject { |key, _| DSL::CLUSTER_KEYS.include?(key) }
-      explicit = !binds.empty? || options.key?(:port) || options.key?(:address)
+      # Binds the user asked for (--ssl included) are matched with systemd's sockets;
+      # otherwise systemd's sockets replace the default bind.
+      explicit = !binds.empty? || options.key?(:port) || options.key?(:address) || options[:ssl]
       options[:binds] = binds unless binds.empty?
       binder = Binder.new(Configuration.new(options).binds, explicit: explicit)
       readable!(@rackup)

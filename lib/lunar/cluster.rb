@@ -102,6 +102,7 @@ module Lunar
       return if @stopping
 
       @stopping = how
+      @phase = nil # a stop ends a phased restart: no more replacements
       Systemd.notify("STOPPING=1")
       grace = how == :now ? 0 : @options.fetch(:shutdown_timeout, Configuration::DEFAULTS[:shutdown_timeout])
       @kill_at = now + grace + KILL_AFTER_GRACE
@@ -122,6 +123,9 @@ module Lunar
     def advance_phase
       return unless @phase
 
+      # Nothing to replace for an old worker that has gone (died, and was replaced with
+      # the new code already), is being retired, or is past the count (TTOU).
+      @phase.shift while @phase.first && (!@workers.value?(@phase.first) || @phase.first.retiring || @phase.first.index >= @count)
       old = @phase.first
       return finish_phase unless old
 
@@ -151,6 +155,8 @@ module Lunar
     def start_worker(index)
       ready, ready_writer = IO.pipe
       pid = fork do
+        # The master's traps write to its pipe, closed just below: the worker sets its own.
+        %w[TERM QUIT INT USR1 TTIN TTOU CHLD].each { |signal| Signal.trap(signal, "DEFAULT") }
         [ready, @wake, @waker, @alive_writer, *@workers.values.map(&:ready)].each { |io| io.close unless io.closed? }
         Worker.new(index: index, app: @app, load_app: @load_app, options: @options, hooks: @hooks,
                    ready: ready_writer, master_alive: @alive).run

@@ -72,7 +72,7 @@ module Lunar
     def preload_app!(flag = true) = @options[:preload_app] = flag
     def worker_boot_timeout(seconds) = @options[:worker_boot_timeout] = Float(seconds)
 
-    # Hooks (cluster mode): before_fork runs in the master before each fork,
+    # Hooks (cluster mode): before_fork runs once in the master, before the first fork;
     # on_worker_boot and on_worker_shutdown in the worker, given its index.
     def before_fork(&block) = hook(:before_fork, block)
     def on_worker_boot(&block) = hook(:on_worker_boot, block)

@@ -35,18 +35,18 @@ module Lunar
         end
       end
 
-      # One server less on Lunar's reactor; the last one stops it.
+      # One server less on Lunar's reactor; the last one stops it, holding the lock until
+      # it has stopped, so that a server starting meanwhile starts a new one rather than
+      # joining one about to end.
       def release
-        thread = LOCK.synchronize do
+        LOCK.synchronize do
           @users -= 1
-          next nil if @users.positive?
+          next if @users.positive?
 
-          @thread.tap { @thread = nil }
+          ::EM.schedule { ::EM.stop_event_loop }
+          @thread.join
+          @thread = nil
         end
-        return unless thread
-
-        ::EM.schedule { ::EM.stop_event_loop }
-        thread.join
       end
 
       private

@@ -46,7 +46,6 @@ module Lunar
         %w[TERM QUIT].each { |signal| Signal.trap(signal) { @server ? @server.stop : finish(0) } }
         Signal.trap("INT") { @server ? @server.halt : finish(0) }
         %w[USR1 TTIN TTOU].each { |signal| Signal.trap(signal, "IGNORE") } # the master's signals
-        Signal.trap("CHLD", "DEFAULT") # the master's trap writes to a pipe this process closed
       end
 
       # Blocks until the master's end of the pipe closes: it exited (or was killed).

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "spec_helper"
+require "set"
 
 # Started as systemd starts a service: a listening socket already open on descriptor 3
 # (LISTEN_FDS, LISTEN_PID naming the service's own pid), and NOTIFY_SOCKET naming a Unix
@@ -33,6 +34,15 @@ RSpec.describe "under systemd" do
     Net::HTTP.get_response(URI("http://127.0.0.1:#{activated.addr[1]}#{path}"))
   end
 
+  # Pids answering on the passed socket (pid.ru), over fresh connections, until `count`.
+  def answering_pids(count)
+    seen = Set.new
+    eventually(timeout: 20) { (seen << Integer(get.body)).size >= count }
+    seen
+  end
+
+  def children_pids(pid) = File.read("/proc/#{pid}/task/#{pid}/children").split.to_set { |p| Integer(p) }
+
   it "serves the socket it was passed, and says READY=1 and STOPPING=1" do
     child = start
     expect(state).to eq("READY=1")
@@ -47,11 +57,14 @@ RSpec.describe "under systemd" do
     child = start("-w", "2")
     expect(state).to eq("READY=1")
     child.wait_for(/listening on tcp:\/\/127\.0\.0\.1:#{activated.addr[1]}/)
-    expect(get.code).to eq("200")
+    before = answering_pids(2)
+    expect(before).to eq(children_pids(child.pid)) # every worker serves the passed socket
     child.signal("USR1")
     expect(state).to eq("RELOADING=1")
     expect(state(timeout: 60)).to eq("READY=1")
-    expect(get.code).to eq("200")
+    after = answering_pids(2)
+    expect(after & before).to be_empty # new workers, serving it too
+    expect(after).to eq(children_pids(child.pid))
     child.signal("TERM")
     expect(state).to eq("STOPPING=1")
     expect(child.exit_status.exitstatus).to eq(0)

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -122,6 +122,15 @@ impl Body for ReplyBody {
     fn size_hint(&self) -> SizeHint {
         self.known_len().map_or_else(SizeHint::default, SizeHint::with_exact)
     }
+}
+
+/// A `101 Switching Protocols` head with `headers`, no body: hyper writes it, then hands the
+/// connection over (a hijack, a native WebSocket).
+pub fn switching_protocols(headers: HeaderMap) -> Box<Response<ReplyBody>> {
+    let mut res = Response::new(ReplyBody::Empty);
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *res.headers_mut() = headers;
+    Box::new(res)
 }
 
 /// A short plain-text answer the server gives on its own (400, 413, 503 …).

@@ -34,7 +34,7 @@ pub async fn relay(upgraded: Upgraded, mut app: UnixStream) {
         }
     };
     // What the client sent after its request head, already read by hyper, comes first.
-    if write_all(&app, parts.read_buf.to_vec()).await.is_err() {
+    if write_all(&app, parts.read_buf).await.is_err() {
         return;
     }
     let _ = match parts.io.into_inner().into_inner() {
@@ -96,7 +96,7 @@ enum Moved {
     /// Everything read was written.
     All,
     /// `dst` took only part of it: the rest, to write once it can.
-    Part(Vec<u8>),
+    Part(Bytes),
     /// Not readable after all (a spurious wake-up).
     Nothing,
     End,
@@ -114,15 +114,14 @@ fn move_once(src: &impl Endpoint, dst: &impl Endpoint) -> io::Result<Moved> {
     };
     match dst.try_write(&buf[..n]) {
         Ok(written) if written == n => Ok(Moved::All),
-        Ok(written) => Ok(Moved::Part(buf[written..n].to_vec())),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Moved::Part(buf[..n].to_vec())),
+        Ok(written) => Ok(Moved::Part(Bytes::copy_from_slice(&buf[written..n]))),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Moved::Part(Bytes::copy_from_slice(&buf[..n]))),
         Err(e) => Err(e),
     }
 }
 
 /// Writes `pending` to `dst` as it can take it.
-async fn write_all(dst: &impl Endpoint, pending: Vec<u8>) -> io::Result<()> {
-    let mut pending = Bytes::from(pending);
+async fn write_all(dst: &impl Endpoint, mut pending: Bytes) -> io::Result<()> {
     while !pending.is_empty() {
         dst.writable().await?;
         match dst.try_write(&pending) {

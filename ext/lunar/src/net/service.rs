@@ -8,14 +8,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::request::Parts;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::sync::oneshot;
 
 use crate::bridge::disconnect::DisconnectWatch;
 use crate::bridge::job::{ConnectionInfo, RequestBody, RequestJob};
-use crate::bridge::reply::{plain, Reply, ReplyBody};
+use crate::bridge::reply::{plain, switching_protocols, Reply, ReplyBody};
 use crate::bridge::stream::ChunkStream;
 use crate::net::body::{self, ResponseBody};
 use crate::net::intake::{self, BodyError};
@@ -44,7 +44,8 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
         return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, true), false)); // RFC 9112 §3.2
     }
     let head_request = req.method() == Method::HEAD;
-    let wants_keep_alive = wants_keep_alive(&req);
+    // Only `--max-persistent-conns` needs to know (its header scan is skipped otherwise).
+    let limit_keep_alive = shared.config.max_persistent.is_some() && wants_keep_alive(&req);
     // An HTTP/1.1 request asking for an upgrade (a WebSocket handshake) may be hijacked: keep
     // hyper's handle on the connection's handover. Other requests pay nothing for it.
     let upgrade = (req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE)).then(|| hyper::upgrade::on(&mut req));
@@ -66,7 +67,7 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
             return Ok(body::prepare(*head, false));
         }
     };
-    if wants_keep_alive && !shared.keep_alive_allowed(&connection) {
+    if limit_keep_alive && !shared.keep_alive_allowed(&connection) {
         // hyper closes the connection after a response that says so.
         reply.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
@@ -95,9 +96,7 @@ fn hijack(upgrade: Option<OnUpgrade>, relay_end: std::os::unix::net::UnixStream,
     let upgrade = upgrade.ok_or(CloseConnection)?; // Ruby only hijacks upgradable requests
     let head = head.unwrap_or_else(|| {
         connection.mute(true);
-        let mut res = Response::new(ReplyBody::Empty);
-        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        Box::new(res)
+        switching_protocols(HeaderMap::new())
     });
     tokio::spawn(relay(upgrade, relay_end, connection));
     Ok(body::prepare(*head, false))

@@ -7,12 +7,18 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-/// Appends one Rack header (name, String value) to `map`. Returns how many lines were written.
-pub fn append_rack_header(map: &mut HeaderMap, name: &[u8], value: &[u8]) -> usize {
+/// The HTTP name of a Rack header key; `None` for Rack-level keys and names that are not
+/// tokens.
+pub fn header_name(name: &[u8]) -> Option<HeaderName> {
     if is_server_internal(name) {
-        return 0;
+        return None;
     }
-    let Ok(name) = HeaderName::from_bytes(name) else { return 0 };
+    HeaderName::from_bytes(name).ok()
+}
+
+/// Appends a String value under a name already checked (`header_name`): one line per
+/// `"\n"`-separated part. Returns how many lines were written.
+pub fn append_lines(map: &mut HeaderMap, name: &HeaderName, value: &[u8]) -> usize {
     // HeaderValue refuses CR, NUL and other controls except tab. One bad line drops the
     // whole value: what remains of a poisoned value is not what the app meant to send.
     let lines: Result<Vec<HeaderValue>, _> = value.split(|&b| b == b'\n').map(HeaderValue::from_bytes).collect();
@@ -65,6 +71,11 @@ pub fn cgi_name(lower: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One Rack header (name, String value), as `response::append_pair` writes it.
+    fn append_rack_header(map: &mut HeaderMap, name: &[u8], value: &[u8]) -> usize {
+        header_name(name).map_or(0, |name| append_lines(map, &name, value))
+    }
 
     fn lines(map: &HeaderMap, name: &str) -> Vec<String> {
         map.get_all(name).iter().map(|v| v.to_str().unwrap().to_string()).collect()

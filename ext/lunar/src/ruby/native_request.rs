@@ -12,7 +12,7 @@ use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bridge::job::{ConnectionInfo, RequestBody, RequestJob};
-use crate::bridge::reply::{FileBody, Reply, ReplyBody};
+use crate::bridge::reply::{switching_protocols, FileBody, Reply, ReplyBody};
 use crate::bridge::stream::{ChunkStream, StreamSender, StreamState};
 use crate::net::server::Shared;
 use crate::ruby::body_writer::BodyWriter;
@@ -126,14 +126,12 @@ impl NativeRequest {
         }
         // SAFETY: `key` is a live Ruby String argument on this thread, read before any Ruby call.
         let accept = derive_accept_key(unsafe { key.as_slice() });
-        let mut head = http::Response::new(ReplyBody::Empty);
-        *head.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
-        let headers = head.headers_mut();
+        let mut headers = http::HeaderMap::new();
         headers.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
         headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
         headers.insert(http::header::SEC_WEBSOCKET_ACCEPT, http::HeaderValue::from_str(&accept).ok()?);
         let (outgoing, writer) = self.stream_pair();
-        self.send(Reply::WebSocket { head: Box::new(head), outgoing, messages }).then_some(writer)
+        self.send(Reply::WebSocket { head: switching_protocols(headers), outgoing, messages }).then_some(writer)
     }
 
     /// A streamed body's two ends: the connection's, and Ruby's writer (byte-capped).

@@ -1,10 +1,10 @@
 //! Rack triple pieces (Ruby values) → a `Reply` of plain Rust data, on the Ruby thread.
 
 use bytes::BytesMut;
-use http::{HeaderMap, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, Response, StatusCode};
 use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
-use crate::ruby::headers::{append_rack_header, is_server_internal};
+use crate::ruby::headers::{append_lines, header_name};
 use crate::bridge::reply::ReplyBody;
 
 fn to_rstring(ruby: &Ruby, v: Value) -> Result<RString, Error> {
@@ -15,49 +15,49 @@ fn to_rstring(ruby: &Ruby, v: Value) -> Result<RString, Error> {
     }
 }
 
-fn bad_value(ruby: &Ruby, name: &[u8], value: Value) -> Error {
+fn bad_value(ruby: &Ruby, name: RString, value: Value) -> Error {
     let class = unsafe { value.classname() }.into_owned(); // SAFETY: `value` is a live Ruby value on this thread
-    Error::new(
-        ruby.exception_type_error(),
-        format!("response header {:?}: a {class} value; Rack needs a String or an Array of Strings", String::from_utf8_lossy(name)),
-    )
+    // SAFETY: `name` is a live Ruby String on this thread's stack, read at once.
+    let name = String::from_utf8_lossy(unsafe { name.as_slice() }).into_owned();
+    Error::new(ruby.exception_type_error(), format!("response header {name:?}: a {class} value; Rack needs a String or an Array of Strings"))
 }
 
 /// One Rack header, by Thin's rules (which Rack 2 apps were written against): a nil value
 /// drops the header; a name already written (case-insensitively) is not written again,
 /// except the four that may repeat; a String value with "\n" becomes one line per part; an
 /// Array one line per element; any other value is the app's error (the response becomes a
-/// 500, logged) rather than a guess at its text.
+/// 500, logged) rather than a guess at its text. The name is checked and parsed once.
 fn append_pair(ruby: &Ruby, map: &mut HeaderMap, key: Value, value: Value) -> Result<(), Error> {
     if value.is_nil() {
         return Ok(());
     }
-    let name = to_rstring(ruby, key)?;
-    // SAFETY: `name` and the values below are live Ruby Strings on this thread's stack; their
-    // bytes are copied by `append_rack_header` before any further Ruby call.
-    let name_bytes = unsafe { name.as_slice() }.to_vec();
+    let key = to_rstring(ruby, key)?;
+    // SAFETY: `key` is a live Ruby String on this thread's stack; `header_name` copies what
+    // it keeps before any further Ruby call.
     // `rack.hijack` (a callable), other `rack.*` keys and `status` are not headers at all.
-    if is_server_internal(&name_bytes) || already_written(map, &name_bytes) {
+    let Some(name) = header_name(unsafe { key.as_slice() }) else { return Ok(()) };
+    if already_written(map, &name) {
         return Ok(());
     }
+    // SAFETY (both `as_slice`s): live Ruby Strings, their bytes copied by `append_lines`
+    // before any further Ruby call.
     if let Some(value) = RString::from_value(value) {
-        append_rack_header(map, &name_bytes, unsafe { value.as_slice() });
+        append_lines(map, &name, unsafe { value.as_slice() });
     } else if let Some(list) = RArray::from_value(value) {
         for item in list.into_iter() {
-            let item = RString::from_value(item).ok_or_else(|| bad_value(ruby, &name_bytes, item))?;
-            append_rack_header(map, &name_bytes, unsafe { item.as_slice() });
+            let item = RString::from_value(item).ok_or_else(|| bad_value(ruby, key, item))?;
+            append_lines(map, &name, unsafe { item.as_slice() });
         }
     } else {
-        return Err(bad_value(ruby, &name_bytes, value));
+        return Err(bad_value(ruby, key, value));
     }
     Ok(())
 }
 
 /// Names that may appear more than once (Thin's list); any other is written once.
-fn already_written(map: &HeaderMap, name: &[u8]) -> bool {
-    const REPEATABLE: [&[u8]; 4] = [b"set-cookie", b"set-cookie2", b"warning", b"www-authenticate"];
-    let Ok(name) = http::HeaderName::from_bytes(name) else { return false };
-    map.contains_key(&name) && !REPEATABLE.contains(&name.as_str().as_bytes())
+fn already_written(map: &HeaderMap, name: &HeaderName) -> bool {
+    const REPEATABLE: [HeaderName; 4] = [header::SET_COOKIE, HeaderName::from_static("set-cookie2"), header::WARNING, header::WWW_AUTHENTICATE];
+    map.contains_key(name) && !REPEATABLE.contains(name)
 }
 
 /// Rack headers (a Hash, or for Rack 2 an Array of pairs) → HTTP headers.

@@ -104,7 +104,7 @@ module Lunar
       @stopping = how
       @phase = nil # a stop ends a phased restart: no more replacements
       Systemd.notify("STOPPING=1")
-      grace = how == :now ? 0 : @options.fetch(:shutdown_timeout, Configuration::DEFAULTS[:shutdown_timeout])
+      grace = how == :now ? 0 : Configuration.new(@options)[:shutdown_timeout]
       @kill_at = now + grace + KILL_AFTER_GRACE
       say(how == :now ? "Lunar cluster stopping now" : "Lunar cluster stopping gracefully (up to #{grace}s)")
       signal_all(how == :now ? "INT" : "TERM")

@@ -35,8 +35,11 @@ module Lunar
 
     SIZE_UNITS = { "" => 1, "k" => 1024, "m" => 1024**2, "g" => 1024**3 }.freeze
 
-    # "64k" → 65536. Raises ArgumentError with a message a user can act on.
+    # "64k" → 65536 (an Integer is already a size). Raises ArgumentError with a message a
+    # user can act on.
     def self.parse_size(text)
+      return text if text.is_a?(Integer)
+
       match = /\A(\d+)\s*([kmg]?)b?\z/i.match(text.to_s.strip)
       raise ArgumentError, "invalid size #{text.inspect} (use e.g. 512k, 10m, 1g)" unless match
 

@@ -83,10 +83,10 @@ module Lunar
     def header_timeout(seconds) = @options[:header_timeout] = Float(seconds)
     def write_timeout(seconds) = @options[:write_timeout] = Float(seconds)
     def shutdown_timeout(seconds) = @options[:shutdown_timeout] = Float(seconds)
-    def max_body(size) = @options[:max_body] = bytes(size)
-    def max_header_size(size) = @options[:max_header_size] = bytes(size)
-    def stream_buffer(size) = @options[:stream_buffer] = bytes(size)
-    def max_ws_message(size) = @options[:max_ws_message] = bytes(size)
+    def max_body(size) = @options[:max_body] = Configuration.parse_size(size)
+    def max_header_size(size) = @options[:max_header_size] = Configuration.parse_size(size)
+    def stream_buffer(size) = @options[:stream_buffer] = Configuration.parse_size(size)
+    def max_ws_message(size) = @options[:max_ws_message] = Configuration.parse_size(size)
     def max_conns(count) = @options[:max_conns] = Integer(count)
     def max_persistent_conns(count) = @options[:max_persistent_conns] = Integer(count)
     def queue(count) = @options[:queue_capacity] = Integer(count)
@@ -113,7 +113,6 @@ module Lunar
       @options[:hooks][name] << block
     end
 
-    def bytes(value) = value.is_a?(Integer) ? value : Configuration.parse_size(value)
 
     def raise_here(message)
       line = caller_locations.find { |l| l.path == @path }&.lineno

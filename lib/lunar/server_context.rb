@@ -21,8 +21,6 @@ module Lunar
       @parkings = []
     end
 
-    attr_reader :write_timeout
-
     # nil (wait as long as the client is there) on worker threads; a bound on the reactor.
     def write_wait
       @reactor&.thread&.equal?(Thread.current) ? @write_timeout : nil

@@ -25,54 +25,51 @@ module ServerHelpers
 
   # Writes `bytes`, then reads until the server closes the connection (or `timeout`).
   def raw(server, bytes, timeout: 5)
-    sock = connect(server)
-    sock.write(bytes)
-    read_all(sock, timeout: timeout)
-  ensure
-    sock&.close
-  end
-
-  def read_all(sock, timeout: 5)
-    out = +""
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
-    loop do
-      left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      break if left <= 0 || !sock.wait_readable(left)
-
-      chunk = sock.read_nonblock(65_536, exception: false)
-      break if chunk.nil? # EOF
-      out << chunk unless chunk == :wait_readable
-    end
-    out
-  rescue Errno::ECONNRESET
-    out
-  end
-
-  # Reads until the server closes the connection; raises if it is still open after
-  # `within` seconds (a test of "it closes" must not pass on a timeout).
-  def read_to_eof(sock, within: 5)
-    out = +""
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + within
-    loop do
-      left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      raise "connection still open after #{within} s (read #{out.bytesize} bytes)" if left <= 0 || !sock.wait_readable(left)
-
-      chunk = sock.read_nonblock(65_536, exception: false)
-      return out if chunk.nil? # EOF
-      out << chunk unless chunk == :wait_readable
-    end
-  rescue Errno::ECONNRESET
-    out
+    on_new_connection(server, bytes) { |sock| read_all(sock, timeout: timeout) }
   end
 
   # Writes `bytes` on a new connection and reads until the server closes it (raising if it
   # does not within `within` seconds).
   def raw_until_close(server, bytes, within: 5)
+    on_new_connection(server, bytes) { |sock| read_to_eof(sock, within: within) }
+  end
+
+  def on_new_connection(server, bytes)
     sock = connect(server)
     sock.write(bytes)
-    read_to_eof(sock, within: within)
+    yield sock
   ensure
     sock&.close
+  end
+
+  # Reads until the server closes the connection, or `timeout`: what came.
+  def read_all(sock, timeout: 5)
+    drain(sock, timeout).first
+  end
+
+  # Reads until the server closes the connection; raises if it is still open after
+  # `within` seconds (a test of "it closes" must not pass on a timeout).
+  def read_to_eof(sock, within: 5)
+    out, closed = drain(sock, within)
+    raise "connection still open after #{within} s (read #{out.bytesize} bytes)" unless closed
+
+    out
+  end
+
+  # `[bytes read, whether the server closed]` after at most `seconds`.
+  def drain(sock, seconds)
+    out = +""
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+    loop do
+      left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      return [out, false] if left <= 0 || !sock.wait_readable(left)
+
+      chunk = sock.read_nonblock(65_536, exception: false)
+      return [out, true] if chunk.nil? # EOF
+      out << chunk unless chunk == :wait_readable
+    end
+  rescue Errno::ECONNRESET
+    [out, true]
   end
 
   # Reads until `pattern` has been seen (or `timeout`), leaving the socket open.

@@ -87,12 +87,7 @@ fn main() {
     // Lunar's settings (ext/lunar/src/net/server.rs) and its way of choosing HTTP/1 or h2c
     // (net/connection.rs, `Protocol`), so the difference is Lunar's own work.
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .max_buf_size(64 * 1024)
-        .title_case_headers(true);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).max_buf_size(64 * 1024).title_case_headers(true);
     let builders = Arc::new((builder.clone().http1_only(), builder.http2_only()));
     let held: Held = Arc::default();
     runtime.block_on(async move {

@@ -30,7 +30,11 @@ pub enum Event {
     Closed(u64),
     /// A message the client of request `id` (a native WebSocket) sent, for the app's block.
     /// The permit bounds how many of one socket's messages may wait for Ruby.
-    Message { id: u64, data: Bytes, permit: OwnedSemaphorePermit },
+    Message {
+        id: u64,
+        data: Bytes,
+        permit: OwnedSemaphorePermit,
+    },
 }
 
 pub struct DispatchQueue {
@@ -49,15 +53,7 @@ impl DispatchQueue {
     pub fn new(capacity: usize) -> Self {
         let (requests_tx, requests_rx) = bounded(capacity.max(1));
         let (notices_tx, notices_rx) = unbounded();
-        DispatchQueue {
-            requests_tx,
-            requests_rx,
-            notices_tx,
-            notices_rx,
-            closed: AtomicBool::new(false),
-            idle: IdleWorkers::default(),
-            waker: OnceLock::new(),
-        }
+        DispatchQueue { requests_tx, requests_rx, notices_tx, notices_rx, closed: AtomicBool::new(false), idle: IdleWorkers::default(), waker: OnceLock::new() }
     }
 
     /// Queues a request; gives it back when the queue is full or closed.

@@ -4,9 +4,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -148,7 +148,11 @@ impl CutSwitch {
             }
         }
         // Checked again under the registration: a cut between the two is not missed.
-        if self.on.load(Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
+        if self.on.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 

@@ -32,12 +32,7 @@ pub struct StreamState {
 
 impl StreamState {
     pub fn new() -> Arc<Self> {
-        Arc::new(StreamState {
-            queued: AtomicUsize::new(0),
-            room: Notify::new(),
-            finished: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
-        })
+        Arc::new(StreamState { queued: AtomicUsize::new(0), room: Notify::new(), finished: AtomicBool::new(false), failed: AtomicBool::new(false) })
     }
 }
 

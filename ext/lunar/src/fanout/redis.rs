@@ -51,14 +51,30 @@ pub fn history_key(channel: &str) -> String {
 pub enum Command {
     /// Deliver the channel's messages to `subscribers` (one topic's; several topics here
     /// may share a channel); `subscribed` hears once it is.
-    Subscribe { channel: String, subscribers: Arc<Subscribers>, subscribed: std_mpsc::Sender<()> },
+    Subscribe {
+        channel: String,
+        subscribers: Arc<Subscribers>,
+        subscribed: std_mpsc::Sender<()>,
+    },
     /// The topic is gone: stop delivering to `subscribers`, and leave the channel when no
     /// topic here is left on it.
-    Unsubscribe { channel: String, subscribers: Arc<Subscribers> },
-    Publish { channel: String, history: usize, message: Bytes },
+    Unsubscribe {
+        channel: String,
+        subscribers: Arc<Subscribers>,
+    },
+    Publish {
+        channel: String,
+        history: usize,
+        message: Bytes,
+    },
     /// Write the channel's history after `since` to `subscriber`, then attach it to
     /// `subscribers`.
-    Replay { channel: String, since: StreamId, subscriber: Subscriber, subscribers: Arc<Subscribers> },
+    Replay {
+        channel: String,
+        since: StreamId,
+        subscriber: Subscriber,
+        subscribers: Arc<Subscribers>,
+    },
 }
 
 pub struct Link {

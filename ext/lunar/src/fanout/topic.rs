@@ -105,7 +105,14 @@ impl Topic {
     /// `last_event_id` (a reconnecting browser's `Last-Event-ID`) on a Redis topic, the
     /// history after it comes next.
     /// `framing` is `[prefix, suffix, ids]`.
-    fn attach(ruby: &Ruby, rb_self: &Self, writer: &BodyWriter, framing: (RString, RString, bool), last_event_id: Option<String>, first: Option<RString>) -> Result<bool, Error> {
+    fn attach(
+        ruby: &Ruby,
+        rb_self: &Self,
+        writer: &BodyWriter,
+        framing: (RString, RString, bool),
+        last_event_id: Option<String>,
+        first: Option<RString>,
+    ) -> Result<bool, Error> {
         let Some(sender) = writer.sender() else { return Ok(false) };
         let (prefix, suffix, ids) = framing;
         let first = first.map(|f| f.to_bytes());

@@ -93,12 +93,7 @@ impl Sink {
 /// A file with no name: gone from disk as soon as the last descriptor closes.
 fn temp_file() -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE)
-        .open(std::env::temp_dir())
+    std::fs::OpenOptions::new().read(true).write(true).mode(0o600).custom_flags(libc::O_TMPFILE).open(std::env::temp_dir())
 }
 
 /// Reads the whole body. Spool writes are small and go to the page cache, so they are done

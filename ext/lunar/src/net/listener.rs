@@ -57,7 +57,11 @@ pub fn bind(uri: &str, inherited: Option<RawFd>) -> io::Result<Bound> {
             let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
             (hostport, Some(tls::acceptor(query).map_err(|e| invalid(format!("bind {uri:?}: {e}")))?))
         }
-        None => (uri.strip_prefix("tcp://").ok_or_else(|| invalid(format!("bind {uri:?}: expected tcp://HOST:PORT, ssl://HOST:PORT?cert=PATH&key=PATH or unix:///PATH")))?, None),
+        None => (
+            uri.strip_prefix("tcp://")
+                .ok_or_else(|| invalid(format!("bind {uri:?}: expected tcp://HOST:PORT, ssl://HOST:PORT?cert=PATH&key=PATH or unix:///PATH")))?,
+            None,
+        ),
     };
     if let Some(fd) = inherited {
         return adopt(fd, uri, tls);
@@ -117,11 +121,7 @@ impl Bound {
 fn bind_tcp(uri: &str, hostport: &str) -> io::Result<(std::net::TcpListener, String)> {
     let addrs: Vec<_> = hostport.to_socket_addrs().map_err(|e| invalid(format!("bind {uri:?}: {e}")))?.collect();
     // `localhost` resolves to both families; prefer IPv4 as clients and other servers do.
-    let addr = *addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .ok_or_else(|| invalid(format!("bind {uri:?}: no address")))?;
+    let addr = *addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).ok_or_else(|| invalid(format!("bind {uri:?}: no address")))?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into()).map_err(|e| io::Error::new(e.kind(), format!("bind {uri}: {e}")))?;
@@ -137,8 +137,7 @@ fn bind_unix(path: &str) -> io::Result<Bound> {
     if std::fs::metadata(path).map(|m| m.file_type().is_socket()).unwrap_or(false) {
         std::fs::remove_file(path)?; // a stale socket from an earlier run
     }
-    let listener = std::os::unix::net::UnixListener::bind(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("bind unix://{path}: {e}")))?;
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| io::Error::new(e.kind(), format!("bind unix://{path}: {e}")))?;
     listener.set_nonblocking(true)?;
     Ok(Bound { socket: BoundSocket::Unix(listener), tls: None, address: format!("unix://{path}"), unix_path: Some(path.into()) })
 }

@@ -107,8 +107,7 @@ fn http_builders(config: &ServerConfig) -> (http1::Builder, http2::Builder<Tokio
         .title_case_headers(true)
         .keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
+    h2.timer(TokioTimer::new()).max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
     (h1, h2)
 }
 
@@ -127,11 +126,7 @@ impl ServerHandle {
     /// name the failing bind; `InvalidInput` means the configuration is wrong.
     pub fn start(config: ServerConfig) -> io::Result<ServerHandle> {
         let bound = config.binds.iter().map(|b| listener::bind(b, config.inherited.get(b).copied())).collect::<io::Result<Vec<_>>>()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.io_threads.max(1))
-            .thread_name("lunar-io")
-            .enable_all()
-            .build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(config.io_threads.max(1)).thread_name("lunar-io").enable_all().build()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (http1, http2) = http_builders(&config);
         let shared = Arc::new(Shared {

@@ -19,8 +19,8 @@ use crate::bridge::reply::{plain, switching_protocols, Reply, ReplyBody};
 use crate::bridge::stream::ChunkStream;
 use crate::net::body::{self, ResponseBody};
 use crate::net::intake::{self, BodyError};
-use crate::net::server::Shared;
 use crate::net::relay;
+use crate::net::server::Shared;
 use crate::net::websocket;
 
 /// Returned to hyper to end the connection without (more) response bytes (HTTP/1: close;
@@ -78,9 +78,12 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
 /// unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`). HTTP/2
 /// connections are not counted.
 fn wants_keep_alive(req: &Request<Incoming>) -> bool {
-    let says = |token: &str| req.headers().get_all(header::CONNECTION).iter().any(|v| {
-        v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    });
+    let says = |token: &str| {
+        req.headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
+    };
     match req.version() {
         Version::HTTP_11 => !says("close"),
         Version::HTTP_10 => says("keep-alive"),
@@ -92,7 +95,12 @@ fn wants_keep_alive(req: &Request<Incoming>) -> bool {
 /// a 101 the muted connection drops, since the app writes its handshake itself) and hands
 /// the connection over; a task then relays it to the socket pair whose other end Ruby holds.
 /// A relay, not the raw socket: bytes hyper had already read come first, and TLS works.
-fn hijack(upgrade: Option<OnUpgrade>, relay_end: std::os::unix::net::UnixStream, head: Option<Box<Response<ReplyBody>>>, connection: Arc<ConnectionInfo>) -> Result<Response<ResponseBody>, CloseConnection> {
+fn hijack(
+    upgrade: Option<OnUpgrade>,
+    relay_end: std::os::unix::net::UnixStream,
+    head: Option<Box<Response<ReplyBody>>>,
+    connection: Arc<ConnectionInfo>,
+) -> Result<Response<ResponseBody>, CloseConnection> {
     let upgrade = upgrade.ok_or(CloseConnection)?; // Ruby only hijacks upgradable requests
     let head = head.unwrap_or_else(|| {
         connection.mute(true);
@@ -117,7 +125,14 @@ enum Answer {
 }
 
 /// Queues the request for a Ruby thread and waits for the reply.
-async fn dispatch(id: u64, head: Box<Parts>, body: RequestBody, connection: Arc<ConnectionInfo>, upgradable: bool, shared: &Shared) -> Result<Answer, CloseConnection> {
+async fn dispatch(
+    id: u64,
+    head: Box<Parts>,
+    body: RequestBody,
+    connection: Arc<ConnectionInfo>,
+    upgradable: bool,
+    shared: &Shared,
+) -> Result<Answer, CloseConnection> {
     let (reply, answer) = oneshot::channel();
     if shared.queue.push_request(RequestJob { id, head, body, connection, reply, upgradable }).is_err() {
         return Ok(Answer::Respond(plain(StatusCode::SERVICE_UNAVAILABLE, false)));

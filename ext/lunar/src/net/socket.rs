@@ -25,9 +25,18 @@ pub enum Transport {
 macro_rules! each_transport {
     ($self:expr, $io:ident => $body:expr) => {
         match $self.get_mut() {
-            Transport::Tcp($io) => { let $io = Pin::new($io); $body }
-            Transport::Unix($io) => { let $io = Pin::new($io); $body }
-            Transport::Tls($io) => { let $io = Pin::new(&mut **$io); $body }
+            Transport::Tcp($io) => {
+                let $io = Pin::new($io);
+                $body
+            }
+            Transport::Unix($io) => {
+                let $io = Pin::new($io);
+                $body
+            }
+            Transport::Tls($io) => {
+                let $io = Pin::new(&mut **$io);
+                $body
+            }
         }
     };
 }

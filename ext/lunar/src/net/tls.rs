@@ -22,9 +22,7 @@ pub fn acceptor(query: &str) -> Result<TlsAcceptor, String> {
     }
     let cert = cert.ok_or("TLS needs cert=PATH (a PEM certificate chain)")?;
     let key = key.ok_or("TLS needs key=PATH (a PEM private key)")?;
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("certificate {cert}: {e}"))?;
+    let chain = CertificateDer::pem_file_iter(cert).and_then(|certs| certs.collect::<Result<Vec<_>, _>>()).map_err(|e| format!("certificate {cert}: {e}"))?;
     if chain.is_empty() {
         return Err(format!("certificate {cert}: no PEM certificate in it"));
     }

@@ -29,11 +29,7 @@ const IN_FLIGHT: usize = 64;
 /// every subscriber), no write batching (each message leaves at once), and a limit on what
 /// a client may send in one message or frame (past it, the socket closes).
 fn config(max_message: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_message_size(Some(max_message))
-        .max_frame_size(Some(max_message))
+    WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0).max_message_size(Some(max_message)).max_frame_size(Some(max_message))
 }
 
 /// Where a socket's messages go: the request they belong to, and whether the app listens.

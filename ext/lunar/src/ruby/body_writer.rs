@@ -42,7 +42,13 @@ impl BodyWriter {
     /// cloning the sender for every chunk.
     fn offer(&self, bytes: Bytes) -> Queued {
         match self.sender.lock().as_deref() {
-            Ok(Some(sender)) if bytes.is_empty() => if sender.is_closed() { Queued::Gone } else { Queued::Sent },
+            Ok(Some(sender)) if bytes.is_empty() => {
+                if sender.is_closed() {
+                    Queued::Gone
+                } else {
+                    Queued::Sent
+                }
+            }
             Ok(Some(sender)) => sender.try_send(bytes),
             _ => Queued::Gone,
         }

@@ -6,9 +6,9 @@
 
 use magnus::{value::Lazy, value::ReprValue, Error, RHash, RString, Ruby, Value};
 
+use crate::bridge::job::ConnectionInfo;
 use crate::config::ServerConfig;
 use crate::ruby::headers::{cgi_name, split_host};
-use crate::bridge::job::ConnectionInfo;
 use http::request::Parts;
 use http::{Method, Version};
 

@@ -101,8 +101,7 @@ impl NativeRequest {
     fn respond_file(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value, path: RString) -> Result<bool, Error> {
         let map = response::header_map(ruby, headers)?;
         let path = path.to_string()?;
-        let file = std::fs::File::open(&path)
-            .map_err(|e| Error::new(ruby.exception_io_error(), format!("cannot open {path}: {e}")))?;
+        let file = std::fs::File::open(&path).map_err(|e| Error::new(ruby.exception_io_error(), format!("cannot open {path}: {e}")))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(rb_self.send(Reply::Response(response::build(status, map, ReplyBody::File(Box::new(FileBody::new(file, len)))))))
     }
@@ -173,8 +172,8 @@ impl NativeRequest {
         if !self.upgradable || self.is_answered() {
             return Ok(None);
         }
-        let (relay_end, app_end) = std::os::unix::net::UnixStream::pair()
-            .map_err(|e| Error::new(ruby.exception_io_error(), format!("rack.hijack: socketpair: {e}")))?;
+        let (relay_end, app_end) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| Error::new(ruby.exception_io_error(), format!("rack.hijack: socketpair: {e}")))?;
         Ok(self.send(Reply::Hijack { relay_end, head }).then(|| app_end.into_raw_fd()))
     }
 

@@ -6,16 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use magnus::{value::ReprValue, Error, IntoValue, RHash, Ruby, TryConvert, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::config::ServerConfig;
 use crate::bridge::dispatch::Event;
 use crate::bridge::inbox::Inbox;
+use crate::config::ServerConfig;
+use crate::net::server::ServerHandle;
 use crate::ruby::gvl::{check_interrupts, without_gvl};
 use crate::ruby::inbox::RubyInbox;
 use crate::ruby::native_request::NativeRequest;
-use crate::net::server::ServerHandle;
 
 #[magnus::wrap(class = "Lunar::Native::Server", free_immediately, size)]
 pub struct NativeServer {
@@ -105,7 +105,9 @@ impl NativeServer {
             Event::Request(job) => Some(NativeRequest::new(job, Arc::clone(&self.handle.shared)).into_value_with(ruby)),
             Event::Closed(id) => Some(id.into_value_with(ruby)),
             // [id, message]; the permit is released once the message is Ruby's.
-            Event::Message { id, data, permit: _permit } => Some(ruby.ary_new_from_values(&[id.into_value_with(ruby), ruby.str_from_slice(&data).as_value()]).as_value()),
+            Event::Message { id, data, permit: _permit } => {
+                Some(ruby.ary_new_from_values(&[id.into_value_with(ruby), ruby.str_from_slice(&data).as_value()]).as_value())
+            }
         }
     }
 
@@ -137,10 +139,14 @@ impl NativeServer {
             }
             let interrupted = AtomicBool::new(false);
             let me = std::thread::current();
-            let event = without_gvl(ruby, || queue.wait_pop(&interrupted, inbox.map(RubyInbox::inbox)), || {
-                interrupted.store(true, Ordering::Release);
-                me.unpark();
-            })?;
+            let event = without_gvl(
+                ruby,
+                || queue.wait_pop(&interrupted, inbox.map(RubyInbox::inbox)),
+                || {
+                    interrupted.store(true, Ordering::Release);
+                    me.unpark();
+                },
+            )?;
             match event {
                 Some(ev) => {
                     if let Some(v) = rb_self.event_value(ruby, ev) {
@@ -175,7 +181,15 @@ impl NativeServer {
     fn stop(ruby: &Ruby, rb_self: &Self, grace: f64) -> Result<(), Error> {
         let grace = Duration::from_secs_f64(grace.max(0.0));
         let mut once = Some(());
-        without_gvl(ruby, || if once.take().is_some() { rb_self.handle.stop(grace) }, || {})
+        without_gvl(
+            ruby,
+            || {
+                if once.take().is_some() {
+                    rb_self.handle.stop(grace)
+                }
+            },
+            || {},
+        )
     }
 
     fn hurry(&self) {

@@ -4,20 +4,21 @@ use bytes::BytesMut;
 use http::{header, HeaderMap, HeaderName, Response, StatusCode};
 use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
-use crate::ruby::headers::{append_lines, header_name};
 use crate::bridge::reply::ReplyBody;
+use crate::ruby::headers::{append_lines, header_name};
 
 fn to_rstring(ruby: &Ruby, v: Value) -> Result<RString, Error> {
     match RString::from_value(v) {
         Some(s) => Ok(s),
-        None => RString::try_convert(v.funcall::<_, _, Value>("to_s", ())?)
-            .map_err(|_| Error::new(ruby.exception_type_error(), "header name#to_s is not a String")),
+        None => {
+            RString::try_convert(v.funcall::<_, _, Value>("to_s", ())?).map_err(|_| Error::new(ruby.exception_type_error(), "header name#to_s is not a String"))
+        }
     }
 }
 
 fn bad_value(ruby: &Ruby, name: RString, value: Value) -> Error {
     let class = unsafe { value.classname() }.into_owned(); // SAFETY: `value` is a live Ruby value on this thread
-    // SAFETY: `name` is a live Ruby String on this thread's stack, read at once.
+                                                           // SAFETY: `name` is a live Ruby String on this thread's stack, read at once.
     let name = String::from_utf8_lossy(unsafe { name.as_slice() }).into_owned();
     Error::new(ruby.exception_type_error(), format!("response header {name:?}: a {class} value; Rack needs a String or an Array of Strings"))
 }
@@ -93,8 +94,7 @@ pub fn full_body(ruby: &Ruby, body: Value) -> Result<ReplyBody, Error> {
     if let Some(s) = RString::from_value(body) {
         return Ok(ReplyBody::Full(s.to_bytes()));
     }
-    let parts = RArray::from_value(body)
-        .ok_or_else(|| Error::new(ruby.exception_type_error(), "body must be a String or an Array of Strings"))?;
+    let parts = RArray::from_value(body).ok_or_else(|| Error::new(ruby.exception_type_error(), "body must be a String or an Array of Strings"))?;
     if parts.len() == 1 {
         let s = RString::try_convert(parts.entry::<Value>(0)?)?;
         return Ok(ReplyBody::Full(s.to_bytes()));

@@ -37,11 +37,14 @@ def seed_run(name)
 end
 
 # `rate`: curl's --limit-rate, to play a slow reader (nil: as fast as it can).
+# curl's --write-out, not a Ruby format string.
+CURL_TIMING = "%{size_download} %{time_total}" # rubocop:disable Style/FormatStringToken
+
 def stream_run(name, rate = nil)
   serve(name, "bench/apps/stream_1g.ru") do |port, pid|
     base = rss_kib(pid) / 1024.0
     limit = rate ? ["--limit-rate", rate] : []
-    out = IO.popen(["curl", "-s", *limit, "-o", "/dev/null", "-w", "%{size_download} %{time_total}", "http://127.0.0.1:#{port}/"], &:read)
+    out = IO.popen(["curl", "-s", *limit, "-o", "/dev/null", "-w", CURL_TIMING, "http://127.0.0.1:#{port}/"], &:read)
     bytes, seconds = out.split.map(&:to_f)
     { mb_s: bytes / 1e6 / seconds, bytes: bytes, peak: peak_rss_kib(pid) / 1024.0, base: base }
   end

@@ -30,6 +30,29 @@ def held_by_workers(port)
   seen
 end
 
+# The delivery latencies (ms, sorted) of one `redis-cli PUBLISH bench-polls fan-out`, sent
+# as redis-cli sends it on a connection opened beforehand (the time should not include
+# starting a process), and how many Lunar processes were subscribed.
+def publish_through_redis(redis_port, loads)
+  redis = TCPSocket.new("127.0.0.1", redis_port)
+  published_at = (Time.now.to_r * 1_000_000).to_i
+  redis.write("*3\r\n$7\r\nPUBLISH\r\n$11\r\nbench-polls\r\n$7\r\nfan-out\r\n")
+  subscribed = redis.gets.to_s[/\d+/].to_i
+  redis.close
+  times = loads.flat_map { |io| io.gets && io.gets.split.drop(1).map(&:to_i) }
+  [times.map { |t| (t - published_at) / 1000.0 }.sort, subscribed]
+end
+
+# Opens HELD polls across the workers; returns the loaders, what each opened, and the
+# polls each worker holds once they are all in.
+def open_polls(port)
+  loads = spawn_loaders(port, HELD, "/poll", 60)
+  opened = loads.map { |io| io.gets.split.drop(1).map(&:to_i) }
+  deadline = Time.now + 60
+  sleep 0.5 until held_by_workers(port).values.sum >= opened.sum(&:first) || Time.now > deadline
+  [loads, opened, held_by_workers(port)]
+end
+
 def held_polls
   loads = nil
   with_redis do |redis_port|
@@ -39,26 +62,15 @@ def held_polls
       sleep 0.2 until process_tree(pid).size > WORKERS # every worker up
       held_by_workers(port) # the topic joined in every worker before the load
       base = tree_rss_kib(pid)
-      loads = spawn_loaders(port, HELD, "/poll", 60)
-      opened = loads.map { |io| io.gets.split.drop(1).map(&:to_i) }
-      deadline = Time.now + 60
-      sleep 0.5 until held_by_workers(port).values.sum >= opened.sum(&:first) || Time.now > deadline
-      per_worker = held_by_workers(port)
+      loads, opened, per_worker = open_polls(port)
       held_rss = tree_rss_kib(pid)
-      # What `redis-cli PUBLISH bench-polls fan-out` sends, on a connection opened
-      # beforehand: the delivery time should not include starting a process.
-      redis = TCPSocket.new("127.0.0.1", redis_port)
-      published_at = (Time.now.to_r * 1_000_000).to_i
-      redis.write("*3\r\n$7\r\nPUBLISH\r\n$11\r\nbench-polls\r\n$7\r\nfan-out\r\n")
-      workers_reached = redis.gets.to_s[/\d+/].to_i
-      redis.close
-      times = loads.flat_map { |io| io.gets && io.gets.split.drop(1).map(&:to_i) }
-      latencies = times.map { |t| (t - published_at) / 1000.0 }.sort
-      { opened: opened.sum(&:first), open_s: opened.map(&:last).max / 1000.0, held: per_worker.values.sum,
+      latencies, subscribed = publish_through_redis(redis_port, loads)
+      held = per_worker.values.sum
+      { opened: opened.sum(&:first), open_s: opened.map(&:last).max / 1000.0, held: held,
         spread: per_worker.values.minmax, base_mib: base / 1024.0, held_mib: held_rss / 1024.0,
-        kib: (held_rss - base).fdiv([per_worker.values.sum, 1].max), got: latencies.size,
+        kib: (held_rss - base).fdiv([held, 1].max), got: latencies.size,
         p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies.last || Float::NAN,
-        subscribed: workers_reached }
+        subscribed: subscribed }
     end
   end
 ensure
@@ -89,7 +101,8 @@ end
 
 polls = held_polls
 warn format("held %d of %d (per worker %d..%d), open %.1fs, cluster RSS %.0f → %.0f MiB (%.2f KiB each), p50 %.1f p99 %.1f max %.1f ms, got %d",
-            polls[:held], HELD, *polls[:spread], polls[:open_s], polls[:base_mib], polls[:held_mib], polls[:kib], polls[:p50], polls[:p99], polls[:max], polls[:got])
+            polls[:held], HELD, *polls[:spread], polls[:open_s], polls[:base_mib], polls[:held_mib], polls[:kib],
+            polls[:p50], polls[:p99], polls[:max], polls[:got])
 
 totals = HELLO.keys.to_h { |name| [name, [0, 0.0]] }
 ROUNDS.times do
@@ -102,6 +115,12 @@ ROUNDS.times do
 end
 puma_rps = totals.fetch("Puma 5 -w 2 -t 4:4")[0].fdiv(ROUNDS * SECONDS)
 puma_cpu = totals.fetch("Puma 5 -w 2 -t 4:4").then { |r, c| c / [r, 1].max * 1e6 }
+
+def hello_row(name, requests, cpu_seconds, puma_rps, puma_cpu)
+  rps = requests.fdiv(ROUNDS * SECONDS)
+  cpu = cpu_seconds / [requests, 1].max * 1e6
+  format("| %s | %.0f | %.2f× | %.1f µs | %.2f× |", name, rps, rps / puma_rps, cpu, cpu / puma_cpu)
+end
 
 report = <<~MD
 
@@ -125,7 +144,7 @@ report = <<~MD
 
   | server | requests/s | vs Puma -w 2 | CPU per request | vs Puma -w 2 |
   | --- | ---: | ---: | ---: | ---: |
-  #{totals.map { |name, (r, c)| rps = r.fdiv(ROUNDS * SECONDS); cpu = c / [r, 1].max * 1e6; format('| %s | %.0f | %.2f× | %.1f µs | %.2f× |', name, rps, rps / puma_rps, cpu, cpu / puma_cpu) }.join("\n")}
+  #{totals.map { |name, (requests, cpu)| hello_row(name, requests, cpu, puma_rps, puma_cpu) }.join("\n")}
 MD
 File.write(File.join(ROOT, "docs/benchmarks.md"), report, mode: "a")
 puts report

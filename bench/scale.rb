@@ -43,32 +43,37 @@ def server_command(kind, port)
   end
 end
 
-
 def wait_until(seconds)
   deadline = Time.now + seconds
   sleep 0.05 until (done = yield) || Time.now > deadline
   done
 end
 
+# CPU seconds so far of the thread that runs the app's fan-out (nil: not measured).
+def reactor_cpu(kind, pid)
+  thread = REACTOR_THREAD.fetch(kind, :none)
+  return if thread == :none
 
-def measure(kind, native, n)
-  port = free_port
-  pid = Process.spawn({ "RUBYLIB" => File.join(ROOT, "lib") }, *server_command(kind, port), out: File::NULL, err: File::NULL, chdir: ROOT)
-  raise "server did not start" unless wait_until(20) { (TCPSocket.new("127.0.0.1", port).close || true) rescue false }
+  thread ? thread_cpu_seconds(pid, thread) : cpu_seconds(pid)
+end
 
+# Opens `count` held polls; returns the loaders and what opening them cost.
+def hold_polls(pid, port, native, count)
   base_rss = rss_kib(pid)
   cpu_start = cpu_seconds(pid)
-  loads = spawn_loaders(port, n, "/poll?after=0&native=#{native}", 60)
+  loads = spawn_loaders(port, count, "/poll?after=0&native=#{native}", 60)
   opened = loads.map { |io| io.gets.split }.map { |_, ok, failed, ms| [ok.to_i, failed.to_i, ms.to_i] }
-  opened_ok = opened.sum(&:first)
-  wait_until(30) { comet_stats(port)["polls"] >= opened_ok }
+  wait_until(30) { comet_stats(port)["polls"] >= opened.sum(&:first) }
   held = comet_stats(port)["polls"] # subscribers the app holds, not just connections opened
   held_rss = rss_kib(pid)
-  cpu_open = cpu_seconds(pid) - cpu_start
+  [loads, { held: held, failed: opened.sum { |o| o[1] }, open_s: opened.map(&:last).max / 1000.0,
+            kib_per_conn: (held_rss - base_rss).fdiv([held, 1].max), rss_mib: held_rss / 1024.0, cpu_open: cpu_seconds(pid) - cpu_start }]
+end
 
+# One publish to every held poll; returns its latencies and cost.
+def publish_once(kind, pid, port, loads)
   cpu_before = cpu_seconds(pid)
-  reactor = REACTOR_THREAD.fetch(kind, :none)
-  reactor_before = reactor == :none ? 0 : (reactor ? thread_cpu_seconds(pid, reactor) : cpu_seconds(pid))
+  reactor_before = reactor_cpu(kind, pid)
   published_at = now_us
   Net::HTTP.post(URI("http://127.0.0.1:#{port}/publish"), "msg=fan-out")
   refused = 0
@@ -76,19 +81,20 @@ def measure(kind, native, n)
     refused += io.gets.split[3].to_i # recv OK MISSING REFUSED
     io.gets.split.drop(1).map(&:to_i)
   end
-  cpu_fanout = cpu_seconds(pid) - cpu_before
-  reactor_cpu = reactor == :none ? nil : (reactor ? thread_cpu_seconds(pid, reactor) : cpu_seconds(pid)) - reactor_before
   latencies = times.map { |t| (t - published_at) / 1000.0 }.sort
-  { held: held, failed: opened.sum { |o| o[1] }, open_s: opened.map(&:last).max / 1000.0,
-    kib_per_conn: (held_rss - base_rss).fdiv([held, 1].max), rss_mib: held_rss / 1024.0, cpu_open: cpu_open,
-    received: latencies.size, refused: refused, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
-    max: latencies.last || Float::NAN, cpu_fanout: cpu_fanout,
-    reactor_us: reactor_cpu && reactor_cpu / [latencies.size, 1].max * 1e6 }
-ensure
-  kill_loaders(loads)
-  if pid
-    Process.kill("KILL", pid)
-    Process.wait(pid)
+  reactor_used = reactor_before && (reactor_cpu(kind, pid) - reactor_before)
+  { received: latencies.size, refused: refused, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
+    max: latencies.last || Float::NAN, cpu_fanout: cpu_seconds(pid) - cpu_before,
+    reactor_us: reactor_used && (reactor_used / [latencies.size, 1].max * 1e6) }
+end
+
+def measure(kind, native, count)
+  port = free_port
+  with_server(server_command(kind, port), port, env: LIB_ENV, chdir: ROOT) do |pid|
+    loads, held = hold_polls(pid, port, native, count)
+    held.merge(publish_once(kind, pid, port, loads))
+  ensure
+    kill_loaders(loads)
   end
 end
 
@@ -97,8 +103,9 @@ SIZES.each do |n|
   VARIANTS.each do |name, (kind, native)|
     r = measure(kind, native, n)
     rows << [name, n, r]
-    warn format("%-26s N=%-6d held %-6d failed %-4d open %.1fs  %.2f KiB/conn  fan-out p50 %.1f p99 %.1f max %.1f ms (%d got it, %d refused)  CPU fan-out %.2fs  reactor %s us/msg",
-                name, n, r[:held], r[:failed], r[:open_s], r[:kib_per_conn], r[:p50], r[:p99], r[:max], r[:received], r[:refused], r[:cpu_fanout],
+    warn format("%-26s N=%-6d held %-6d failed %-4d open %.1fs  %.2f KiB/conn  fan-out p50 %.1f p99 %.1f max %.1f ms " \
+                "(%d got it, %d refused)  CPU fan-out %.2fs  reactor %s us/msg", name, n, r[:held], r[:failed], r[:open_s], r[:kib_per_conn],
+                r[:p50], r[:p99], r[:max], r[:received], r[:refused], r[:cpu_fanout],
                 r[:reactor_us] ? format("%.1f", r[:reactor_us]) : "-")
   end
 end

@@ -20,7 +20,6 @@ VARIANTS = {
   "Lunar, Lunar::Topic" => [lunar_command("PORT", APP, "--evented", "--timeout", "0", "--queue", "20000"), "1"],
 }.freeze
 
-
 # Publishes at up to RATE messages/s for SECONDS of wall time; a server slower to answer a
 # publish gets fewer. Returns [messages published, seconds taken].
 def publish(port)
@@ -40,16 +39,33 @@ def publish(port)
   [published, Process.clock_gettime(Process::CLOCK_MONOTONIC) - started]
 end
 
+# Samples the RSS of `pid` every second (MiB) into the returned Array until the thread is killed.
+def sample_rss(pid)
+  samples = []
+  thread = Thread.new do
+    loop do
+      samples << (rss_kib(pid) / 1024.0)
+      sleep 1
+    end
+  end
+  [samples, thread]
+end
+
+# Opens SUBSCRIBERS EventSource streams; returns the loaders and how many opened.
+def open_streams(port, native)
+  loads = spawn_loaders(port, SUBSCRIBERS, "/events?native=#{native}", SECONDS + 40, "sse")
+  held = loads.sum { |io| io.gets.split[1].to_i }
+  deadline = Time.now + 30
+  sleep 0.1 until comet_stats(port)["streams"] >= held || Time.now > deadline
+  [loads, held]
+end
+
 def soak(command, native)
   port = free_port
   cmd = command.map { |a| a.sub("PORT", port.to_s) }
   with_server(cmd, port, env: { "RUBYLIB" => File.join(ROOT, "lib") }, chdir: ROOT) do |pid|
-    loads = spawn_loaders(port, SUBSCRIBERS, "/events?native=#{native}", SECONDS + 40, "sse")
-    held = loads.sum { |io| io.gets.split[1].to_i }
-    deadline = Time.now + 30
-    sleep 0.1 until comet_stats(port)["streams"] >= held || Time.now > deadline
-    rss = []
-    sampler = Thread.new { loop { rss << rss_kib(pid) / 1024.0; sleep 1 } }
+    loads, held = open_streams(port, native)
+    rss, sampler = sample_rss(pid)
     cpu_before = cpu_seconds(pid)
     published, took = publish(port)
     cpu = cpu_seconds(pid) - cpu_before

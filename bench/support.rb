@@ -41,8 +41,15 @@ module BenchSupport
     []
   end
 
-  def tree_rss_kib(pid) = process_tree(pid).sum { |p| rss_kib(p) rescue 0 } # rubocop:disable Style/RescueModifier -- a process may be gone
-  def tree_cpu_seconds(pid) = process_tree(pid).sum { |p| cpu_seconds(p) rescue 0 } # rubocop:disable Style/RescueModifier
+  def tree_rss_kib(pid) = process_tree(pid).sum { |p| gone_as_zero { rss_kib(p) } }
+  def tree_cpu_seconds(pid) = process_tree(pid).sum { |p| gone_as_zero { cpu_seconds(p) } }
+
+  # A process (or thread) may exit between listing and reading it: it then counts 0.
+  def gone_as_zero
+    yield
+  rescue Errno::ENOENT, Errno::ESRCH
+    0
+  end
 
   # A redis-server of the benchmark's own on a free loopback port, without persistence;
   # yields the port and kills it afterwards.
@@ -74,10 +81,12 @@ module BenchSupport
   # utime + stime of the threads of `pid` named `name` (see /proc/PID/task/*/comm).
   def thread_cpu_seconds(pid, name)
     Dir["/proc/#{pid}/task/*"].sum do |task|
-      next 0 unless (File.read("#{task}/comm").strip rescue nil) == name
+      gone_as_zero do
+        next 0 unless File.read("#{task}/comm").strip == name
 
-      fields = File.read("#{task}/stat").split(") ", 2).last.split
-      (fields[11].to_i + fields[12].to_i) / TICK
+        fields = File.read("#{task}/stat").split(") ", 2).last.split
+        (fields[11].to_i + fields[12].to_i) / TICK
+      end
     end
   end
 
@@ -94,7 +103,7 @@ module BenchSupport
   # stdout pipes; see the tool's doc comment for what they print.
   def spawn_loaders(port, count, path, wait_seconds, mode = "poll")
     count.fdiv(PER_LOAD_PROCESS).ceil.times.map do |i|
-      share = [PER_LOAD_PROCESS, count - i * PER_LOAD_PROCESS].min
+      share = [PER_LOAD_PROCESS, count - (i * PER_LOAD_PROCESS)].min
       IO.popen([HOLDCONNS, port.to_s, share.to_s, (2 + i).to_s, path, wait_seconds.to_s, mode])
     end
   end
@@ -130,7 +139,7 @@ module BenchSupport
     yield pid
   ensure
     if pid
-      process_tree(pid).reverse_each { |p| Process.kill("KILL", p) rescue nil } # rubocop:disable Style/RescueModifier -- may be gone
+      process_tree(pid).reverse_each { |p| gone_as_zero { Process.kill("KILL", p) } }
       Process.wait(pid)
     end
   end

@@ -113,7 +113,7 @@ report = <<~MD
   Commands, exactly:
 
   ```
-  #{SERVERS.map { |n, cmd| "#{n}: #{cmd.call('PORT').map { |a| a.sub(ROOT + '/', '') }.join(' ')}" }.join("\n")}
+  #{SERVERS.map { |n, cmd| "#{n}: #{cmd.call('PORT').map { |a| a.delete_prefix("#{ROOT}/") }.join(' ')}" }.join("\n")}
   wrk -t1 -c#{CONNECTIONS} -d#{SECONDS}s --latency http://127.0.0.1:PORT/{,64k,stream}
   ```
 MD

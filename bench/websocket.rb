@@ -38,11 +38,10 @@ FANOUT = {
 
 def wsloaders(mode, port, count, path, wait)
   count.fdiv(PER_LOAD_PROCESS).ceil.times.map do |i|
-    share = [PER_LOAD_PROCESS, count - i * PER_LOAD_PROCESS].min
+    share = [PER_LOAD_PROCESS, count - (i * PER_LOAD_PROCESS)].min
     IO.popen([WSLOAD, mode, port.to_s, share.to_s, (2 + i).to_s, path, wait.to_s])
   end
 end
-
 
 # Opens `count` sockets and waits until the demo counts them; returns the loaders and how
 # many opened, how many the server holds, and the slowest open.
@@ -65,6 +64,14 @@ def close_storm(pid, port, loads)
   rss_kib(pid)
 end
 
+# One publish to every held socket: the sorted delivery latencies, in ms.
+def publish_latencies(port, loads)
+  published_at = (Time.now.to_r * 1_000_000).to_i
+  Net::HTTP.post(URI("http://127.0.0.1:#{port}/publish"), "msg=fan-out")
+  times = loads.flat_map { |io| io.gets && io.gets.split.drop(1).map(&:to_i) }
+  times.map { |t| (t - published_at) / 1000.0 }.sort
+end
+
 # Hold, one publish, a close storm; then hold and close again, so that "after" is compared
 # with itself: memory a storm leaks would show as growth from the first to the second.
 def fanout(name)
@@ -75,10 +82,7 @@ def fanout(name)
     base = rss_kib(pid)
     loads, held, open_s = open_sockets(port, count, native)
     held_rss = rss_kib(pid)
-    published_at = (Time.now.to_r * 1_000_000).to_i
-    Net::HTTP.post(URI("http://127.0.0.1:#{port}/publish"), "msg=fan-out")
-    times = loads.flat_map { |io| io.gets && io.gets.split.drop(1).map(&:to_i) }
-    latencies = times.map { |t| (t - published_at) / 1000.0 }.sort
+    latencies = publish_latencies(port, loads)
     after = close_storm(pid, port, loads)
     loads, = open_sockets(port, count, native)
     again = close_storm(pid, port, loads)
@@ -112,7 +116,10 @@ ensure
 end
 
 fan = FANOUT.keys.to_h { |n| [n, fanout(n)] }
-fan.each { |n, r| warn format("%-28s held %d/%d, open %.1fs, %.2f KiB/socket, p50 %.1f p99 %.1f ms, got %d, RSS %.0f→%.0f→%.0f→%.0f MiB", n, r[:held], r[:of], r[:open_s], r[:kib], r[:p50], r[:p99], r[:got], r[:base_mib], r[:held_mib], r[:after_mib], r[:again_mib]) }
+fan.each do |n, r|
+  warn format("%-28s held %d/%d, open %.1fs, %.2f KiB/socket, p50 %.1f p99 %.1f ms, got %d, RSS %.0f→%.0f→%.0f→%.0f MiB", n, r[:held], r[:of], r[:open_s],
+              r[:kib], r[:p50], r[:p99], r[:got], r[:base_mib], r[:held_mib], r[:after_mib], r[:again_mib])
+end
 echoes = [1, 100].flat_map { |n| ECHO.keys.map { |name| [[name, n], echo(name, n)] } }.to_h
 echoes.each { |(name, n), r| warn format("%-34s %3d sockets: %8.0f round trips/s, %.1f µs server CPU each", name, n, r[:rps], r[:cpu_us]) }
 

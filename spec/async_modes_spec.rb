@@ -37,7 +37,8 @@ RSpec.describe "evented and threaded modes" do
   describe "the lunar command" do
     it "runs the seed app verbatim with --evented: the head at once, the body about a second later" do
       child = spawn_child(lunar_cmd("--evented", "-b", "tcp://127.0.0.1:0", File.join(ProcessHelpers::ROOT, "examples/async/seed.ru")))
-      port = Integer(child.wait_for(%r{evented mode \(EventMachine [^)]+\), pid \d+, up to \d+ connections \([^)]*\), listening on tcp://127\.0\.0\.1:(\d+)})[1])
+      booted = %r{evented mode \(EventMachine [^)]+\), pid \d+, up to \d+ connections \([^)]*\), listening on tcp://127\.0\.0\.1:(\d+)}
+      port = Integer(child.wait_for(booted)[1])
       sock = TCPSocket.new("127.0.0.1", port)
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       sock.write("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")

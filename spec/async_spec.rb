@@ -32,7 +32,10 @@ RSpec.describe "the async response protocol (evented mode)" do
         gate.pop
         EM.schedule { body.call(["Woah, async!\n"]) }
         gate.pop
-        EM.schedule { body.call(["Cheers then!"]); body.succeed }
+        EM.schedule do
+          body.call(["Cheers then!"])
+          body.succeed
+        end
       end
       [-1, {}, []]
     end
@@ -135,7 +138,10 @@ RSpec.describe "the async response protocol (evented mode)" do
       else
         body = SeedBody.new
         body.errback { events << :body_failed }
-        EM.next_tick { env["async.callback"].call([200, {}, body]); body.call(["tick\n"]) }
+        EM.next_tick do
+          env["async.callback"].call([200, {}, body])
+          body.call(["tick\n"])
+        end
         [-1, {}, []]
       end
     end
@@ -146,7 +152,10 @@ RSpec.describe "the async response protocol (evented mode)" do
     read_until(sock, /tick/)
     sock.close
     expect([events.pop, events.pop]).to eq([[:async_close, "/stream"], :body_failed])
-    EM.schedule { body.call(["after the client left\n"]); events << :no_raise }
+    EM.schedule do
+      body.call(["after the client left\n"])
+      events << :no_raise
+    end
     expect(events.pop).to eq(:no_raise)
   end
 
@@ -228,9 +237,7 @@ RSpec.describe "the async response protocol (evented mode)" do
   it "lets a pending async response finish within the shutdown grace, and closes the rest with async.close" do
     server = evented(shutdown_timeout: 0.5) do |env|
       env["async.close"].callback { events << [:closed, env["PATH_INFO"]] }
-      if env["PATH_INFO"] == "/soon"
-        EM.add_timer(0.1) { env["async.callback"].call([200, { "content-length" => "4" }, ["soon"]]) }
-      end
+      EM.add_timer(0.1) { env["async.callback"].call([200, { "content-length" => "4" }, ["soon"]]) } if env["PATH_INFO"] == "/soon"
       [-1, {}, []]
     end
     soon = Thread.new { get(server, "/soon").body }

@@ -3,11 +3,13 @@
 require "spec_helper"
 
 RSpec.describe "the lunar command" do
-  BOOT = %r{Lunar \S+ \(ruby [\d.]+, rack [\d.]+\) threaded mode, 3 threads, pid \d+, up to \d+ connections \([^)]*\), listening on tcp://127\.0\.0\.1:(\d+)}
+  let(:boot_line) do
+    %r{Lunar \S+ \(ruby [\d.]+, rack [\d.]+\) threaded mode, 3 threads, pid \d+, up to \d+ connections \([^)]*\), listening on tcp://127\.0\.0\.1:(\d+)}
+  end
 
   def start(*args)
     child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "-t", "3", *args))
-    port = Integer(child.wait_for(BOOT)[1])
+    port = Integer(child.wait_for(boot_line)[1])
     [child, port]
   end
 
@@ -22,7 +24,7 @@ RSpec.describe "the lunar command" do
     it "finishes an in-flight request on #{signal}, then exits 0 (as Thin)" do
       child, port = start(fixture("slow.ru"))
       inflight = Thread.new { Net::HTTP.get(URI("http://127.0.0.1:#{port}/slow")) }
-      child.wait_for(/started \/slow/)
+      child.wait_for(%r{started /slow})
       child.signal(signal)
       child.wait_for(/stopping gracefully/)
       expect(inflight.value).to eq("done")
@@ -34,7 +36,7 @@ RSpec.describe "the lunar command" do
     child, port = start(fixture("slow.ru"), "--shutdown-timeout", "30")
     hold = TCPSocket.new("127.0.0.1", port)
     hold.write("GET /slow?20 HTTP/1.1\r\nHost: h\r\n\r\n")
-    child.wait_for(/started \/slow/)
+    child.wait_for(%r{started /slow})
     child.signal("TERM")
     child.wait_for(/stopping gracefully.*INT to stop now/)
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -50,7 +52,7 @@ RSpec.describe "the lunar command" do
     child, port = start(fixture("slow.ru"), "--shutdown-timeout", "30")
     hold = TCPSocket.new("127.0.0.1", port)
     hold.write("GET /slow?20 HTTP/1.1\r\nHost: h\r\n\r\n")
-    child.wait_for(/started \/slow/)
+    child.wait_for(%r{started /slow})
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     child.signal("INT")
     expect(child.exit_status(timeout: 10).exitstatus).to eq(0)
@@ -67,7 +69,7 @@ RSpec.describe "the lunar command" do
     port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
     child = spawn_child(lunar_cmd("-a", "127.0.0.1", "-p", port.to_s, "-t", "3", "--pid", pid_file,
                                   "--access-log", log, fixture("hello.ru")))
-    child.wait_for(/listening on tcp:\/\/127\.0\.0\.1:#{port}/)
+    child.wait_for(%r{listening on tcp://127\.0\.0\.1:#{port}})
     expect(File.read(pid_file).to_i).to eq(child.pid)
     Net::HTTP.get(URI("http://127.0.0.1:#{port}/logged?x=1"))
     eventually { File.read(log).include?("GET /logged?x=1 HTTP/1.1\" 200") }
@@ -78,8 +80,8 @@ RSpec.describe "the lunar command" do
   end
 
   it "prints --version and --help" do
-    expect(`#{lunar_cmd('-v').join(' ')}`).to eq("Lunar #{Lunar::VERSION}\n")
-    expect(`#{lunar_cmd('-h').join(' ')}`).to include("--max-body", "--shutdown-timeout", "--bind")
+    expect(`#{lunar_cmd("-v").join(" ")}`).to eq("Lunar #{Lunar::VERSION}\n")
+    expect(`#{lunar_cmd("-h").join(" ")}`).to include("--max-body", "--shutdown-timeout", "--bind")
   end
 
   it "rejects unknown flags and unreadable config files with one line and exit code 2" do

@@ -5,13 +5,13 @@ require "set"
 
 # Cluster mode against real processes: a master, forked workers, signals, a config file.
 RSpec.describe "cluster mode (lunar -w N)" do
-  CLUSTER_BOOT = %r{cluster of (\d+) workers, .*master pid (\d+), up to \d+ × \d+ = \d+ connections, listening on tcp://127\.0\.0\.1:(\d+)}
+  let(:cluster_boot) { %r{cluster of (\d+) workers, .*master pid (\d+), up to \d+ × \d+ = \d+ connections, listening on tcp://127\.0\.0\.1:(\d+)} }
 
   let(:hook_log) { File.join(Dir.mktmpdir("lunar-hooks"), "hooks.log") }
 
   def start_cluster(*args, app: fixture("pid.ru"), env: {})
     child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "-t", "2", *args, app), env: { "HOOK_LOG" => hook_log }.merge(env))
-    port = Integer(child.wait_for(CLUSTER_BOOT)[3])
+    port = Integer(child.wait_for(cluster_boot)[3])
     [child, port]
   end
 
@@ -43,7 +43,7 @@ RSpec.describe "cluster mode (lunar -w N)" do
     expect(master_threads.grep(/lunar|tokio|reactor/)).to be_empty # no runtime, no reactor: safe to fork again
 
     inflight = Thread.new { get(port, "/slow?1").body }
-    child.wait_for(/started \/slow/)
+    child.wait_for(%r{started /slow})
     child.signal("TERM")
     child.wait_for(/stopping gracefully/)
     expect(workers).to include(inflight.value.to_i) # finished, not cut

@@ -4,7 +4,7 @@ require "spec_helper"
 
 # `lunar -C FILE` and config/lunar.rb: Puma-style settings under the command line's flags.
 RSpec.describe "the config file" do
-  BOOT_LINE = %r{threaded mode, (\d+) threads, pid \d+, up to (\d+) connections .*listening on tcp://127\.0\.0\.1:(\d+)}
+  let(:boot_line) { %r{threaded mode, (\d+) threads, pid \d+, up to (\d+) connections .*listening on tcp://127\.0\.0\.1:(\d+)} }
 
   let(:dir) { Dir.mktmpdir("lunar-config") }
 
@@ -23,7 +23,7 @@ RSpec.describe "the config file" do
       rackup #{fixture('hello.ru').inspect}
     RUBY
     child = spawn_child(lunar_cmd("-C", config, "-t", "4"))
-    threads, max_conns, port = child.wait_for(BOOT_LINE).captures.map(&:to_i)
+    threads, max_conns, port = child.wait_for(boot_line).captures.map(&:to_i)
     expect([threads, max_conns]).to eq([4, 77])
     expect(Net::HTTP.get(URI("http://127.0.0.1:#{port}/"))).to start_with("hello from Lunar")
   end
@@ -32,7 +32,7 @@ RSpec.describe "the config file" do
     write("config/lunar.rb", "bind 'tcp://127.0.0.1:0'\nthreads 2\n")
     FileUtils.cp(fixture("hello.ru"), File.join(dir, "config.ru"))
     child = spawn_child(lunar_cmd, chdir: dir)
-    expect(child.wait_for(BOOT_LINE)[1]).to eq("2")
+    expect(child.wait_for(boot_line)[1]).to eq("2")
   end
 
   it "names the file and the line of an unknown option, and exits 2" do

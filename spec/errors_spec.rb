@@ -42,7 +42,10 @@ RSpec.describe "errors in the app" do
   it "survives non-StandardError exceptions (ScriptError, SystemStackError)" do
     server = serve do |env|
       env["rack.errors"] = log
-      env["PATH_INFO"] == "/deep" ? (def self.r = r; r) : raise(NotImplementedError, "nope")
+      raise(NotImplementedError, "nope") unless env["PATH_INFO"] == "/deep"
+
+      recurse = ->(depth) { recurse.call(depth + 1) }
+      recurse.call(0) # SystemStackError
     end
     expect(get(server, "/deep").code).to eq("500")
     expect(get(server, "/x").code).to eq("500")

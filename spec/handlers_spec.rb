@@ -4,14 +4,14 @@ require "spec_helper"
 
 # The entry points other tools use: rackup -s lunar, Sinatra's set :server, rails server -u.
 RSpec.describe "Rack handler entry points" do
-  LISTENING = %r{Lunar \S+: threaded mode.*, listening on tcp://127\.0\.0\.1:(\d+)}
+  let(:listening) { %r{Lunar \S+: threaded mode.*, listening on tcp://127\.0\.0\.1:(\d+)} }
 
   def rackup_cmd
     gem_name = RackVersion.major >= 3 ? "rackup" : "rack"
     [RbConfig.ruby, Gem.bin_path(gem_name, "rackup")]
   end
 
-  def expect_serving(child, pattern = LISTENING)
+  def expect_serving(child, pattern = listening)
     port = Integer(child.wait_for(pattern)[1])
     yield Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/"))
   end
@@ -33,7 +33,7 @@ RSpec.describe "Rack handler entry points" do
   it "runs Rails 6.1 with rails server -u lunar", rack: 2 do
     app = fixture("rails_app")
     child = spawn_child([RbConfig.ruby, "bin/rails", "server", "-u", "lunar", "-b", "127.0.0.1", "-p", "0"],
-                        chdir: app, env: { "RAILS_ENV" => "production", "PIDFILE" => File.join(Dir.tmpdir, "lunar-rails-#{$$}.pid") })
+                        chdir: app, env: { "RAILS_ENV" => "production", "PIDFILE" => File.join(Dir.tmpdir, "lunar-rails-#{Process.pid}.pid") })
     expect_serving(child) { |r| expect(r.body).to start_with("rails 6.1") }
     child.signal("INT")
     expect(child.exit_status.success?).to be(true)

@@ -9,7 +9,7 @@ require "open3"
 # faye-websocket (evented, and threaded with EventMachine) and websocket-driver used
 # directly (threaded, no EventMachine). Clients speak WebSocket over plain TCP sockets.
 RSpec.describe "rack.hijack and WebSockets" do
-  FAYE_CHAT = lambda do |clients = []|
+  def faye_chat(clients = [])
     lambda do |env|
       next [200, { "content-length" => "2" }, ["ok"]] unless Faye::WebSocket.websocket?(env)
 
@@ -29,7 +29,7 @@ RSpec.describe "rack.hijack and WebSockets" do
 
   { evented: {}, "threaded with EventMachine": { mode: :threaded } }.each do |label, options|
     it "runs faye-websocket: echo, and a broadcast to every client (#{label})" do
-      server = serve(FAYE_CHAT.call, mode: :evented, **options)
+      server = serve(faye_chat, mode: :evented, **options)
       clients = Array.new(3) { WebSocketClient.new(server.port) }
       clients.first.send_frame("hello")
       expect(clients.first.text).to eq("echo: hello")
@@ -38,21 +38,6 @@ RSpec.describe "rack.hijack and WebSockets" do
       expect(get(server).body).to eq("ok") # plain HTTP on the same server
     ensure
       clients&.each(&:close)
-    end
-  end
-
-  # websocket-driver needs an object with env, url and write: the hijacked IO behind it.
-  class HijackedSocket
-    attr_reader :env, :url
-
-    def initialize(env, io)
-      @env = env
-      @io = io
-      @url = "ws://#{env['HTTP_HOST']}#{env['REQUEST_URI']}"
-    end
-
-    def write(data)
-      @io.write(data)
     end
   end
 
@@ -67,7 +52,7 @@ RSpec.describe "rack.hijack and WebSockets" do
       driver.start
       Thread.new do
         loop { driver.parse(io.readpartial(4096)) }
-      rescue EOFError, IOError
+      rescue IOError # EOFError too
         io.close unless io.closed?
       end
       [-1, {}, []] # ignored: the connection is the app's
@@ -121,7 +106,7 @@ RSpec.describe "rack.hijack and WebSockets" do
   end
 
   it "writes the head, then hands the IO to a rack.hijack response header (partial hijack)" do
-    server = serve do |env|
+    server = serve do |_env|
       echo = lambda do |io|
         Thread.new do
           io.write("pong: #{io.gets}")
@@ -149,7 +134,10 @@ RSpec.describe "rack.hijack and WebSockets" do
 
   it "offers no hijack where hyper cannot hand the connection over: no Upgrade header, or HTTP/2" do
     seen = Queue.new
-    server = serve { |env| seen << [env["SERVER_PROTOCOL"], env["rack.hijack?"], env.key?("rack.hijack")]; [200, { "content-length" => "2" }, ["ok"]] }
+    server = serve do |env|
+      seen << [env["SERVER_PROTOCOL"], env["rack.hijack?"], env.key?("rack.hijack")]
+      [200, { "content-length" => "2" }, ["ok"]]
+    end
     get(server)
     expect(seen.pop).to eq(["HTTP/1.1", false, false])
     out, = Open3.capture2("curl", "-s", "--http2-prior-knowledge", "http://127.0.0.1:#{server.port}/")

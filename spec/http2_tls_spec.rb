@@ -8,12 +8,13 @@ require "http/2"
 # HTTP/2 (h2c with prior knowledge, h2 by ALPN over TLS) and TLS, spoken by real clients:
 # curl, and ruby-http-2 where a spec needs to reset one stream of a live connection.
 RSpec.describe "HTTP/2 and TLS" do
-  ENV_KEYS = %w[SERVER_PROTOCOL HTTP_VERSION rack.url_scheme HTTPS HTTP_HOST SERVER_NAME SERVER_PORT].freeze
+  let(:env_keys) { %w[SERVER_PROTOCOL HTTP_VERSION rack.url_scheme HTTPS HTTP_HOST SERVER_NAME SERVER_PORT] }
 
   let(:events) { Queue.new }
   let(:env_app) do
+    keys = env_keys
     lambda do |env|
-      body = JSON.generate(ENV_KEYS.to_h { |k| [k, env[k]] }.merge("body" => env["rack.input"].read))
+      body = JSON.generate(keys.to_h { |k| [k, env[k]] }.merge("body" => env["rack.input"].read))
       [200, { "content-type" => "application/json" }, [body]]
     end
   end
@@ -23,7 +24,7 @@ RSpec.describe "HTTP/2 and TLS" do
 
   # curl's body and the HTTP version it spoke.
   def curl(*args)
-    out, err, status = Open3.capture3("curl", "-sS", "--max-time", "10", "-w", "\n%{http_version}", *args)
+    out, err, status = Open3.capture3("curl", "-sS", "--max-time", "10", "-w", "\n%{http_version}", *args) # rubocop:disable Style/FormatStringToken
     raise "curl failed: #{err}" unless status.success?
 
     body, _, version = out.rpartition("\n")
@@ -68,41 +69,6 @@ RSpec.describe "HTTP/2 and TLS" do
       throw :async
     end
     expect(curl("--http2-prior-knowledge", "http://127.0.0.1:#{server.port}/")).to eq(["later over h2", "2"])
-  end
-
-  # A minimal HTTP/2 client on one connection (ruby-http-2), so one stream can be reset
-  # while the connection and its other streams live on.
-  class H2Connection
-    def initialize(port)
-      @sock = TCPSocket.new("127.0.0.1", port)
-      @conn = HTTP2::Client.new
-      @conn.on(:frame) { |bytes| @sock.write(bytes) }
-      @lock = Mutex.new
-      @reader = Thread.new { loop { (data = @sock.readpartial(16_384)) && @lock.synchronize { @conn << data } } rescue nil }
-    end
-
-    # Opens a GET stream; returns [stream, Queue of [:headers, h] / [:data, d] / [:close]].
-    def get(path)
-      events = Queue.new
-      stream = @lock.synchronize { @conn.new_stream }
-      stream.on(:headers) { |h| events << [:headers, h.to_h] }
-      stream.on(:data) { |d| events << [:data, d] }
-      stream.on(:close) { events << [:close] }
-      @lock.synchronize do
-        stream.headers({ ":scheme" => "http", ":method" => "GET", ":authority" => "localhost", ":path" => path },
-                       end_stream: true)
-      end
-      [stream, events]
-    end
-
-    def reset(stream)
-      @lock.synchronize { stream.cancel }
-    end
-
-    def close
-      @sock.close
-      @reader.join(1)
-    end
   end
 
   def next_event(queue, kind)

@@ -40,7 +40,12 @@ RSpec.describe "server lifecycle" do
     inflight = Thread.new { get(server) }
     started.pop
     server.stop
-    eventually { (TCPSocket.new("127.0.0.1", server.port).close; false) rescue true }
+    eventually do
+      (TCPSocket.new("127.0.0.1", server.port).close
+       false)
+    rescue StandardError
+      true
+    end
     release << true
     expect(inflight.value.body).to eq("done")
     server.wait

@@ -37,7 +37,7 @@ RSpec.describe "request bodies (rack.input)" do
     text = raw(server, "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" \
                        "3;name=v\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n" \
                        "GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-    expect(text.scan(/HTTP\/1\.1 200/).size).to eq(2)
+    expect(text.scan(%r{HTTP/1\.1 200}).size).to eq(2)
     expect(seen.map { |e| [e["PATH_INFO"], e["lunar.test.body"]] }).to eq([["/a", "abc"], ["/b", ""]])
     expect(seen.first).not_to have_key("HTTP_X_TRAILER")
   end
@@ -57,7 +57,8 @@ RSpec.describe "request bodies (rack.input)" do
   it "spools a body over the threshold to a temp file, still rewindable" do
     server = serve(spool_threshold: 1024) do |env|
       input = env["rack.input"]
-      seen << [input.class, input.read.bytesize, (input.rewind; input.read(5))]
+      seen << [input.class, input.read.bytesize, (input.rewind
+                                                  input.read(5))]
       [200, {}, ["ok"]]
     end
     body = "x" * 300_000

@@ -26,22 +26,22 @@ RSpec.describe "responses" do
   end
 
   it "accepts a String status and Rack 2 headers as an Array of pairs", rack: 2 do
-    server = serve { ["201", [["x-a", "1"], ["content-length", "2"]], ["hi"]] }
+    server = serve { ["201", [%w[x-a 1], %w[content-length 2]], ["hi"]] }
     response = get(server)
-    expect([response.code, response["x-a"], response.body]).to eq(["201", "1", "hi"])
+    expect([response.code, response["x-a"], response.body]).to eq(%w[201 1 hi])
   end
 
   it "sends a to_ary body with a Content-Length computed by the server" do
-    server = serve { [200, {}, ["ab", "cd"]] }
+    server = serve { [200, {}, %w[ab cd]] }
     response = get(server)
-    expect([response["content-length"], response.body]).to eq(["4", "abcd"])
+    expect([response["content-length"], response.body]).to eq(%w[4 abcd])
   end
 
   it "serves a to_path body from the file" do
     file = Tempfile.new("lunar")
     file.write("from a file\n" * 10_000)
     file.flush
-    body = Struct.new(:to_path) { def each; raise "each must not be called"; end }.new(file.path)
+    body = Struct.new(:to_path) { def each = raise("each must not be called") }.new(file.path)
     server = serve { [200, { "content-type" => "text/plain" }, body] }
     response = get(server)
     expect(response["content-length"]).to eq((12 * 10_000).to_s)
@@ -63,7 +63,10 @@ RSpec.describe "responses" do
     closed = Queue.new
     body_class = Class.new do
       define_method(:initialize) { |fail| @fail = fail }
-      define_method(:each) { |&b| b.call("x"); raise "boom" if @fail }
+      define_method(:each) do |&b|
+        b.call("x")
+        raise "boom" if @fail
+      end
       define_method(:close) { closed << (@fail ? :failed : :ok) }
     end
     server = serve { |env| [200, {}, body_class.new(env["PATH_INFO"] == "/fail")] }
@@ -90,7 +93,7 @@ RSpec.describe "responses" do
   end
 
   it "passes an app-set Transfer-Encoding through without chunking twice (Rack::Chunked)" do
-    pre_chunked = Struct.new(:parts) { def each(&block) = parts.each(&block) }.new(["5\r\nhello\r\n", "0\r\n\r\n"])
+    pre_chunked = Struct.new(:parts) { def each(&) = parts.each(&) }.new(["5\r\nhello\r\n", "0\r\n\r\n"])
     server = serve { [200, { "transfer-encoding" => "chunked" }, pre_chunked] }
     answers = on_one_connection(server, ["GET /a HTTP/1.1\r\nHost: h\r\n\r\n", "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"], /0\r\n\r\n\z/)
     answers.each do |text|
@@ -101,9 +104,9 @@ RSpec.describe "responses" do
   end
 
   it "never sends more than a streamed body's own Content-Length, and closes when it falls short" do
-    body = ->(parts) { Struct.new(:parts) { def each(&block) = parts.each(&block) }.new(parts) }
+    body = ->(parts) { Struct.new(:parts) { def each(&) = parts.each(&) }.new(parts) }
     server = serve do |env|
-      parts = env["PATH_INFO"] == "/short" ? ["abc"] : ["abcdefghij", "extra"]
+      parts = env["PATH_INFO"] == "/short" ? ["abc"] : %w[abcdefghij extra]
       [200, { "content-length" => "10" }, body.call(parts)]
     end
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)

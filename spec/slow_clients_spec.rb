@@ -6,25 +6,24 @@ require "spec_helper"
 # reactor (evented mode): a streamed body whose client is behind by --stream-buffer parks
 # (see Lunar::Parking) and its thread serves other requests.
 RSpec.describe "slow clients" do
-  CHUNK = ("x" * 65_536).freeze
-
-  # `count` chunks of 64 KiB from `each`.
-  Chunks = Struct.new(:count) do
-    def each
-      count.times { yield CHUNK }
-    end
-  end
-
   # `/big/N`: N chunks of 64 KiB from `each`; `/call/N`: the same through a Rack 3
   # streaming body; anything else: a short answer.
   let(:app) do
     lambda do |env|
       kind, count = env["PATH_INFO"].split("/").drop(1)
       case kind
-      when "big" then [200, { "content-type" => "text/plain" }, Chunks.new(Integer(count))]
-      when "call" then [200, { "content-type" => "text/plain" }, ->(stream) { Integer(count).times { stream.write(CHUNK) }; stream.close }]
+      when "big" then [200, { "content-type" => "text/plain" }, SlowChunks.new(Integer(count))]
+      when "call" then [200, { "content-type" => "text/plain" }, streaming_body(Integer(count))]
       else [200, { "content-length" => "2" }, ["ok"]]
       end
+    end
+  end
+
+  # A Rack 3 streaming body writing `count` chunks of 64 KiB.
+  def streaming_body(count)
+    lambda do |stream|
+      count.times { stream.write(SlowChunks::CHUNK) }
+      stream.close
     end
   end
 
@@ -80,7 +79,7 @@ RSpec.describe "slow clients" do
         expect(parked).to be > 0 # the body did wait for the reader, parked
         head, body = text.split("\r\n\r\n", 2)
         expect(head).to start_with("HTTP/1.1 200").and include("Transfer-Encoding: chunked")
-        expect(dechunk(body)).to eq(CHUNK * 64)
+        expect(dechunk(body)).to eq(SlowChunks::CHUNK * 64)
       end
     end
   end

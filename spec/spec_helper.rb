@@ -13,7 +13,7 @@ require "eventmachine"
 require "timeout"
 require "tmpdir"
 
-Dir[File.join(__dir__, "support", "*.rb")].sort.each { |f| require f }
+Dir[File.join(__dir__, "support", "*.rb")].each { |f| require f }
 
 RSpec.configure do |config|
   config.include ServerHelpers

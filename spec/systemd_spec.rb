@@ -56,7 +56,7 @@ RSpec.describe "under systemd" do
   it "hands the passed socket to every worker of a cluster, and says RELOADING=1 around a phased restart" do
     child = start("-w", "2")
     expect(state).to eq("READY=1")
-    child.wait_for(/listening on tcp:\/\/127\.0\.0\.1:#{activated.addr[1]}/)
+    child.wait_for(%r{listening on tcp://127\.0\.0\.1:#{activated.addr[1]}})
     before = answering_pids(2)
     expect(before).to eq(children_pids(child.pid)) # every worker serves the passed socket
     child.signal("USR1")

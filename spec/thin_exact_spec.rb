@@ -93,9 +93,9 @@ RSpec.describe "Thin-exact behaviour" do
     end
 
     it "drops nil values, writes a repeated name once (except the four that repeat), splits Strings and Arrays" do
-      headers = [["X-Nil", nil], ["X-First", "one"], ["x-first", "two"], ["Set-Cookie", "a=1"], ["set-cookie", "b=2"],
-                 ["WWW-Authenticate", "Basic"], ["www-authenticate", "Bearer"], ["X-Lines", "c\nd"], ["X-List", %w[e f]],
-                 ["Content-Length", "0"]]
+      headers = [["X-Nil", nil], %w[X-First one], %w[x-first two], ["Set-Cookie", "a=1"], ["set-cookie", "b=2"],
+                 %w[WWW-Authenticate Basic], %w[www-authenticate Bearer], %W[X-Lines c\nd], ["X-List", %w[e f]],
+                 %w[Content-Length 0]]
       server = serve { [200, RackVersion.major >= 3 ? headers.to_h { |k, v| [k, v] } : headers, []] }
       lines = headers_of(raw(server, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
       expect(lines.grep(/\AX-Nil/i)).to be_empty
@@ -202,7 +202,7 @@ RSpec.describe "Thin-exact behaviour" do
 
   describe "Rails 6.1: async.callback without EventMachine", rack: 2 do
     let(:app) { fixture("rails_app") }
-    let(:rails_env) { { "RAILS_ENV" => "production", "PIDFILE" => File.join(Dir.tmpdir, "lunar-rails-#{$$}-#{rand(1 << 30)}.pid") } }
+    let(:rails_env) { { "RAILS_ENV" => "production", "PIDFILE" => File.join(Dir.tmpdir, "lunar-rails-#{Process.pid}-#{rand(1 << 30)}.pid") } }
 
     def rails_server(env = {})
       child = spawn_child([RbConfig.ruby, "bin/rails", "server", "-u", "lunar", "-b", "127.0.0.1", "-p", "0"], chdir: app, env: rails_env.merge(env))
@@ -213,7 +213,7 @@ RSpec.describe "Thin-exact behaviour" do
       child, port = rails_server
       expect(Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/async")).code).to eq("501") # the app's fallback
       expect(Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/bare")).code).to eq("500")
-      expect(child.wait_for(/GET \/bare: .*async protocol is off: (.*)/)[1]).to include("LUNAR_ASYNC=1")
+      expect(child.wait_for(%r{GET /bare: .*async protocol is off: (.*)})[1]).to include("LUNAR_ASYNC=1")
     end
 
     it "answers from a plain thread under rails s -u lunar with LUNAR_ASYNC=1" do

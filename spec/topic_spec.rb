@@ -89,7 +89,10 @@ RSpec.describe "Lunar::Topic and slow readers" do
     eventually { topic.size == 1 }
     chunk = "x" * 65_536
     # The client reads nothing: kernel buffers fill, then the stream's own buffer.
-    eventually(timeout: 20) { topic.publish(chunk); topic.size.zero? }
+    eventually(timeout: 20) do
+      topic.publish(chunk)
+      topic.size.zero?
+    end
     expect(pop_within(events, 5)).to eq(:closed)
     sock.read_nonblock(1 << 20, exception: false) while sock.wait_readable(0.2) && !sock.eof?
     expect(sock.eof?).to be(true) # the server closed it

@@ -10,6 +10,7 @@ BIG = ("x" * 65_536).freeze
 BIG_HEADERS = { "content-type" => "text/plain", "content-length" => BIG.bytesize.to_s }.freeze
 STREAM_HEADERS = { "content-type" => "text/plain" }.freeze
 
+# 1 MiB as 16 chunks of 64 KiB, yielded by `each` (no Content-Length: the server frames it).
 class Stream1M
   def each
     16.times { yield BIG }

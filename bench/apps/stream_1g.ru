@@ -1,8 +1,11 @@
+# frozen_string_literal: true
+
 # One deferrable body streaming 1 GiB in 64 KiB chunks, 16 chunks per reactor tick, for
 # bench/async.rb. Content-Length is set, so Thin (which never chunks) keeps the framing too.
 CHUNK = ("x" * 65_536).freeze
 CHUNKS = 16_384 # 1 GiB
 
+# The deferrable body: `each` keeps the block, a timer feeds it 16 chunks a tick.
 class StreamBody
   include EventMachine::Deferrable
 

@@ -12,6 +12,7 @@ require "action_cable/engine"
 
 ACTION_CABLE_JS = "/usr/share/nodejs/@rails/actioncable/app/assets/javascripts/action_cable.js" # Debian's ruby-actioncable
 
+# The whole Rails app in one file: ActionCable mounted at /cable, one page at /.
 class CableApp < Rails::Application
   config.root = __dir__
   config.eager_load = false
@@ -33,6 +34,7 @@ module ApplicationCable
   class Channel < ActionCable::Channel::Base; end
 end
 
+# Every subscriber streams "chat"; what one says reaches all.
 class ChatChannel < ApplicationCable::Channel
   def subscribed
     stream_from "chat"
@@ -43,6 +45,7 @@ class ChatChannel < ApplicationCable::Channel
   end
 end
 
+# The page with the real ActionCable JavaScript client.
 class PagesController < ActionController::Base
   PAGE = <<~HTML
     <!doctype html>

@@ -80,7 +80,7 @@ class Chat
 
   def events(env, native:)
     if native
-      replay = "retry: 1000\n\n" + after_id(env["HTTP_LAST_EVENT_ID"]).map { |m| sse_frame(m) }.join
+      replay = "retry: 1000\n\n#{after_id(env['HTTP_LAST_EVENT_ID']).map { |m| sse_frame(m) }.join}"
       return @native_streams.stream(env, prefix: "", suffix: "", first: replay)
     end
 
@@ -114,7 +114,7 @@ class Chat
   def add_stream(stream, env)
     @streams << stream
     env["async.close"].callback { @streams.delete(stream) }
-    "retry: 1000\n\n" + after_id(env["HTTP_LAST_EVENT_ID"]).map { |m| sse_frame(m) }.join
+    "retry: 1000\n\n#{after_id(env['HTTP_LAST_EVENT_ID']).map { |m| sse_frame(m) }.join}"
   end
 
   # Keeps idle EventSource connections open through proxies.

@@ -11,7 +11,7 @@ Faye::WebSocket.load_adapter("thin") if defined?(Thin) # faye's WebSockets on Th
 require_relative "chat"
 
 PAGE = File.read(File.join(__dir__, "index.html"))
-CHAT = Chat.new(redis_url: ENV["REDIS_URL"])
+CHAT = Chat.new(redis_url: ENV.fetch("REDIS_URL", nil))
 EM.next_tick { EM.add_periodic_timer(15) { CHAT.heartbeat } }
 
 run lambda { |env|

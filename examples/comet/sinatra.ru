@@ -9,8 +9,9 @@ require "sinatra/base"
 require "lunar"
 require_relative "chat"
 
+# The Comet demo as a Sinatra app: the same page and transports, on Sinatra's routes.
 class SinatraComet < Sinatra::Base
-  set :chat, Chat.new(redis_url: ENV["REDIS_URL"])
+  set :chat, Chat.new(redis_url: ENV.fetch("REDIS_URL", nil))
   set :page, File.read(File.join(__dir__, "index.html"))
   set :logging, false
   set :host_authorization, { permitted_hosts: [] } # Sinatra 4.1: a demo reachable by any name
@@ -21,7 +22,10 @@ class SinatraComet < Sinatra::Base
   end
 
   get("/") { settings.page.sub("WORKER_PID", Process.pid.to_s) }
-  get("/stats") { content_type :json; JSON.generate(settings.chat.stats) }
+  get("/stats") do
+    content_type :json
+    JSON.generate(settings.chat.stats)
+  end
   get("/poll") { settings.chat.poll(env, params["after"], native: params["native"] == "1") }
   get("/socket") { settings.chat.socket(env, params["after"], native: params["native"] == "1") }
 

@@ -11,6 +11,7 @@
 require "rails"
 require "action_controller/railtie"
 
+# A one-file Rails app whose action answers later through async.callback.
 class AsyncRailsApp < Rails::Application
   config.root = __dir__
   config.eager_load = false
@@ -23,6 +24,7 @@ class AsyncRailsApp < Rails::Application
   end
 end
 
+# Captures env["async.callback"], answers from another thread, and throws :async.
 class TicksController < ActionController::Base
   def index
     render plain: "Rails #{Rails.version} on #{request.env['SERVER_SOFTWARE']}; try /async\n"

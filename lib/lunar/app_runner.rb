@@ -124,6 +124,7 @@ module Lunar
 
     def handle_result(exchange, result)
       return exchange.finish if exchange.hijacked? # whatever it returned, the connection is the app's
+
       if result.nil?
         @context.log_error(exchange.env, "app returned nil: closing the connection")
         return exchange.close_connection

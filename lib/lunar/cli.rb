@@ -33,10 +33,11 @@ module Lunar
 
     def run
       options, binds = settings
+      @rackup ||= "config.ru"
       ENV["RACK_ENV"] = options.delete(:environment) || ENV["RACK_ENV"] || "development"
       @eventmachine = options.delete(:eventmachine) || options[:mode] == :evented
       cluster = options.slice(*DSL::CLUSTER_KEYS)
-      options = options.reject { |key, _| DSL::CLUSTER_KEYS.include?(key) }
+      options = options.except(*DSL::CLUSTER_KEYS)
       # Binds the user asked for (--ssl included) are matched with systemd's sockets;
       # otherwise systemd's sockets replace the default bind.
       explicit = !binds.empty? || options.key?(:port) || options.key?(:address) || options[:ssl]
@@ -60,8 +61,6 @@ module Lunar
       @pid_file ||= file_pid
       @rackup ||= file_rackup
       [file_options.merge(@options), @binds.empty? ? file_binds : @binds]
-    ensure
-      @rackup ||= "config.ru"
     end
 
     def serve_cluster(options, cluster, binder)
@@ -84,7 +83,7 @@ module Lunar
       app.is_a?(Array) ? app.first : app # Rack 2 returns [app, options]
     rescue Exception => e # rubocop:disable Lint/RescueException -- report any load failure, then exit
       warn "lunar: error loading #{path}: #{e.class}: #{e.message}"
-      warn e.backtrace.first(5).map { |l| "\t#{l}" }
+      warn(e.backtrace.first(5).map { |l| "\t#{l}" })
       warn EM_HINT if e.is_a?(NameError) && e.message.match?(/\b(EventMachine|EM)\b/)
       exit 1
     end
@@ -97,48 +96,70 @@ module Lunar
     end
 
     def parser
-      OptionParser.new do |o|
-        o.banner = "Usage: lunar [options] [config.ru]"
-        o.on("-p", "--port PORT", Integer, "Port (default 9292)") { |v| @options[:port] = v }
-        o.on("-a", "--address HOST", "Address to bind (default 0.0.0.0)") { |v| @options[:address] = v }
-        o.on("-b", "--bind URI", "tcp://HOST:PORT, ssl://HOST:PORT?cert=PATH&key=PATH or unix:///PATH (repeatable)") { |v| @binds << v }
-        o.on("--ssl", "Serve TLS (h2 and http/1.1 by ALPN) on the tcp binds; needs the two below") { @options[:ssl] = true }
-        o.on("--ssl-cert-file PATH", "PEM certificate chain for --ssl") { |v| @options[:ssl_cert] = v }
-        o.on("--ssl-key-file PATH", "PEM private key for --ssl") { |v| @options[:ssl_key] = v }
-        o.on("-C", "--config FILE", "Config file (Ruby, Puma's style; default #{DEFAULT_CONFIG_FILE} when present)") { |v| @config_file = v }
-        o.on("-w", "--workers N", Integer, "Cluster mode: fork N worker processes sharing the sockets (default 0: one process)") { |v| @options[:workers] = v }
-        o.on("--preload", "Cluster mode: load the app in the master before forking") { @options[:preload_app] = true }
-        o.on("--evented", "Run the app on the EventMachine reactor (Thin's model; loads EventMachine)") { @options[:mode] = :evented }
-        o.on("--threaded", "Run the app on a pool of Ruby threads (Puma's model)") { @options[:mode] = :threaded }
-        o.on("--eventmachine", "--em", "Load EventMachine before the app and run its reactor (with --threaded: thin start --threaded)") { @options[:eventmachine] = true }
-        o.on("--async", "Offer async.callback/async.close in threaded mode without EventMachine (Rails throw :async)") { @options[:async] = true }
-        o.on("-t", "--threads N", Integer, "Ruby threads calling the app in threaded mode (default 5)") { |v| @options[:threads] = v }
-        o.on("--io-threads N", Integer, "tokio I/O threads (default: one per core)") { |v| @options[:io_threads] = v }
-        o.on("-e", "--environment ENV", "RACK_ENV (default development)") { |v| @options[:environment] = v }
-        o.on("-r", "--require LIB", "Require LIB before loading the app") { |v| require v }
-        o.on("-I", "--include DIR", "Add DIR to $LOAD_PATH") { |v| $LOAD_PATH.unshift(*v.split(":")) }
-        o.on("--timeout SEC", Float, "Close connections idle this long (default 30, 0 = never)") { |v| @options[:timeout] = v }
-        o.on("--header-timeout SEC", Float, "Time allowed to send a request head (default 30)") { |v| @options[:header_timeout] = v }
-        o.on("--max-body SIZE", "Largest request body, e.g. 10m (default 64m)") { |v| @options[:max_body] = size(v) }
-        o.on("--max-header-size SIZE", "Largest request head (default 64k)") { |v| @options[:max_header_size] = size(v) }
-        o.on("--max-persistent-conns N", Integer, "HTTP/1 connections kept alive at once; 0 = close after every response (default: no limit)") { |v| @options[:max_persistent_conns] = v }
-        o.on("--max-conns N", Integer, "Connections held at once; past it, 503 and close (default: open-file limit - 100)") { |v| @options[:max_conns] = v }
-        o.on("--queue SIZE", Integer, "Requests waiting for a thread before 503 (default 1024)") { |v| @options[:queue_capacity] = v }
-        o.on("--stream-buffer SIZE", "Bytes a streamed response may queue for a slow client (default 1m)") { |v| @options[:stream_buffer] = size(v) }
-        o.on("--max-ws-message SIZE", "Largest message a Topic#websocket client may send (default 1m)") { |v| @options[:max_ws_message] = size(v) }
-        o.on("--write-timeout SEC", Float, "How long a write on the reactor waits for a slow client before cutting it off (default 1)") { |v| @options[:write_timeout] = v }
-        o.on("--shutdown-timeout SEC", Float, "Grace for in-flight requests on stop (default 30)") { |v| @options[:shutdown_timeout] = v }
-        o.on("--access-log [FILE]", "Common Log Format to FILE (default stdout)") { |v| @options[:access_log] = v ? File.open(v, "a") : $stdout }
-        o.on("--pid FILE", "Write the process id to FILE") { |v| @pid_file = v }
-        o.on("-q", "--quiet", "No boot line") { @options[:quiet] = true }
-        o.on("-v", "--version", "Print the version") do
-          puts "Lunar #{VERSION}"
-          exit 0
-        end
-        o.on("-h", "--help", "This help") do
-          puts o
-          exit 0
-        end
+      OptionParser.new do |opts|
+        opts.banner = "Usage: lunar [options] [config.ru]"
+        listening_options(opts)
+        process_options(opts)
+        limit_options(opts)
+        other_options(opts)
+      end
+    end
+
+    def listening_options(opts)
+      opts.on("-p", "--port PORT", Integer, "Port (default 9292)") { |v| @options[:port] = v }
+      opts.on("-a", "--address HOST", "Address to bind (default 0.0.0.0)") { |v| @options[:address] = v }
+      opts.on("-b", "--bind URI", "tcp://HOST:PORT, ssl://HOST:PORT?cert=PATH&key=PATH or unix:///PATH (repeatable)") { |v| @binds << v }
+      opts.on("--ssl", "Serve TLS (h2 and http/1.1 by ALPN) on the tcp binds; needs the two below") { @options[:ssl] = true }
+      opts.on("--ssl-cert-file PATH", "PEM certificate chain for --ssl") { |v| @options[:ssl_cert] = v }
+      opts.on("--ssl-key-file PATH", "PEM private key for --ssl") { |v| @options[:ssl_key] = v }
+    end
+
+    def process_options(opts)
+      opts.on("-C", "--config FILE", "Config file (Ruby, Puma's style; default #{DEFAULT_CONFIG_FILE} when present)") { |v| @config_file = v }
+      opts.on("-w", "--workers N", Integer, "Cluster mode: fork N worker processes sharing the sockets (default 0: one process)") { |v| @options[:workers] = v }
+      opts.on("--preload", "Cluster mode: load the app in the master before forking") { @options[:preload_app] = true }
+      opts.on("--evented", "Run the app on the EventMachine reactor (Thin's model; loads EventMachine)") { @options[:mode] = :evented }
+      opts.on("--threaded", "Run the app on a pool of Ruby threads (Puma's model)") { @options[:mode] = :threaded }
+      opts.on("--eventmachine", "--em", "Load EventMachine before the app and run its reactor (with --threaded: thin start --threaded)") do
+        @options[:eventmachine] = true
+      end
+      opts.on("--async", "Offer async.callback/async.close in threaded mode without EventMachine (Rails throw :async)") { @options[:async] = true }
+      opts.on("-t", "--threads N", Integer, "Ruby threads calling the app in threaded mode (default 5)") { |v| @options[:threads] = v }
+      opts.on("--io-threads N", Integer, "tokio I/O threads (default: one per core)") { |v| @options[:io_threads] = v }
+    end
+
+    def limit_options(opts)
+      opts.on("--timeout SEC", Float, "Close connections idle this long (default 30, 0 = never)") { |v| @options[:timeout] = v }
+      opts.on("--header-timeout SEC", Float, "Time allowed to send a request head (default 30)") { |v| @options[:header_timeout] = v }
+      opts.on("--max-body SIZE", "Largest request body, e.g. 10m (default 64m)") { |v| @options[:max_body] = size(v) }
+      opts.on("--max-header-size SIZE", "Largest request head (default 64k)") { |v| @options[:max_header_size] = size(v) }
+      opts.on("--max-persistent-conns N", Integer, "HTTP/1 connections kept alive at once; 0 = close after every response (default: no limit)") do |v|
+        @options[:max_persistent_conns] = v
+      end
+      opts.on("--max-conns N", Integer, "Connections held at once; past it, 503 and close (default: open-file limit - 100)") { |v| @options[:max_conns] = v }
+      opts.on("--queue SIZE", Integer, "Requests waiting for a thread before 503 (default 1024)") { |v| @options[:queue_capacity] = v }
+      opts.on("--stream-buffer SIZE", "Bytes a streamed response may queue for a slow client (default 1m)") { |v| @options[:stream_buffer] = size(v) }
+      opts.on("--max-ws-message SIZE", "Largest message a Topic#websocket client may send (default 1m)") { |v| @options[:max_ws_message] = size(v) }
+      opts.on("--write-timeout SEC", Float, "How long a write on the reactor waits for a slow client before cutting it off (default 1)") do |v|
+        @options[:write_timeout] = v
+      end
+      opts.on("--shutdown-timeout SEC", Float, "Grace for in-flight requests on stop (default 30)") { |v| @options[:shutdown_timeout] = v }
+    end
+
+    def other_options(opts)
+      opts.on("-e", "--environment ENV", "RACK_ENV (default development)") { |v| @options[:environment] = v }
+      opts.on("-r", "--require LIB", "Require LIB before loading the app") { |v| require v }
+      opts.on("-I", "--include DIR", "Add DIR to $LOAD_PATH") { |v| $LOAD_PATH.unshift(*v.split(":")) }
+      opts.on("--access-log [FILE]", "Common Log Format to FILE (default stdout)") { |v| @options[:access_log] = v ? File.open(v, "a") : $stdout }
+      opts.on("--pid FILE", "Write the process id to FILE") { |v| @pid_file = v }
+      opts.on("-q", "--quiet", "No boot line") { @options[:quiet] = true }
+      opts.on("-v", "--version", "Print the version") do
+        puts "Lunar #{VERSION}"
+        exit 0
+      end
+      opts.on("-h", "--help", "This help") do
+        puts opts
+        exit 0
       end
     end
   end

@@ -52,7 +52,7 @@ module Lunar
       unknown = options.keys - DEFAULTS.keys
       raise ArgumentError, "unknown Lunar option(s): #{unknown.join(', ')}" unless unknown.empty?
 
-      @options = DEFAULTS.merge(options.reject { |_, v| v.nil? })
+      @options = DEFAULTS.merge(options.compact)
       @options[:async] = true if @options[:async].nil? && ENV["LUNAR_ASYNC"].to_s.match?(/\A(1|true|yes|on)\z/i)
     end
 

@@ -45,10 +45,12 @@ module Lunar
 
     # Listening
     def bind(uri) = @binds << uri.to_s
+
     def port(number, host = nil)
       @options[:port] = Integer(number)
       @options[:address] = host.to_s if host
     end
+
     def address(host) = @options[:address] = host.to_s
 
     def ssl_bind(host, port, opts = {})
@@ -57,6 +59,7 @@ module Lunar
 
       @binds << "ssl://#{host}:#{Integer(port)}?cert=#{cert}&key=#{key}"
     end
+
     def ssl(flag = true) = @options[:ssl] = flag
     def ssl_cert_file(path) = @options[:ssl_cert] = path.to_s
     def ssl_key_file(path) = @options[:ssl_key] = path.to_s
@@ -99,7 +102,7 @@ module Lunar
     def access_log(path = nil) = @options[:access_log] = path ? File.open(path, "a") : $stdout
     def quiet(flag = true) = @options[:quiet] = flag
 
-    def method_missing(name, *_args, &_block)
+    def method_missing(name, *_args, &)
       raise_here("unknown option `#{name}'")
     end
 
@@ -112,7 +115,6 @@ module Lunar
 
       @options[:hooks][name] << block
     end
-
 
     def raise_here(message)
       line = caller_locations.find { |l| l.path == @path }&.lineno

@@ -12,7 +12,7 @@ module Lunar
     ERROR_HEADERS = { "content-type" => "text/plain" }.freeze
     ERROR_BODY = ["Internal Server Error\n"].freeze
     UNAVAILABLE_BODY = ["Service Unavailable\n"].freeze
-    DISCARD = proc { |_chunk| nil }
+    DISCARD = proc { |_chunk| }
 
     attr_reader :request, :env, :writer
 

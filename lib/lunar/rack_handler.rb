@@ -28,9 +28,7 @@ module Lunar
         server = Server.new(app, server_options(options))
         @server = server.start
         %w[TERM QUIT].each { |signal| Signal.trap(signal) { server.stop } }
-        unless options[:Silent] || options[:quiet]
-          warn "Lunar #{VERSION}: #{server.mode}, listening on #{server.addresses.join(", ")}"
-        end
+        warn "Lunar #{VERSION}: #{server.mode}, listening on #{server.addresses.join(', ')}" unless options[:Silent] || options[:quiet]
         yield server if block_given?
         server.wait
       ensure

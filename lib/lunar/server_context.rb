@@ -23,7 +23,7 @@ module Lunar
 
     # nil (wait as long as the client is there) on worker threads; a bound on the reactor.
     def write_wait
-      @reactor&.thread&.equal?(Thread.current) ? @write_timeout : nil
+      @reactor&.thread.equal?(Thread.current) ? @write_timeout : nil
     end
 
     # This thread's Parking (a worker's, or the reactor's in evented mode), or nil.

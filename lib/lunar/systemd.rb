@@ -17,7 +17,8 @@ module Lunar
     # them to another process). The variables are then removed, so that nothing started
     # later, a forked worker included, takes the sockets for its own.
     def listen_fds(env = ENV)
-      pid, count = env["LISTEN_PID"], env["LISTEN_FDS"]
+      pid = env["LISTEN_PID"]
+      count = env["LISTEN_FDS"]
       return [] unless pid && count && Integer(pid, exception: false) == Process.pid
 
       %w[LISTEN_PID LISTEN_FDS LISTEN_FDNAMES].each { |name| env.delete(name) }

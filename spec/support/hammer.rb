@@ -32,7 +32,7 @@ class Hammer
       good = begin
         # No retry: Net::HTTP would quietly repeat a GET whose connection a worker dropped.
         Net::HTTP.start("127.0.0.1", @port, max_retries: 0) { |http| http.get(@path).code == "200" }
-      rescue SystemCallError, IOError, EOFError, Net::ReadTimeout => e
+      rescue SystemCallError, IOError, Net::ReadTimeout => e
         warn "hammer: #{e.class}: #{e.message}"
         false
       end

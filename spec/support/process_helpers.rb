@@ -40,10 +40,10 @@ module ProcessHelpers
   # descriptors for the child (`{ 3 => io }`, as systemd passes sockets).
   def spawn_child(argv, env: {}, chdir: ROOT, fds: {})
     rd, wr = IO.pipe
-    env = { "RUBYLIB" => [LIB, ENV["RUBYLIB"]].compact.join(":") }.merge(env)
+    env = { "RUBYLIB" => [LIB, ENV.fetch("RUBYLIB", nil)].compact.join(":") }.merge(env)
     pid = Process.spawn(env, *argv, out: wr, err: wr, in: File::NULL, chdir: chdir,
-                                     # tests of Ctrl-C need SIGINT handled, not ignored
-                                     pgroup: true, **fds)
+                                    # tests of Ctrl-C need SIGINT handled, not ignored
+                                    pgroup: true, **fds)
     wr.close
     child = Child.new(pid, rd, [])
     (@children ||= []) << child

@@ -11,8 +11,8 @@ module ServerHelpers
     server
   end
 
-  def http(server)
-    Net::HTTP.start("127.0.0.1", server.port, read_timeout: 10) { |h| yield h }
+  def http(server, &)
+    Net::HTTP.start("127.0.0.1", server.port, read_timeout: 10, &)
   end
 
   def get(server, path = "/", headers = {})
@@ -66,6 +66,7 @@ module ServerHelpers
 
       chunk = sock.read_nonblock(65_536, exception: false)
       return [out, true] if chunk.nil? # EOF
+
       out << chunk unless chunk == :wait_readable
     end
   rescue Errno::ECONNRESET
@@ -82,6 +83,7 @@ module ServerHelpers
 
       chunk = sock.read_nonblock(65_536, exception: false)
       break if chunk.nil?
+
       out << chunk unless chunk == :wait_readable
     end
     out

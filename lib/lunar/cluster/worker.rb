@@ -36,7 +36,7 @@ module Lunar
         finish(e.status)
       rescue Exception => e # rubocop:disable Lint/RescueException -- a worker reports any failure, then exits
         warn "lunar: worker #{@index} (pid #{Process.pid}) failed: #{e.class}: #{e.message}"
-        warn e.backtrace.first(5).map { |l| "\t#{l}" } if e.backtrace
+        warn(e.backtrace.first(5).map { |l| "\t#{l}" }) if e.backtrace
         finish(1)
       end
 

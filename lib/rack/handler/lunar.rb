@@ -3,6 +3,4 @@
 # `rackup -s lunar` (Rack 2.2) and `rails server -u lunar` (Rails 6.1) look for this file.
 require "lunar/rack_handler"
 
-if defined?(Rack::Handler) && Rack::Handler.respond_to?(:register)
-  Rack::Handler.register("lunar", Lunar::RackHandler)
-end
+Rack::Handler.register("lunar", Lunar::RackHandler) if defined?(Rack::Handler) && Rack::Handler.respond_to?(:register)

@@ -9,6 +9,7 @@
 //! - `sse`: reads every connection for WAIT seconds as an EventSource stream and prints
 //!   `sse FRAMES GAPS CLOSED`: `id:` frames received, ids skipped (a frame lost), and
 //!   connections the server closed before the end.
+//!
 //! Loopback only; bounded in count and time; exits by itself.
 //!
 //! Usage: lunar-holdconns PORT CONNS SRC PATH WAIT_SECONDS [poll|sse]

@@ -7,6 +7,7 @@
 //!   when each message arrived): the output of bench/crates/holdconns.
 //! - `echo PORT CONNS SRC PATH WAIT`: opens CONNS WebSockets, then each sends a message and
 //!   waits for its echo, again and again, for WAIT seconds; prints `echo ROUND_TRIPS`.
+//!
 //! Loopback only; bounded in count and time; exits by itself.
 
 use std::net::{Ipv4Addr, SocketAddr};

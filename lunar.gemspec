@@ -19,4 +19,5 @@ Gem::Specification.new do |s|
   s.executables = ["lunar"]
   s.extensions = ["ext/lunar/extconf.rb"]
   s.require_paths = ["lib"]
+  s.metadata["rubygems_mfa_required"] = "true"
 end

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use crate::error::{Error, Result};
+
 /// Everything the I/O side needs to know; no Ruby values inside.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -58,6 +60,34 @@ impl Default for ServerConfig {
             max_connections: 1024,
             max_persistent: None,
             asterisk_path_info: false,
+        }
+    }
+}
+
+/// A duration given in seconds by Ruby: `None` for 0 ("never", as Thin's `--timeout 0`).
+/// The Ruby side checks every value at boot; this refuses what would still panic in
+/// `Duration` (negative, NaN, infinite, past `Duration::MAX`) instead of trusting it.
+pub fn seconds(name: &str, value: f64) -> Result<Option<Duration>> {
+    if value == 0.0 {
+        return Ok(None);
+    }
+    if value < 0.0 {
+        return Err(Error::Config(format!("{name}: {value} is negative (seconds, 0 for never)")));
+    }
+    Duration::try_from_secs_f64(value).map(Some).map_err(|_| Error::Config(format!("{name}: {value} is not a number of seconds")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_refuse_what_duration_cannot_hold() {
+        assert_eq!(seconds("timeout", 0.0).unwrap(), None);
+        assert_eq!(seconds("timeout", 1.5).unwrap(), Some(Duration::from_millis(1500)));
+        for bad in [-3.0, f64::INFINITY, f64::NAN, f64::MAX] {
+            let error = seconds("timeout", bad).expect_err("refused").to_string();
+            assert!(error.starts_with("timeout: "), "{error}");
         }
     }
 }

@@ -13,13 +13,19 @@
 //! - [`ruby`]: what Ruby sees. `native_server` hands jobs to Ruby threads (GVL released only
 //!   to wait, `gvl`), `native_request` builds the Rack env (`env`) and takes the Rack
 //!   response (`response`, `headers`), `body_writer` is the Ruby end of a streamed body.
-//! - [`fanout`]: `Topic`, one publish to many held connections without a Ruby call each.
+//! - [`fanout`]: one publish to many held connections without a Ruby call each (in this
+//!   process, or through Redis); `ruby::topic` is its face.
+//!
+//! Beside them: `config` (the settings, plain data), `error` (every failure, one kind per
+//! cause; `ruby::error` raises it), `sync` (locking without a poisoned-lock path).
 
 mod bridge;
 mod config;
+mod error;
 mod fanout;
 mod net;
 mod ruby;
+mod sync;
 
 use magnus::{Error, Module, Ruby};
 
@@ -37,6 +43,5 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let lunar = ruby.define_module("Lunar")?;
     let native = lunar.define_module("Native")?;
     ruby::define(ruby, native)?;
-    fanout::define(ruby, native)?;
     Ok(())
 }

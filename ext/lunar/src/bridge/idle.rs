@@ -11,6 +11,8 @@ use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread::{self, Thread};
 
+use crate::sync::lock;
+
 #[derive(Default)]
 pub struct IdleWorkers {
     parked: Mutex<Vec<Thread>>,
@@ -28,7 +30,7 @@ impl IdleWorkers {
         if self.count.load(Ordering::SeqCst) == 0 {
             return;
         }
-        let worker = self.parked.lock().ok().and_then(|mut parked| parked.pop());
+        let worker = lock(&self.parked).pop();
         if let Some(worker) = worker {
             self.count.fetch_sub(1, Ordering::SeqCst);
             worker.unpark(); // outside the lock, so the worker does not wake into it
@@ -37,7 +39,7 @@ impl IdleWorkers {
 
     pub fn wake_all(&self) {
         fence(Ordering::SeqCst);
-        let workers = self.parked.lock().map(|mut parked| std::mem::take(&mut *parked)).unwrap_or_default();
+        let workers = std::mem::take(&mut *lock(&self.parked));
         self.count.fetch_sub(workers.len(), Ordering::SeqCst);
         for worker in workers {
             worker.unpark();
@@ -49,10 +51,8 @@ impl IdleWorkers {
     /// thread is registered, so work published just before is not slept through.
     pub fn park_unless(&self, ready: impl Fn() -> bool) {
         let me = thread::current();
-        if let Ok(mut parked) = self.parked.lock() {
-            parked.push(me.clone());
-            self.count.fetch_add(1, Ordering::SeqCst);
-        }
+        lock(&self.parked).push(me.clone());
+        self.count.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if !ready() {
             thread::park();
@@ -62,11 +62,10 @@ impl IdleWorkers {
 
     /// Removes `me` if a waker did not already take it off the list.
     fn forget(&self, me: &Thread) {
-        if let Ok(mut parked) = self.parked.lock() {
-            if let Some(i) = parked.iter().position(|t| t.id() == me.id()) {
-                parked.swap_remove(i);
-                self.count.fetch_sub(1, Ordering::SeqCst);
-            }
+        let mut parked = lock(&self.parked);
+        if let Some(i) = parked.iter().position(|t| t.id() == me.id()) {
+            parked.swap_remove(i);
+            self.count.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

@@ -10,28 +10,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 
-use crate::bridge::dispatch::DispatchQueue;
+use crate::bridge::notices::Notices;
+use crate::sync::lock;
 
 pub struct Inbox {
     tokens: Mutex<Vec<u64>>,
     ready: AtomicBool,
     owner: Thread,
-    queue: Arc<DispatchQueue>,
+    notices: Arc<Notices>,
 }
 
 impl Inbox {
     /// An inbox for the calling thread.
-    pub fn new(queue: Arc<DispatchQueue>) -> Self {
-        Inbox { tokens: Mutex::new(Vec::new()), ready: AtomicBool::new(false), owner: std::thread::current(), queue }
+    pub fn new(notices: Arc<Notices>) -> Self {
+        Inbox { tokens: Mutex::new(Vec::new()), ready: AtomicBool::new(false), owner: std::thread::current(), notices }
     }
 
     pub fn push(&self, token: u64) {
-        if let Ok(mut tokens) = self.tokens.lock() {
-            tokens.push(token);
-        }
+        lock(&self.tokens).push(token);
         self.ready.store(true, Ordering::SeqCst);
         self.owner.unpark();
-        self.queue.wake_reactor();
+        self.notices.wake_reactor();
     }
 
     pub fn is_ready(&self) -> bool {
@@ -40,6 +39,6 @@ impl Inbox {
 
     pub fn take(&self) -> Vec<u64> {
         self.ready.store(false, Ordering::SeqCst);
-        self.tokens.lock().map(|mut tokens| std::mem::take(&mut *tokens)).unwrap_or_default()
+        std::mem::take(&mut *lock(&self.tokens))
     }
 }

@@ -1,11 +1,19 @@
 //! The crossing between tokio and Ruby: plain Rust data only. Both sides use it; it uses
 //! neither.
+//!
+//! A request's way in: `job` (with its `connection`) through the `dispatch` queue to a Ruby
+//! thread; its way out: a `reply`, whose body may be a `stream` Ruby writes later. What
+//! travels back besides requests (`disconnect` watches, messages) goes through `notices`,
+//! whose doorbell wakes parked workers (`idle`) or the reactor (`reactor_waker`); a thread's
+//! `inbox` tells it a parked body can go on.
 
+pub mod connection;
 pub mod disconnect;
 pub mod dispatch;
 pub mod idle;
 pub mod inbox;
 pub mod job;
+pub mod notices;
 pub mod reactor_waker;
 pub mod reply;
 pub mod stream;

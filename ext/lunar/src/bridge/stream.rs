@@ -15,8 +15,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
+use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::disconnect::DisconnectWatch;
-use crate::bridge::job::ConnectionInfo;
 
 /// Shared by the Ruby writer and the connection writing the body.
 pub struct StreamState {

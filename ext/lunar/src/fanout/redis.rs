@@ -28,7 +28,9 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::error::{Error, Result};
 use crate::fanout::subscribers::{Message, StreamId, Subscriber, Subscribers};
+use crate::sync::lock;
 
 /// What Lunar puts before a message it publishes: the marker, the history id, a newline.
 const ENVELOPE: &[u8] = b"\x1elunar ";
@@ -96,8 +98,8 @@ struct Links {
 static LINKS: Mutex<Option<Links>> = Mutex::new(None);
 
 /// This process's link to `url`, started on first use.
-pub fn link(url: &str) -> Result<Arc<Link>, String> {
-    let mut links = LINKS.lock().map_err(|_| "the Redis links' lock is poisoned".to_string())?;
+pub fn link(url: &str) -> Result<Arc<Link>> {
+    let mut links = lock(&LINKS);
     let pid = std::process::id();
     if links.as_ref().is_some_and(|l| l.pid != pid) {
         // Made before a fork: its thread lives in the parent only. Dropping the runtime
@@ -110,14 +112,14 @@ pub fn link(url: &str) -> Result<Arc<Link>, String> {
             .thread_name("lunar-redis")
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the Redis thread: {e}"))?;
+            .map_err(|e| Error::Redis(format!("cannot start the Redis thread: {e}")))?;
         *links = Some(Links { pid, runtime, by_url: HashMap::new() });
     }
     let links = links.as_mut().expect("set just above");
     if let Some(link) = links.by_url.get(url) {
         return Ok(link.clone());
     }
-    let client = redis::Client::open(url).map_err(|e| format!("Redis URL {url:?}: {e}"))?;
+    let client = open(url)?;
     let (commands, inbox) = mpsc::unbounded_channel();
     links.runtime.spawn(run(client, url.to_string(), inbox));
     let link = Arc::new(Link { commands });
@@ -126,8 +128,12 @@ pub fn link(url: &str) -> Result<Arc<Link>, String> {
 }
 
 /// Checks a Redis URL without connecting.
-pub fn check_url(url: &str) -> Result<(), String> {
-    redis::Client::open(url).map(|_| ()).map_err(|e| format!("Redis URL {url:?}: {e}"))
+pub fn check_url(url: &str) -> Result<()> {
+    open(url).map(drop)
+}
+
+fn open(url: &str) -> Result<redis::Client> {
+    redis::Client::open(url).map_err(|e| Error::Config(format!("Redis URL {url:?}: {e}")))
 }
 
 struct Channel {

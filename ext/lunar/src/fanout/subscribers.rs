@@ -16,9 +16,9 @@ use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use tokio::sync::oneshot;
 
-use crate::bridge::reply::{Reply, ReplyBody};
+use crate::bridge::reply::{self, Reply, ReplyBody};
 use crate::bridge::stream::{Queued, StreamSender};
-use crate::ruby::response;
+use crate::sync::lock;
 
 /// A Redis stream entry id (`milliseconds-sequence`): the order of a topic's history, and
 /// the SSE `id:` a reconnecting browser sends back as `Last-Event-ID`.
@@ -117,38 +117,34 @@ pub struct Subscribers {
 
 impl Subscribers {
     pub fn add(&self, sub: Subscriber) {
-        if let Ok(mut subs) = self.list.lock() {
-            subs.push(sub);
-        }
+        lock(&self.list).push(sub);
     }
 
     /// Adds a stream after writing `first` to it, both under the lock, so that no message
     /// delivered meanwhile can come before `first`.
     pub fn add_after(&self, first: Option<Bytes>, sub: Subscriber) {
-        if let Ok(mut subs) = self.list.lock() {
-            if let (Some(first), Subscriber::Stream { sender, .. }) = (first, &sub) {
-                sender.try_send(first);
-            }
-            subs.push(sub);
+        let mut subs = lock(&self.list);
+        if let (Some(first), Subscriber::Stream { sender, .. }) = (first, &sub) {
+            sender.try_send(first);
         }
+        subs.push(sub);
     }
 
     /// Holds a long-poll until the next message, sharing the head of the last one held
     /// when it is the same (subscribers are held alike).
     pub fn hold(&self, reply: oneshot::Sender<Reply>, head: (i64, HeaderMap)) {
-        if let Ok(mut subs) = self.list.lock() {
-            let shared = match subs.last() {
-                Some(Subscriber::Poll { head: h, .. }) if **h == head => h.clone(),
-                _ => Arc::new(head),
-            };
-            subs.push(Subscriber::Poll { reply, head: shared });
-        }
+        let mut subs = lock(&self.list);
+        let shared = match subs.last() {
+            Some(Subscriber::Poll { head: h, .. }) if **h == head => h.clone(),
+            _ => Arc::new(head),
+        };
+        subs.push(Subscriber::Poll { reply, head: shared });
     }
 
     /// Delivers `message` to every subscriber (`framed`), or writes it as is to the plain
     /// streams only (not `framed`: an SSE heartbeat). Returns how many it reached.
     pub fn deliver(&self, message: &Message, framed: bool) -> usize {
-        let Ok(mut subs) = self.list.lock() else { return 0 };
+        let mut subs = lock(&self.list);
         let mut frames = Frames { message, built: Vec::new() };
         let mut reached = 0;
         let mut kept = Vec::with_capacity(subs.len());
@@ -158,7 +154,7 @@ impl Subscribers {
                 Subscriber::Poll { .. } | Subscriber::Stream { socket: true, .. } if !framed => kept.push(sub),
                 Subscriber::Poll { reply, head } => {
                     let body = ReplyBody::Full(message.body.clone());
-                    if reply.send(Reply::Published(response::build(head.0, head.1.clone(), body))).is_ok() {
+                    if reply.send(Reply::Published(reply::response(head.0, head.1.clone(), body))).is_ok() {
                         reached += 1;
                     }
                 }
@@ -188,13 +184,9 @@ impl Subscribers {
 
     /// Subscribers still connected.
     pub fn size(&self) -> usize {
-        self.list
-            .lock()
-            .map(|mut subs| {
-                subs.retain(|s| !s.is_gone());
-                subs.len()
-            })
-            .unwrap_or(0)
+        let mut subs = lock(&self.list);
+        subs.retain(|s| !s.is_gone());
+        subs.len()
     }
 }
 

@@ -26,50 +26,50 @@ use hyper_util::rt::TokioIo;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
-use crate::bridge::job::{Activity, ConnectionInfo};
+use crate::bridge::connection::{Activity, ConnectionInfo};
 use crate::bridge::reply::ReplyBody;
-use crate::net::server::Shared;
 use crate::net::service;
 use crate::net::socket::{ActivityIo, Transport};
+use crate::net::state::ServerState;
 
 /// How long a connection accepted just before a stop may take to send its first request.
 const FIRST_REQUEST_ON_STOP: Duration = Duration::from_millis(500);
 
 /// Serves one accepted connection until the client leaves, it idles out, or the server stops.
-pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<ConnectionInfo>, shared: Arc<Shared>) {
-    let _live = shared.track_connection();
+pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<ConnectionInfo>, state: Arc<ServerState>) {
+    let _live = state.track_connection();
     // Before hyper has the connection, a stop closes it after FIRST_REQUEST_ON_STOP: a
     // client that connected just before the stop gets to send its request, and a browser's
     // preconnect that never sends a byte does not hold the stop for its whole grace period.
-    let mut shutdown = shared.shutdown.clone();
+    let mut shutdown = state.shutdown.clone();
     let stopped_then_waited = async {
         let _ = shutdown.wait_for(|stopping| *stopping).await;
         Box::pin(tokio::time::sleep(FIRST_REQUEST_ON_STOP)).await; // boxed: rarely needed, kept out of every task
     };
     let opened = tokio::select! {
-        opened = Box::pin(open(transport, tls, shared.config.header_timeout)) => opened,
+        opened = Box::pin(open(transport, tls, state.config.header_timeout)) => opened,
         _ = stopped_then_waited => None,
     };
     let Some((transport, protocol)) = opened else { return };
     let io = TokioIo::new(ActivityIo::new(transport, info.clone()));
     let service = {
-        let (info, shared) = (info.clone(), shared.clone());
-        service_fn(move |req| service::handle(req, info.clone(), shared.clone()))
+        let (info, state) = (info.clone(), state.clone());
+        service_fn(move |req| service::handle(req, info.clone(), state.clone()))
     };
     // Pinned here, not inside `drive`: an async fn keeps its arguments, and a connection
     // moved from an argument into a pinned local would be stored twice.
-    let _counted = PersistentGuard(&info, &shared);
+    let _counted = PersistentGuard(&info, &state);
     match protocol {
         // With upgrades: `rack.hijack` hands the connection over through hyper's upgrade.
         Protocol::Http1 => {
-            let conn = std::pin::pin!(shared.http1.serve_connection(io, service).with_upgrades());
-            drive(conn, |c| c.graceful_shutdown(), &info, &shared).await;
+            let conn = std::pin::pin!(state.http1.serve_connection(io, service).with_upgrades());
+            drive(conn, |c| c.graceful_shutdown(), &info, &state).await;
         }
         // Boxed: hyper's HTTP/2 connection is 1.5 KiB, its HTTP/1 one 0.6; the task is sized
         // by its largest state, and most held connections are HTTP/1.
         Protocol::Http2 => {
-            let conn = Box::pin(shared.http2.serve_connection(io, service));
-            drive(conn, |c| c.graceful_shutdown(), &info, &shared).await;
+            let conn = Box::pin(state.http2.serve_connection(io, service));
+            drive(conn, |c| c.graceful_shutdown(), &info, &state).await;
         }
     }
 }
@@ -90,7 +90,7 @@ async fn open(transport: Transport, tls: Option<TlsAcceptor>, header_timeout: Du
 }
 
 /// Takes the connection off the kept-alive count when it ends, however it ends.
-struct PersistentGuard<'a>(&'a ConnectionInfo, &'a Shared);
+struct PersistentGuard<'a>(&'a ConnectionInfo, &'a ServerState);
 
 impl Drop for PersistentGuard<'_> {
     fn drop(&mut self) {
@@ -104,13 +104,13 @@ impl Drop for PersistentGuard<'_> {
 /// hyper's graceful shutdown closes at once a connection that has not started a request;
 /// one opened less than FIRST_REQUEST_ON_STOP ago gets that long to send it first (its
 /// client connected before the stop, and a phased restart must not fail its request).
-async fn drive<C: Future>(mut conn: Pin<impl DerefMut<Target = C>>, graceful: impl Fn(Pin<&mut C>), info: &ConnectionInfo, shared: &Shared) {
-    let mut shutdown = shared.shutdown.clone();
+async fn drive<C: Future>(mut conn: Pin<impl DerefMut<Target = C>>, graceful: impl Fn(Pin<&mut C>), info: &ConnectionInfo, state: &ServerState) {
+    let mut shutdown = state.shutdown.clone();
     let mut draining = false;
     let opened = Instant::now();
     // Boxed, and only on a stop: a timer in every connection's task would cost its size.
     let mut young: Option<Pin<Box<Sleep>>> = None;
-    let mut timer = Timer::new(shared, opened);
+    let mut timer = Timer::new(state, opened);
     loop {
         let stopping = !draining && *shutdown.borrow();
         if stopping && young.is_none() {
@@ -190,8 +190,8 @@ struct Timer {
 }
 
 impl Timer {
-    fn new(shared: &Shared, opened: Instant) -> Self {
-        let (idle, first_bytes) = (shared.config.idle_timeout, shared.config.header_timeout);
+    fn new(state: &ServerState, opened: Instant) -> Self {
+        let (idle, first_bytes) = (state.config.idle_timeout, state.config.header_timeout);
         let first = idle.map_or(first_bytes, |i| i.min(first_bytes));
         Timer { sleep: Some(Box::pin(tokio::time::sleep_until(opened + first))), idle, first_bytes }
     }
@@ -268,13 +268,13 @@ mod tests {
     fn a_connection_task_stays_small() {
         let config = ServerConfig { binds: vec!["tcp://127.0.0.1:0".into()], io_threads: 1, ..ServerConfig::default() };
         let server = ServerHandle::start(config).expect("server starts");
-        let shared = server.shared.clone();
-        let size = shared.runtime.clone().block_on(async move {
+        let state = server.state.clone();
+        let size = state.runtime.clone().block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
             let (stream, peer) = listener.accept().await.unwrap();
             let info = Arc::new(ConnectionInfo::tcp(peer, stream.local_addr().unwrap(), false));
-            std::mem::size_of_val(&serve(Transport::Tcp(stream), None, info, shared.clone()))
+            std::mem::size_of_val(&serve(Transport::Tcp(stream), None, info, state.clone()))
         });
         server.stop(Duration::from_millis(10));
         eprintln!("connection task: {size} bytes");

@@ -17,10 +17,11 @@ use std::time::Duration;
 use socket2::{Domain, Socket, Type};
 use tokio_rustls::TlsAcceptor;
 
-use crate::bridge::job::ConnectionInfo;
+use crate::bridge::connection::ConnectionInfo;
+use crate::error::{Error, Result};
 use crate::net::connection;
-use crate::net::server::Shared;
 use crate::net::socket::Transport;
+use crate::net::state::ServerState;
 use crate::net::tls;
 
 /// A bound, listening socket not yet handed to tokio.
@@ -39,27 +40,23 @@ enum BoundSocket {
 
 const BACKLOG: i32 = 1024;
 
-pub fn invalid(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, msg)
-}
-
 /// Binds `tcp://host:port`, `ssl://host:port?cert=…&key=…` or `unix:///path`; or, given
 /// `inherited`, serves that already listening socket as `uri`.
-pub fn bind(uri: &str, inherited: Option<RawFd>) -> io::Result<Bound> {
+pub fn bind(uri: &str, inherited: Option<RawFd>) -> Result<Bound> {
     if let Some(path) = uri.strip_prefix("unix://") {
         return match inherited {
             Some(fd) => adopt(fd, uri, None),
-            None => bind_unix(path),
+            None => bind_unix(uri, path),
         };
     }
     let (hostport, tls) = match uri.strip_prefix("ssl://") {
         Some(rest) => {
             let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
-            (hostport, Some(tls::acceptor(query).map_err(|e| invalid(format!("bind {uri:?}: {e}")))?))
+            (hostport, Some(tls::acceptor(query).map_err(|e| Error::Tls(format!("bind {uri:?}: {e}")))?))
         }
         None => (
             uri.strip_prefix("tcp://")
-                .ok_or_else(|| invalid(format!("bind {uri:?}: expected tcp://HOST:PORT, ssl://HOST:PORT?cert=PATH&key=PATH or unix:///PATH")))?,
+                .ok_or_else(|| Error::Config(format!("bind {uri:?}: expected tcp://HOST:PORT, ssl://HOST:PORT?cert=PATH&key=PATH or unix:///PATH")))?,
             None,
         ),
     };
@@ -73,14 +70,15 @@ pub fn bind(uri: &str, inherited: Option<RawFd>) -> io::Result<Bound> {
 
 /// Serves a copy of the inherited listening socket `fd` (the original stays open: a cluster
 /// master hands the same one to every worker it forks, now and later).
-fn adopt(fd: RawFd, uri: &str, tls: Option<TlsAcceptor>) -> io::Result<Bound> {
+fn adopt(fd: RawFd, uri: &str, tls: Option<TlsAcceptor>) -> Result<Bound> {
     // SAFETY: `fd` is a descriptor this process inherited and keeps open for its whole life
     // (the master never closes its listeners; systemd's stay open); it is only borrowed
     // here, to duplicate it.
-    let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned().map_err(|e| invalid(format!("bind {uri:?}: inherited descriptor {fd}: {e}")))?;
-    let address = describe(owned.as_fd()).map_err(|e| invalid(format!("bind {uri:?}: inherited descriptor {fd}: {e}")))?;
+    let owned =
+        unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned().map_err(|e| Error::Config(format!("bind {uri:?}: inherited descriptor {fd}: {e}")))?;
+    let address = describe(owned.as_fd()).map_err(|e| Error::Config(format!("bind {uri:?}: inherited descriptor {fd}: {e}")))?;
     let socket = Socket::from(owned);
-    socket.set_nonblocking(true)?;
+    socket.set_nonblocking(true).map_err(Error::bind(uri))?;
     if address.starts_with("unix://") {
         let listener = std::os::unix::net::UnixListener::from(OwnedFd::from(socket));
         return Ok(Bound { socket: BoundSocket::Unix(listener), tls: None, address, unix_path: None });
@@ -91,18 +89,19 @@ fn adopt(fd: RawFd, uri: &str, tls: Option<TlsAcceptor>) -> io::Result<Bound> {
 
 /// `tcp://ip:port` or `unix:///path` for a listening stream socket; an error for anything
 /// else (a datagram socket, a socket not listening, not a socket at all).
-pub fn describe(fd: BorrowedFd<'_>) -> io::Result<String> {
+pub fn describe(fd: BorrowedFd<'_>) -> Result<String> {
     let socket = socket2::SockRef::from(&fd);
-    if socket.r#type()? != Type::STREAM || !socket.is_listener()? {
-        return Err(invalid("not a listening stream socket".into()));
+    let not_listening = || Error::Config("not a listening stream socket".into());
+    if socket.r#type().map_err(|_| not_listening())? != Type::STREAM || !socket.is_listener().map_err(|_| not_listening())? {
+        return Err(not_listening());
     }
-    let local = socket.local_addr()?;
+    let local = socket.local_addr().map_err(|_| not_listening())?;
     if let Some(addr) = local.as_socket() {
         return Ok(format!("tcp://{addr}"));
     }
     match local.as_pathname() {
         Some(path) => Ok(format!("unix://{}", path.display())),
-        None => Err(invalid("an unnamed or abstract Unix socket".into())),
+        None => Err(Error::Config("an unnamed or abstract Unix socket".into())),
     }
 }
 
@@ -118,27 +117,27 @@ impl Bound {
 }
 
 /// A listening TCP socket and the address it got (`host:port`, real port).
-fn bind_tcp(uri: &str, hostport: &str) -> io::Result<(std::net::TcpListener, String)> {
-    let addrs: Vec<_> = hostport.to_socket_addrs().map_err(|e| invalid(format!("bind {uri:?}: {e}")))?.collect();
+fn bind_tcp(uri: &str, hostport: &str) -> Result<(std::net::TcpListener, String)> {
+    let addrs: Vec<_> = hostport.to_socket_addrs().map_err(|e| Error::Config(format!("bind {uri:?}: {e}")))?.collect();
     // `localhost` resolves to both families; prefer IPv4 as clients and other servers do.
-    let addr = *addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).ok_or_else(|| invalid(format!("bind {uri:?}: no address")))?;
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into()).map_err(|e| io::Error::new(e.kind(), format!("bind {uri}: {e}")))?;
-    socket.listen(BACKLOG)?;
-    socket.set_nonblocking(true)?;
+    let addr = *addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).ok_or_else(|| Error::Config(format!("bind {uri:?}: no address")))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(Error::bind(uri))?;
+    socket.set_reuse_address(true).map_err(Error::bind(uri))?;
+    socket.bind(&addr.into()).map_err(Error::bind(uri))?;
+    socket.listen(BACKLOG).map_err(Error::bind(uri))?;
+    socket.set_nonblocking(true).map_err(Error::bind(uri))?;
     let listener: std::net::TcpListener = socket.into();
-    let local = listener.local_addr()?.to_string();
+    let local = listener.local_addr().map_err(Error::bind(uri))?.to_string();
     Ok((listener, local))
 }
 
-fn bind_unix(path: &str) -> io::Result<Bound> {
+fn bind_unix(uri: &str, path: &str) -> Result<Bound> {
     use std::os::unix::fs::FileTypeExt;
     if std::fs::metadata(path).map(|m| m.file_type().is_socket()).unwrap_or(false) {
-        std::fs::remove_file(path)?; // a stale socket from an earlier run
+        std::fs::remove_file(path).map_err(Error::bind(uri))?; // a stale socket from an earlier run
     }
-    let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| io::Error::new(e.kind(), format!("bind unix://{path}: {e}")))?;
-    listener.set_nonblocking(true)?;
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(Error::bind(uri))?;
+    listener.set_nonblocking(true).map_err(Error::bind(uri))?;
     Ok(Bound { socket: BoundSocket::Unix(listener), tls: None, address: format!("unix://{path}"), unix_path: Some(path.into()) })
 }
 
@@ -162,7 +161,7 @@ impl Listener {
         Ok(Listener { socket, tls: b.tls })
     }
 
-    async fn accept_one(&self, shared: &Arc<Shared>) -> io::Result<()> {
+    async fn accept_one(&self, state: &Arc<ServerState>) -> io::Result<()> {
         let (transport, info) = match &self.socket {
             ListenSocket::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
@@ -173,24 +172,24 @@ impl Listener {
             ListenSocket::Unix(l) => (Transport::Unix(l.accept().await?.0), ConnectionInfo::unix()),
         };
         // Counted after the accept: it may have waited while connections came and went.
-        if shared.live_connections() >= shared.config.max_connections {
+        if state.live_connections() >= state.config.max_connections {
             tokio::spawn(connection::refuse(transport, self.tls.clone()));
             return Ok(());
         }
-        tokio::spawn(connection::serve(transport, self.tls.clone(), Arc::new(info), shared.clone()));
+        tokio::spawn(connection::serve(transport, self.tls.clone(), Arc::new(info), state.clone()));
         Ok(())
     }
 }
 
 /// Accepts until shutdown. Out of file descriptors (or memory), it pauses briefly instead of
 /// spinning, and keeps serving the connections it has.
-pub async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
-    let mut shutdown = shared.shutdown.clone();
+pub async fn accept_loop(listener: Listener, state: Arc<ServerState>) {
+    let mut shutdown = state.shutdown.clone();
     loop {
         tokio::select! {
             biased;
             _ = shutdown.changed() => return,
-            accepted = listener.accept_one(&shared) => {
+            accepted = listener.accept_one(&state) => {
                 if let Err(e) = accepted {
                     if is_resource_exhaustion(&e) {
                         eprintln!("lunar: accept paused: {e}");

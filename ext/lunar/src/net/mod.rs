@@ -14,6 +14,7 @@ pub mod relay;
 pub mod server;
 pub mod service;
 pub mod socket;
+pub mod state;
 pub mod tls;
 pub mod unchunk;
 pub mod websocket;

@@ -13,14 +13,15 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::sync::oneshot;
 
+use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::disconnect::DisconnectWatch;
-use crate::bridge::job::{ConnectionInfo, RequestBody, RequestJob};
+use crate::bridge::job::{RequestBody, RequestJob};
 use crate::bridge::reply::{plain, switching_protocols, Reply, ReplyBody};
 use crate::bridge::stream::ChunkStream;
 use crate::net::body::{self, ResponseBody};
 use crate::net::intake::{self, BodyError};
 use crate::net::relay;
-use crate::net::server::Shared;
+use crate::net::state::ServerState;
 use crate::net::websocket;
 
 /// Returned to hyper to end the connection without (more) response bytes (HTTP/1: close;
@@ -36,7 +37,7 @@ impl fmt::Display for CloseConnection {
 
 impl std::error::Error for CloseConnection {}
 
-pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>, shared: Arc<Shared>) -> Result<Response<ResponseBody>, CloseConnection> {
+pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>, state: Arc<ServerState>) -> Result<Response<ResponseBody>, CloseConnection> {
     // What hyper parses but leaves to the server. A request with both Content-Length and
     // Transfer-Encoding arrives here chunked, its Content-Length removed, and hyper closes
     // the connection after it (RFC 9112 §6.1), so nothing smuggled after it is read.
@@ -45,29 +46,29 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
     }
     let head_request = req.method() == Method::HEAD;
     // Only `--max-persistent-conns` needs to know (its header scan is skipped otherwise).
-    let limit_keep_alive = shared.config.max_persistent.is_some() && wants_keep_alive(&req);
+    let limit_keep_alive = state.config.max_persistent.is_some() && wants_keep_alive(&req);
     // An HTTP/1.1 request asking for an upgrade (a WebSocket handshake) may be hijacked: keep
     // hyper's handle on the connection's handover. Other requests pay nothing for it.
     let upgrade = (req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE)).then(|| hyper::upgrade::on(&mut req));
     let (parts, incoming) = req.into_parts();
     // Boxed: a held request's future should not carry the body reader's state.
-    let body = match Box::pin(intake::read_body(incoming, &parts.headers, &shared.config)).await {
+    let body = match Box::pin(intake::read_body(incoming, &parts.headers, &state.config)).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => return Ok(body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)),
         Err(BodyError::Io) => return Err(CloseConnection),
     };
-    let id = shared.next_id();
-    let mut reply = match dispatch(id, Box::new(parts), body, connection.clone(), upgrade.is_some(), &shared).await? {
+    let id = state.next_id();
+    let mut reply = match dispatch(id, Box::new(parts), body, connection.clone(), upgrade.is_some(), &state).await? {
         Answer::Respond(reply) => reply,
         Answer::Hijack { relay_end, head } => return hijack(upgrade, relay_end, head, connection),
         Answer::WebSocket { head, outgoing, messages } => {
             let upgrade = upgrade.ok_or(CloseConnection)?; // Ruby only offers it on upgradable requests
-            let listener = websocket::Listener { id, messages, queue: shared.queue.clone() };
-            tokio::spawn(websocket::serve(upgrade, outgoing, listener, connection, shared.config.max_ws_message));
+            let route = websocket::MessageRoute { id, messages, notices: state.queue.notices().clone() };
+            tokio::spawn(websocket::serve(upgrade, outgoing, route, connection, state.config.max_ws_message));
             return Ok(body::prepare(*head, false));
         }
     };
-    if limit_keep_alive && !shared.keep_alive_allowed(&connection) {
+    if limit_keep_alive && !state.keep_alive_allowed(&connection) {
         // hyper closes the connection after a response that says so.
         reply.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
@@ -106,11 +107,11 @@ fn hijack(
         connection.mute(true);
         switching_protocols(HeaderMap::new())
     });
-    tokio::spawn(relay(upgrade, relay_end, connection));
+    tokio::spawn(relay_hijacked(upgrade, relay_end, connection));
     Ok(body::prepare(*head, false))
 }
 
-async fn relay(upgrade: OnUpgrade, relay_end: std::os::unix::net::UnixStream, connection: Arc<ConnectionInfo>) {
+async fn relay_hijacked(upgrade: OnUpgrade, relay_end: std::os::unix::net::UnixStream, connection: Arc<ConnectionInfo>) {
     let Ok(upgraded) = upgrade.await else { return };
     connection.mute(false); // hyper's 101 is out (dropped): from here on the app's bytes flow
     let Ok(app) = relay_end.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(relay_end)) else { return };
@@ -131,15 +132,15 @@ async fn dispatch(
     body: RequestBody,
     connection: Arc<ConnectionInfo>,
     upgradable: bool,
-    shared: &Shared,
+    state: &ServerState,
 ) -> Result<Answer, CloseConnection> {
     let (reply, answer) = oneshot::channel();
-    if shared.queue.push_request(RequestJob { id, head, body, connection, reply, upgradable }).is_err() {
+    if state.queue.push_request(RequestJob { id, head, body, connection, reply, upgradable }).is_err() {
         return Ok(Answer::Respond(plain(StatusCode::SERVICE_UNAVAILABLE, false)));
     }
     // From here until Ruby finishes the response, this request's connection ending is news
     // for Ruby (async.close): dropping this future drops the watch armed.
-    let watch = DisconnectWatch::new(id, shared.queue.clone());
+    let watch = DisconnectWatch::new(id, state.queue.notices().clone());
     match answer.await {
         Ok(Reply::Response(mut res)) => {
             match res.body_mut() {

@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::server::TlsStream;
 
-use crate::bridge::job::ConnectionInfo;
+use crate::bridge::connection::ConnectionInfo;
 
 pub enum Transport {
     Tcp(TcpStream),

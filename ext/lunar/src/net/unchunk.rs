@@ -104,7 +104,7 @@ impl Body for Unchunk {
 mod tests {
     use super::*;
 
-    use crate::bridge::job::ConnectionInfo;
+    use crate::bridge::connection::ConnectionInfo;
     use crate::bridge::stream::{ChunkStream, StreamSender, StreamState};
     use std::sync::Arc;
 

@@ -17,8 +17,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::bridge::dispatch::DispatchQueue;
-use crate::bridge::job::ConnectionInfo;
+use crate::bridge::connection::ConnectionInfo;
+use crate::bridge::notices::{Notice, Notices};
 use crate::bridge::stream::ChunkStream;
 
 /// A client's messages waiting for Ruby at once; past it the socket is not read (the
@@ -33,21 +33,21 @@ fn config(max_message: usize) -> WebSocketConfig {
 }
 
 /// Where a socket's messages go: the request they belong to, and whether the app listens.
-pub struct Listener {
+pub struct MessageRoute {
     pub id: u64,
     pub messages: bool,
-    pub queue: Arc<DispatchQueue>,
+    pub notices: Arc<Notices>,
 }
 
-pub async fn serve(upgrade: OnUpgrade, mut outgoing: Box<ChunkStream>, listener: Listener, connection: Arc<ConnectionInfo>, max_message: usize) {
+pub async fn serve(upgrade: OnUpgrade, mut outgoing: Box<ChunkStream>, route: MessageRoute, connection: Arc<ConnectionInfo>, max_message: usize) {
     let Ok(upgraded) = upgrade.await else { return };
     let mut socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config(max_message))).await;
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         tokio::select! {
             incoming = socket.next() => match incoming {
-                Some(Ok(Message::Text(text))) => forward(&listener, &in_flight, Bytes::from(text)).await,
-                Some(Ok(Message::Binary(data))) => forward(&listener, &in_flight, data).await,
+                Some(Ok(Message::Text(text))) => forward(&route, &in_flight, Bytes::from(text)).await,
+                Some(Ok(Message::Binary(data))) => forward(&route, &in_flight, data).await,
                 // Pings are answered by tungstenite; pongs need nothing.
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 // A close, the end, or a protocol error (a malformed or oversized frame).
@@ -75,12 +75,12 @@ pub async fn serve(upgrade: OnUpgrade, mut outgoing: Box<ChunkStream>, listener:
     }
 }
 
-async fn forward(listener: &Listener, in_flight: &Arc<Semaphore>, data: Bytes) {
-    if !listener.messages {
+async fn forward(route: &MessageRoute, in_flight: &Arc<Semaphore>, data: Bytes) {
+    if !route.messages {
         return; // the app gave no block
     }
     if let Ok(permit) = in_flight.clone().acquire_owned().await {
-        listener.queue.push_message(listener.id, data, permit);
+        route.notices.push(Notice::Message { id: route.id, data, permit });
     }
 }
 

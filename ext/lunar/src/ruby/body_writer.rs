@@ -5,7 +5,8 @@
 //! GVL released, for the client to read: without limit when `max_wait` is nil (a worker
 //! thread), else at most `max_wait` seconds, after which the client is cut off as too slow
 //! (the reactor thread must not stall on one client). Once the client is gone, `write`
-//! returns false and drops the chunk; it never raises.
+//! returns false and drops the chunk. It raises only what the thread was interrupted with
+//! while it waited (`Thread#kill`, a signal's exception, `Timeout`).
 //!
 //! A body that may park (Ruby's `Lunar::Parking`) uses `try_write` and `park` instead: the
 //! waiting is a tokio task's, and its thread serves other requests meanwhile.
@@ -21,6 +22,14 @@ use tokio::sync::oneshot;
 use crate::bridge::stream::{Queued, Room, StreamSender};
 use crate::ruby::gvl::{check_interrupts, without_gvl};
 use crate::ruby::inbox::RubyInbox;
+use crate::sync::lock;
+
+/// The moment `seconds` from now; `None` (no deadline) when that is past what a clock can
+/// hold. Negative and NaN mean now.
+fn deadline_after(seconds: f64) -> Option<tokio::time::Instant> {
+    let wait = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX);
+    tokio::time::Instant::now().checked_add(wait)
+}
 
 #[magnus::wrap(class = "Lunar::Native::BodyWriter", free_immediately, size)]
 pub struct BodyWriter {
@@ -35,21 +44,21 @@ impl BodyWriter {
 
     /// A copy of the sender, for a `Topic` to write into this stream itself.
     pub fn sender(&self) -> Option<StreamSender> {
-        self.sender.lock().ok().and_then(|g| g.clone())
+        lock(&self.sender).clone()
     }
 
     /// Offers one chunk without waiting. The common case runs under the lock, without
     /// cloning the sender for every chunk.
     fn offer(&self, bytes: Bytes) -> Queued {
-        match self.sender.lock().as_deref() {
-            Ok(Some(sender)) if bytes.is_empty() => {
+        match lock(&self.sender).as_ref() {
+            Some(sender) if bytes.is_empty() => {
                 if sender.is_closed() {
                     Queued::Gone
                 } else {
                     Queued::Sent
                 }
             }
-            Ok(Some(sender)) => sender.try_send(bytes),
+            Some(sender) => sender.try_send(bytes),
             _ => Queued::Gone,
         }
     }
@@ -65,7 +74,7 @@ impl BodyWriter {
         // No room: wait with a copy of the sender, so `close` from another thread is not
         // blocked behind this wait.
         let Some(sender) = rb_self.sender() else { return Ok(false) };
-        let deadline = max_wait.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+        let deadline = max_wait.and_then(deadline_after);
         loop {
             match rb_self.wait_for_room(ruby, &sender, bytes.len(), deadline)? {
                 Room::Ready => {}
@@ -99,9 +108,9 @@ impl BodyWriter {
     fn park(&self, inbox: &RubyInbox, token: u64, len: usize, max_wait: f64) {
         let inbox = inbox.shared();
         let Some(sender) = self.sender() else { return inbox.push(token) };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(max_wait.max(0.0));
+        let deadline = deadline_after(max_wait);
         self.runtime.spawn(async move {
-            if let Room::Stalled = sender.room(len, Some(deadline)).await {
+            if let Room::Stalled = sender.room(len, deadline).await {
                 sender.cut();
             }
             inbox.push(token);
@@ -127,7 +136,7 @@ impl BodyWriter {
                     })
                 },
                 || {
-                    if let Some(c) = cancel.lock().ok().and_then(|mut c| c.take()) {
+                    if let Some(c) = lock(&cancel).take() {
                         let _ = c.send(());
                     }
                 },
@@ -141,7 +150,7 @@ impl BodyWriter {
 
     /// Ends the body normally. Idempotent.
     fn close(&self) {
-        if let Some(sender) = self.sender.lock().ok().and_then(|mut g| g.take()) {
+        if let Some(sender) = lock(&self.sender).take() {
             sender.finish();
         }
     }
@@ -149,13 +158,13 @@ impl BodyWriter {
     /// Ends the body as failed: what was written still goes out, then the connection
     /// closes rather than the body completing, so the client can tell it is incomplete.
     fn abort(&self) {
-        if let Some(sender) = self.sender.lock().ok().and_then(|mut g| g.take()) {
+        if let Some(sender) = lock(&self.sender).take() {
             sender.fail();
         }
     }
 
     fn is_closed(&self) -> bool {
-        self.sender.lock().map(|s| s.as_ref().is_none_or(StreamSender::is_closed)).unwrap_or(true)
+        lock(&self.sender).as_ref().is_none_or(StreamSender::is_closed)
     }
 
     pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {

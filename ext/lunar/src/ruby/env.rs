@@ -6,7 +6,7 @@
 
 use magnus::{value::Lazy, value::ReprValue, Error, RHash, RString, Ruby, Value};
 
-use crate::bridge::job::ConnectionInfo;
+use crate::bridge::connection::ConnectionInfo;
 use crate::config::ServerConfig;
 use crate::ruby::headers::{cgi_name, split_host};
 use http::request::Parts;

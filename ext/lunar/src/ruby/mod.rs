@@ -1,9 +1,11 @@
 //! What Ruby sees: the native server and request objects, the Rack env built from a job, the
-//! Rack response turned into a reply, and the writer of streamed bodies. Everything here runs
-//! on Ruby threads; only plain data from `bridge` goes to the tokio side.
+//! Rack response turned into a reply, the writer of streamed bodies, `Topic` (the fan-out's
+//! face), and the errors native code raises. Everything here runs on Ruby threads; only
+//! plain data from `bridge` and `fanout` goes to the tokio side.
 
 pub mod body_writer;
 pub mod env;
+pub mod error;
 pub mod gvl;
 pub mod headers;
 pub mod inbox;
@@ -11,20 +13,25 @@ pub mod native_listener;
 pub mod native_request;
 pub mod native_server;
 pub mod response;
+pub mod server_config;
+pub mod topic;
 
 use magnus::typed_data::TypedData;
 use magnus::{Error, RModule, Ruby};
 
 pub fn define(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     native_server::NativeServer::define(ruby, native)?;
-    native_listener::define(ruby, native)?;
+    native_listener::define(native)?;
     native_request::NativeRequest::define(ruby, native)?;
     body_writer::BodyWriter::define(ruby, native)?;
     inbox::RubyInbox::define(ruby, native)?;
+    topic::Topic::define(ruby, native)?;
+    error::define_classes(ruby);
     resolve_class::<native_server::NativeServer>(ruby);
     resolve_class::<native_request::NativeRequest>(ruby);
     resolve_class::<body_writer::BodyWriter>(ruby);
     resolve_class::<inbox::RubyInbox>(ruby);
+    resolve_class::<topic::Topic>(ruby);
     Ok(())
 }
 

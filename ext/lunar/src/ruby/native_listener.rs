@@ -7,35 +7,34 @@ use std::os::fd::{BorrowedFd, RawFd};
 
 use magnus::{Error, Ruby};
 
+use crate::error::Error::Config as ConfigError;
 use crate::net::listener;
+use crate::ruby::error::OrRaise;
 
 /// Binds `uri` (reading its TLS files, to fail early) and returns the listening socket's
 /// descriptor, inheritable by children forked later.
 fn listen(ruby: &Ruby, uri: String) -> Result<RawFd, Error> {
-    listener::bind(&uri, None).map(listener::Bound::into_raw_fd).map_err(|e| {
-        let class = match e.kind() {
-            std::io::ErrorKind::InvalidInput => ruby.exception_arg_error(),
-            _ => ruby.exception_standard_error(),
-        };
-        Error::new(class, format!("could not bind: {e}"))
-    })
+    listener::bind(&uri, None).map(listener::Bound::into_raw_fd).or_raise(ruby)
 }
 
-/// `tcp://ip:port` or `unix:///path` for the listening socket `fd`; ArgumentError when it
-/// is not one.
+/// `tcp://ip:port` or `unix:///path` for the listening socket `fd`; `Lunar::ConfigError`
+/// (an ArgumentError) when it is not one.
 fn listen_address(ruby: &Ruby, fd: RawFd) -> Result<String, Error> {
+    describe_descriptor(fd).or_raise(ruby)
+}
+
+fn describe_descriptor(fd: RawFd) -> crate::error::Result<String> {
     // SAFETY: F_GETFD only reads the descriptor's flags; any integer is a valid argument.
     if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(Error::new(ruby.exception_arg_error(), format!("descriptor {fd}: not open")));
+        return Err(ConfigError(format!("descriptor {fd}: not open")));
     }
     // SAFETY: open (checked just above) and only inspected during this call.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    listener::describe(borrowed).map_err(|e| Error::new(ruby.exception_arg_error(), format!("descriptor {fd}: {e}")))
+    listener::describe(borrowed).map_err(|e| ConfigError(format!("descriptor {fd}: {e}")))
 }
 
-pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
+pub fn define(native: magnus::RModule) -> Result<(), Error> {
     use magnus::{function, Object};
-    let _ = ruby;
     native.define_singleton_method("listen", function!(listen, 1))?;
     native.define_singleton_method("listen_address", function!(listen_address, 1))?;
     Ok(())

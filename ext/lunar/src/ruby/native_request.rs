@@ -11,12 +11,14 @@ use http::request::Parts;
 use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::bridge::job::{ConnectionInfo, RequestBody, RequestJob};
-use crate::bridge::reply::{switching_protocols, FileBody, Reply, ReplyBody};
+use crate::bridge::connection::ConnectionInfo;
+use crate::bridge::job::{RequestBody, RequestJob};
+use crate::bridge::reply::{self, switching_protocols, FileBody, Reply, ReplyBody};
 use crate::bridge::stream::{ChunkStream, StreamSender, StreamState};
-use crate::net::server::Shared;
+use crate::net::state::ServerState;
 use crate::ruby::body_writer::BodyWriter;
 use crate::ruby::{env, response};
+use crate::sync::lock;
 
 #[magnus::wrap(class = "Lunar::Native::Request", free_immediately, size)]
 pub struct NativeRequest {
@@ -26,19 +28,19 @@ pub struct NativeRequest {
     connection: Arc<ConnectionInfo>,
     body: Mutex<Option<RequestBody>>,
     reply: Mutex<Option<oneshot::Sender<Reply>>>,
-    shared: Arc<Shared>,
+    state: Arc<ServerState>,
     upgradable: bool,
 }
 
 impl NativeRequest {
-    pub fn new(job: RequestJob, shared: Arc<Shared>) -> Self {
+    pub fn new(job: RequestJob, state: Arc<ServerState>) -> Self {
         NativeRequest {
             id: job.id,
             head: Mutex::new(Some(job.head)),
             connection: job.connection,
             body: Mutex::new(Some(job.body)),
             reply: Mutex::new(Some(job.reply)),
-            shared,
+            state,
             upgradable: job.upgradable,
         }
     }
@@ -49,15 +51,15 @@ impl NativeRequest {
 
     /// The Rack env, built from the server's base env. Once: the head is dropped after.
     fn env(ruby: &Ruby, rb_self: &Self, base: RHash) -> Result<RHash, Error> {
-        let head = rb_self.head.lock().ok().and_then(|mut h| h.take());
+        let head = lock(&rb_self.head).take();
         let head = head.ok_or_else(|| Error::new(ruby.exception_runtime_error(), "Lunar::Native::Request#env was already built"))?;
         let job_view = env::JobView { head: &head, connection: &rb_self.connection };
-        env::build(ruby, base, &job_view, &rb_self.shared.config)
+        env::build(ruby, base, &job_view, &rb_self.state.config)
     }
 
     /// The body, once: a binary String, an Integer fd of a spooled temp file, or nil.
     fn take_body(ruby: &Ruby, rb_self: &Self) -> Value {
-        let body = rb_self.body.lock().ok().and_then(|mut b| b.take());
+        let body = lock(&rb_self.body).take();
         match body {
             Some(RequestBody::Memory(bytes)) => ruby.str_from_slice(&bytes).into_value_with(ruby),
             Some(RequestBody::Spooled(file)) => {
@@ -69,7 +71,7 @@ impl NativeRequest {
     }
 
     fn send(&self, reply: Reply) -> bool {
-        let slot = self.reply.lock().ok().and_then(|mut s| s.take());
+        let slot = lock(&self.reply).take();
         match slot {
             Some(tx) => tx.send(reply).is_ok(),
             None => false,
@@ -78,23 +80,23 @@ impl NativeRequest {
 
     /// Hands the reply slot to someone else (a `Topic`), once.
     pub fn take_reply(&self) -> Option<oneshot::Sender<Reply>> {
-        self.reply.lock().ok().and_then(|mut s| s.take())
+        lock(&self.reply).take()
     }
 
     fn is_answered(&self) -> bool {
-        self.reply.lock().map(|s| s.is_none()).unwrap_or(true)
+        lock(&self.reply).is_none()
     }
 
     /// Whether the client is still there to be answered.
     fn is_open(&self) -> bool {
-        self.reply.lock().map(|s| s.as_ref().is_some_and(|tx| !tx.is_closed())).unwrap_or(false)
+        lock(&self.reply).as_ref().is_some_and(|tx| !tx.is_closed())
     }
 
     /// A complete response; `body` is a String, an Array of Strings, or nil.
     fn respond(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value, body: Value) -> Result<bool, Error> {
         let map = response::header_map(ruby, headers)?;
         let body = response::full_body(ruby, body)?;
-        Ok(rb_self.send(Reply::Response(response::build(status, map, body))))
+        Ok(rb_self.send(Reply::Response(reply::response(status, map, body))))
     }
 
     /// A response whose body tokio reads from `path` (Rack `to_path`).
@@ -103,14 +105,14 @@ impl NativeRequest {
         let path = path.to_string()?;
         let file = std::fs::File::open(&path).map_err(|e| Error::new(ruby.exception_io_error(), format!("cannot open {path}: {e}")))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(rb_self.send(Reply::Response(response::build(status, map, ReplyBody::File(Box::new(FileBody::new(file, len)))))))
+        Ok(rb_self.send(Reply::Response(reply::response(status, map, ReplyBody::File(Box::new(FileBody::new(file, len)))))))
     }
 
     /// Sends the head now and returns a writer for the body chunks (nil if already answered).
     fn stream(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<BodyWriter>, Error> {
         let map = response::header_map(ruby, headers)?;
         let (stream, writer) = rb_self.stream_pair();
-        let sent = rb_self.send(Reply::Response(response::build(status, map, ReplyBody::Chunks(stream))));
+        let sent = rb_self.send(Reply::Response(reply::response(status, map, ReplyBody::Chunks(stream))));
         Ok(sent.then_some(writer))
     }
 
@@ -137,8 +139,8 @@ impl NativeRequest {
     fn stream_pair(&self) -> (Box<ChunkStream>, BodyWriter) {
         let (tx, rx) = mpsc::unbounded_channel();
         let state = StreamState::new();
-        let sender = StreamSender::new(tx, state.clone(), self.shared.config.stream_buffer, self.connection.clone());
-        (Box::new(ChunkStream::new(rx, state)), BodyWriter::new(sender, self.shared.runtime.clone()))
+        let sender = StreamSender::new(tx, state.clone(), self.state.config.stream_buffer, self.connection.clone());
+        (Box::new(ChunkStream::new(rx, state)), BodyWriter::new(sender, self.state.runtime.clone()))
     }
 
     /// Whether `rack.hijack` is offered: an HTTP/1.1 request that asked for an upgrade (hyper
@@ -163,7 +165,7 @@ impl NativeRequest {
                 format!("a rack.hijack response header needs status 101 (got {status}): hyper hands a connection over only through an upgrade"),
             ));
         }
-        let head = response::build(status, response::header_map(ruby, headers)?, ReplyBody::Empty);
+        let head = reply::response(status, response::header_map(ruby, headers)?, ReplyBody::Empty);
         rb_self.hand_over(ruby, Some(head))
     }
 

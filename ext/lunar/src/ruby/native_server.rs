@@ -1,94 +1,33 @@
 //! `Lunar::Native::Server`: the Ruby handle on a running native server.
 //!
-//! Ruby threads call `next_request` to take work: it returns at once while jobs are
-//! queued (the GVL is kept across a burst) and releases the GVL only to wait.
+//! Ruby threads call `next_event` to take work: it returns at once while events are queued
+//! (the GVL is kept across a burst) and releases the GVL only to wait.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use magnus::{value::ReprValue, Error, IntoValue, RHash, Ruby, TryConvert, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use magnus::{value::ReprValue, Error, IntoValue, RHash, Ruby, Value};
 
 use crate::bridge::dispatch::Event;
 use crate::bridge::inbox::Inbox;
-use crate::config::ServerConfig;
 use crate::net::server::ServerHandle;
+use crate::ruby::error::OrRaise;
 use crate::ruby::gvl::{check_interrupts, without_gvl};
 use crate::ruby::inbox::RubyInbox;
 use crate::ruby::native_request::NativeRequest;
+use crate::ruby::server_config;
 
 #[magnus::wrap(class = "Lunar::Native::Server", free_immediately, size)]
 pub struct NativeServer {
     handle: ServerHandle,
 }
 
-fn opt<T: TryConvert>(ruby: &Ruby, opts: RHash, key: &str) -> Result<Option<T>, Error> {
-    opts.lookup::<_, Option<T>>(ruby.to_symbol(key))
-}
-
-fn secs(v: f64) -> Option<Duration> {
-    (v > 0.0).then(|| Duration::from_secs_f64(v))
-}
-
-/// Reads the options Hash Ruby passes (`Lunar::Server` builds it) into a `ServerConfig`.
-fn config_from(ruby: &Ruby, opts: RHash) -> Result<ServerConfig, Error> {
-    let mut c = ServerConfig::default();
-    if let Some(b) = opt::<Vec<String>>(ruby, opts, "binds")? {
-        c.binds = b;
-    }
-    if let Some(fds) = opt::<std::collections::HashMap<String, i32>>(ruby, opts, "listen_fds")? {
-        c.inherited = fds;
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "io_threads")? {
-        c.io_threads = n.max(1);
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "queue_capacity")? {
-        c.queue_capacity = n.max(1);
-    }
-    if let Some(n) = opt::<u64>(ruby, opts, "max_body")? {
-        c.max_body = n;
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "max_header_size")? {
-        c.max_header_size = n.max(8192);
-    }
-    if let Some(t) = opt::<f64>(ruby, opts, "timeout")? {
-        c.idle_timeout = secs(t);
-    }
-    if let Some(t) = opt::<f64>(ruby, opts, "header_timeout")? {
-        c.header_timeout = secs(t).unwrap_or(Duration::from_secs(30));
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "spool_threshold")? {
-        c.spool_threshold = n;
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "stream_buffer")? {
-        c.stream_buffer = n.max(1);
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "max_ws_message")? {
-        c.max_ws_message = n.max(125);
-    }
-    let (_, open_files) = crate::net::limits::raise_open_files();
-    c.max_connections = match opt::<usize>(ruby, opts, "max_conns")? {
-        Some(n) => n.max(1),
-        None => crate::net::limits::default_max_connections(open_files),
-    };
-    c.max_persistent = opt::<usize>(ruby, opts, "max_persistent_conns")?;
-    if let Some(b) = opt::<bool>(ruby, opts, "asterisk_path_info")? {
-        c.asterisk_path_info = b;
-    }
-    Ok(c)
-}
-
 impl NativeServer {
     fn start(ruby: &Ruby, opts: RHash) -> Result<NativeServer, Error> {
-        let config = config_from(ruby, opts)?;
-        let handle = ServerHandle::start(config).map_err(|e| {
-            // A wrong setting (a bind URI, a certificate) is the user's to fix: ArgumentError.
-            let class = match e.kind() {
-                std::io::ErrorKind::InvalidInput => ruby.exception_arg_error(),
-                _ => ruby.exception_standard_error(),
-            };
-            Error::new(class, format!("could not start: {e}"))
-        })?;
+        let config = server_config::from_options(ruby, opts)?;
+        let handle = ServerHandle::start(config).or_raise(ruby)?;
         Ok(NativeServer { handle })
     }
 
@@ -102,7 +41,7 @@ impl NativeServer {
     fn event_value(&self, ruby: &Ruby, event: Event) -> Option<Value> {
         match event {
             Event::Request(job) if job.reply.is_closed() => None,
-            Event::Request(job) => Some(NativeRequest::new(job, Arc::clone(&self.handle.shared)).into_value_with(ruby)),
+            Event::Request(job) => Some(NativeRequest::new(job, Arc::clone(&self.handle.state)).into_value_with(ruby)),
             Event::Closed(id) => Some(id.into_value_with(ruby)),
             // [id, message]; the permit is released once the message is Ruby's.
             Event::Message { id, data, permit: _permit } => {
@@ -117,7 +56,7 @@ impl NativeServer {
         if inbox.is_some_and(|i| i.inbox().is_ready()) {
             return Some(ruby.qtrue().as_value());
         }
-        while let Some(ev) = rb_self.handle.shared.queue.try_pop() {
+        while let Some(ev) = rb_self.handle.state.queue.try_pop() {
             if let Some(v) = rb_self.event_value(ruby, ev) {
                 return Some(v);
             }
@@ -129,7 +68,7 @@ impl NativeServer {
     /// once the server has stopped. Interrupts (`Thread#kill`, `Timeout`, signals) cut the
     /// wait short and raise.
     fn next_event(ruby: &Ruby, rb_self: &Self, inbox: Option<&RubyInbox>) -> Result<Option<Value>, Error> {
-        let queue = &rb_self.handle.shared.queue;
+        let queue = &rb_self.handle.state.queue;
         loop {
             if let Some(v) = Self::try_next_event(ruby, rb_self, inbox) {
                 return Ok(Some(v));
@@ -161,35 +100,34 @@ impl NativeServer {
 
     /// An inbox for the calling thread (see `Lunar::Parking`).
     fn new_inbox(&self) -> RubyInbox {
-        RubyInbox::new(Inbox::new(self.handle.shared.queue.clone()))
+        RubyInbox::new(Inbox::new(self.handle.state.queue.notices().clone()))
     }
 
     /// The eventfd that becomes readable when events are queued (evented mode watches it).
     fn notify_fd(ruby: &Ruby, rb_self: &Self) -> Result<i32, Error> {
-        let waker = rb_self.handle.shared.queue.waker().map_err(|e| Error::new(ruby.exception_io_error(), e.to_string()))?;
-        Ok(waker.raw_fd())
+        let waker = rb_self.handle.state.queue.notices().reactor_waker().map_err(crate::error::Error::io("making the reactor's eventfd"));
+        Ok(waker.or_raise(ruby)?.raw_fd())
     }
 
     /// Resets the eventfd before the reactor drains the queue.
     fn rearm_notify(&self) {
-        if let Ok(w) = self.handle.shared.queue.waker() {
+        if let Ok(w) = self.handle.state.queue.notices().reactor_waker() {
             w.rearm();
         }
     }
 
-    /// Graceful stop: waits up to `grace` seconds for in-flight requests, GVL released.
+    /// Graceful stop: waits up to `grace` seconds for in-flight requests, GVL released. An
+    /// interrupt (`Thread#kill` of the stopping thread, a signal's exception) ends the grace
+    /// at once, as `hurry` does: the stop completes, then the interrupt is acted on.
     fn stop(ruby: &Ruby, rb_self: &Self, grace: f64) -> Result<(), Error> {
-        let grace = Duration::from_secs_f64(grace.max(0.0));
+        let grace = Duration::try_from_secs_f64(grace.max(0.0)).unwrap_or(Duration::MAX); // tokio's timeout takes MAX as never
         let mut once = Some(());
-        without_gvl(
-            ruby,
-            || {
-                if once.take().is_some() {
-                    rb_self.handle.stop(grace)
-                }
-            },
-            || {},
-        )
+        let stop = || {
+            if once.take().is_some() {
+                rb_self.handle.stop(grace)
+            }
+        };
+        without_gvl(ruby, stop, || rb_self.handle.hurry())
     }
 
     fn hurry(&self) {
@@ -197,19 +135,19 @@ impl NativeServer {
     }
 
     fn is_running(&self) -> bool {
-        !self.handle.shared.queue.is_closed()
+        !self.handle.state.queue.is_closed()
     }
 
     fn max_connections(&self) -> usize {
-        self.handle.shared.config.max_connections
+        self.handle.state.config.max_connections
     }
 
     fn live_connections(&self) -> usize {
-        self.handle.shared.live_connections()
+        self.handle.state.live_connections()
     }
 
     fn queue_length(&self) -> usize {
-        self.handle.shared.queue.len()
+        self.handle.state.queue.len()
     }
 
     /// `[soft limit before, soft limit now]` for open files (raised to the hard limit).

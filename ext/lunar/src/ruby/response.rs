@@ -1,7 +1,7 @@
 //! Rack triple pieces (Ruby values) → a `Reply` of plain Rust data, on the Ruby thread.
 
 use bytes::BytesMut;
-use http::{header, HeaderMap, HeaderName, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName};
 use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
 use crate::bridge::reply::ReplyBody;
@@ -80,11 +80,6 @@ pub fn header_map(ruby: &Ruby, headers: Value) -> Result<HeaderMap, Error> {
     Ok(map)
 }
 
-/// Status integer → `StatusCode`; anything HTTP cannot carry becomes 500.
-pub fn status_code(status: i64) -> StatusCode {
-    u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
 /// A body given as a String or an Array of Strings (`to_ary`), copied out of Ruby (no Ruby
 /// object may cross to tokio) and joined into one buffer.
 pub fn full_body(ruby: &Ruby, body: Value) -> Result<ReplyBody, Error> {
@@ -106,11 +101,4 @@ pub fn full_body(ruby: &Ruby, body: Value) -> Result<ReplyBody, Error> {
         buf.extend_from_slice(unsafe { s.as_slice() });
     }
     Ok(ReplyBody::Full(buf.freeze()))
-}
-
-pub fn build(status: i64, headers: HeaderMap, body: ReplyBody) -> Box<Response<ReplyBody>> {
-    let mut res = Response::new(body);
-    *res.status_mut() = status_code(status);
-    *res.headers_mut() = headers;
-    Box::new(res)
 }

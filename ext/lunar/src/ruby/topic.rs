@@ -1,4 +1,4 @@
-//! `Lunar::Native::Topic`: Lunar's native fan-out, as Ruby sees it. One `publish` from any
+//! `Lunar::Native::Topic`: Lunar's native fan-out (`fanout`), as Ruby sees it. One `publish` from any
 //! Ruby thread reaches every attached connection without a Ruby call per subscriber.
 //!
 //! An in-process topic delivers on the publishing thread. A topic shared through Redis
@@ -14,16 +14,19 @@ use magnus::{Error, IntoValue, RString, Ruby, Value};
 use crate::fanout::redis::{self, Command, Link};
 use crate::fanout::subscribers::{Message, StreamId, Subscriber, Subscribers};
 use crate::ruby::body_writer::BodyWriter;
+use crate::ruby::error::OrRaise;
 use crate::ruby::gvl::without_gvl;
 use crate::ruby::native_request::NativeRequest;
 use crate::ruby::response;
+use crate::sync::lock;
 
 /// How long the first subscriber in a process waits for the Redis subscription, so that a
 /// message published right after it joined reaches it. When Redis is down it goes on (the
 /// link keeps trying).
 const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-struct Shared {
+/// A topic's place in Redis, and the link this process joined for it.
+struct RedisBinding {
     url: String,
     channel: String,
     history: usize,
@@ -34,18 +37,17 @@ struct Shared {
 #[magnus::wrap(class = "Lunar::Native::Topic", free_immediately, size)]
 pub struct Topic {
     subscribers: Arc<Subscribers>,
-    redis: Option<Shared>,
+    redis: Option<RedisBinding>,
 }
 
 /// A Redis topic collected by Ruby's GC: its link stops delivering to it (and leaves the
 /// channel when no other topic here is on it). Only plain data crosses: no Ruby call.
 impl Drop for Topic {
     fn drop(&mut self) {
-        let Some(shared) = &self.redis else { return };
-        let Ok(joined) = shared.joined.lock() else { return };
-        if let Some((pid, link)) = joined.as_ref() {
+        let Some(binding) = &self.redis else { return };
+        if let Some((pid, link)) = lock(&binding.joined).as_ref() {
             if *pid == std::process::id() {
-                link.send(Command::Unsubscribe { channel: shared.channel.clone(), subscribers: self.subscribers.clone() });
+                link.send(Command::Unsubscribe { channel: binding.channel.clone(), subscribers: self.subscribers.clone() });
             }
         }
     }
@@ -59,33 +61,35 @@ impl Topic {
     /// A topic shared through the Redis at `url` on `channel`, keeping the last `history`
     /// messages (0: none) for streams that reconnect. Checks the URL; connects later.
     fn redis(ruby: &Ruby, url: String, channel: String, history: usize) -> Result<Self, Error> {
-        redis::check_url(&url).map_err(|e| Error::new(ruby.exception_arg_error(), e))?;
-        let shared = Shared { url, channel, history, joined: Mutex::new(None) };
-        Ok(Topic { subscribers: Arc::default(), redis: Some(shared) })
+        redis::check_url(&url).or_raise(ruby)?;
+        let binding = RedisBinding { url, channel, history, joined: Mutex::new(None) };
+        Ok(Topic { subscribers: Arc::default(), redis: Some(binding) })
     }
 
-    /// This process's Redis link, subscribed to the channel (joined on first use).
+    /// This process's Redis link, subscribed to the channel (joined on first use). The
+    /// first subscriber waits (GVL released, at most JOIN_WAIT, cut short by an interrupt)
+    /// for the subscription, so that a message published right after it joined reaches it.
     fn link(&self, ruby: &Ruby) -> Result<Option<Arc<Link>>, Error> {
-        let Some(shared) = &self.redis else { return Ok(None) };
+        let Some(binding) = &self.redis else { return Ok(None) };
         let pid = std::process::id();
-        let mut joined = shared.joined.lock().map_err(|_| Error::new(ruby.exception_runtime_error(), "topic lock poisoned"))?;
+        let mut joined = lock(&binding.joined);
         if let Some((p, link)) = joined.as_ref() {
             if *p == pid {
                 return Ok(Some(link.clone()));
             }
         }
-        let link = redis::link(&shared.url).map_err(|e| Error::new(ruby.exception_runtime_error(), e))?;
+        let link = redis::link(&binding.url).or_raise(ruby)?;
         let (subscribed, done) = std::sync::mpsc::channel();
-        link.send(Command::Subscribe { channel: shared.channel.clone(), subscribers: self.subscribers.clone(), subscribed });
+        let interrupt = subscribed.clone();
+        link.send(Command::Subscribe { channel: binding.channel.clone(), subscribers: self.subscribers.clone(), subscribed });
         *joined = Some((pid, link.clone()));
         drop(joined);
-        without_gvl(
-            ruby,
-            || {
-                let _ = done.recv_timeout(JOIN_WAIT);
-            },
-            || {},
-        )?;
+        let wait = || {
+            let _ = done.recv_timeout(JOIN_WAIT);
+        };
+        without_gvl(ruby, wait, || {
+            let _ = interrupt.send(());
+        })?;
         Ok(Some(link))
     }
 
@@ -119,12 +123,12 @@ impl Topic {
         let subscriber = Subscriber::Stream { sender, prefix: prefix.to_bytes(), suffix: suffix.to_bytes(), socket: false, ids, after: None };
         let since = last_event_id.as_deref().and_then(StreamId::parse);
         match (rb_self.link(ruby)?, since, &rb_self.redis) {
-            (Some(link), Some(since), Some(shared)) => {
+            (Some(link), Some(since), Some(binding)) => {
                 if let (Some(first), Subscriber::Stream { sender, .. }) = (first, &subscriber) {
                     sender.try_send(first);
                 }
                 let subscribers = rb_self.subscribers.clone();
-                link.send(Command::Replay { channel: shared.channel.clone(), since, subscriber, subscribers });
+                link.send(Command::Replay { channel: binding.channel.clone(), since, subscriber, subscribers });
             }
             _ => rb_self.subscribers.add_after(first, subscriber),
         }
@@ -150,11 +154,11 @@ impl Topic {
     /// it back) and returns true.
     /// A process that only publishes does not subscribe (nor wait for it).
     fn publish(ruby: &Ruby, rb_self: &Self, message: RString) -> Result<Value, Error> {
-        let Some(shared) = &rb_self.redis else {
+        let Some(binding) = &rb_self.redis else {
             return Ok(rb_self.subscribers.deliver(&Message { body: message.to_bytes(), id: None }, true).into_value_with(ruby));
         };
-        let link = redis::link(&shared.url).map_err(|e| Error::new(ruby.exception_runtime_error(), e))?;
-        link.send(Command::Publish { channel: shared.channel.clone(), history: shared.history, message: message.to_bytes() });
+        let link = redis::link(&binding.url).or_raise(ruby)?;
+        link.send(Command::Publish { channel: binding.channel.clone(), history: binding.history, message: message.to_bytes() });
         Ok(true.into_value_with(ruby))
     }
 

@@ -1,0 +1,147 @@
+//! `ConnectionInfo`: one connection as its requests see it, plain data shared by the
+//! connection's task (net), its requests on their way to Ruby (`job`) and their streamed
+//! bodies (`stream`): where it came from, when it last moved a byte, and a switch that
+//! closes it at once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::sync::lock;
+
+/// One connection as its requests see it: where it came from, which local address it
+/// reached, and a switch to close it at once (a streamed response cut off as too slow, or
+/// aborted by an error).
+#[derive(Debug)]
+pub struct ConnectionInfo {
+    /// Addresses as the socket gave them (`None` for a Unix socket); formatted only when an
+    /// env is built, so a held connection keeps no Strings.
+    peer: Option<IpAddr>,
+    local: Option<SocketAddr>,
+    /// Reached over TLS: `rack.url_scheme` is `https`.
+    pub tls: bool,
+    /// Counted among the connections kept alive (see `--max-persistent-conns`).
+    pub persistent: AtomicBool,
+    /// When a byte last moved either way, for the inactivity timeout.
+    pub activity: Activity,
+    /// hyper's writes are dropped (a full `rack.hijack`: the app writes its own handshake).
+    muted: AtomicBool,
+    cut: CutSwitch,
+}
+
+impl ConnectionInfo {
+    pub fn tcp(peer: SocketAddr, local: SocketAddr, tls: bool) -> Self {
+        ConnectionInfo { peer: Some(peer.ip()), local: Some(local), tls, ..Self::unix() }
+    }
+
+    pub fn unix() -> Self {
+        ConnectionInfo {
+            peer: None,
+            local: None,
+            tls: false,
+            persistent: AtomicBool::new(false),
+            activity: Activity::new(),
+            muted: AtomicBool::new(false),
+            cut: CutSwitch::default(),
+        }
+    }
+
+    /// Peer IP as Rack's `REMOTE_ADDR` wants it (`127.0.0.1` for Unix sockets, like Puma).
+    pub fn remote_ip(&self) -> String {
+        self.peer.map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
+    }
+
+    /// Local host and port, the `SERVER_NAME`/`SERVER_PORT` fallback when there is no Host
+    /// (`localhost` and 80 for Unix sockets).
+    pub fn local_host_port(&self) -> (String, String) {
+        match self.local {
+            Some(SocketAddr::V4(a)) => (a.ip().to_string(), a.port().to_string()),
+            Some(SocketAddr::V6(a)) => (format!("[{}]", a.ip()), a.port().to_string()),
+            None => ("localhost".into(), "80".into()),
+        }
+    }
+
+    pub fn mute(&self, muted: bool) {
+        self.muted.store(muted, Ordering::Release);
+    }
+
+    pub fn is_muted(&self) -> bool {
+        self.muted.load(Ordering::Acquire)
+    }
+
+    /// Asks the connection's task to close it now, whatever it is doing.
+    pub fn cut(&self) {
+        self.cut.cut();
+    }
+
+    /// Ready once `cut` was called (before or after the task started waiting).
+    pub fn poll_cut(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.cut.poll(cx)
+    }
+}
+
+/// When the connection last moved a byte, in milliseconds since it opened.
+#[derive(Debug)]
+pub struct Activity {
+    opened: std::time::Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Self {
+        Activity { opened: std::time::Instant::now(), last_ms: AtomicU64::new(0) }
+    }
+
+    pub fn touch(&self) {
+        // Never 0, which means "nothing yet".
+        let now = (self.opened.elapsed().as_millis() as u64).max(1);
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    pub fn quiet_for(&self) -> Duration {
+        let now = self.opened.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Whether any byte was ever read or written.
+    pub fn ever_active(&self) -> bool {
+        self.last_ms.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// A one-way switch with one waiter: smaller to wait on than a `Notify` (every connection
+/// task waits on one for its whole life).
+#[derive(Debug, Default)]
+struct CutSwitch {
+    on: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl CutSwitch {
+    fn cut(&self) {
+        self.on.store(true, Ordering::Release);
+        if let Some(waker) = lock(&self.waker).take() {
+            waker.wake();
+        }
+    }
+
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.on.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        {
+            let mut slot = lock(&self.waker);
+            if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *slot = Some(cx.waker().clone());
+            }
+        }
+        // Checked again under the registration: a cut between the two is not missed.
+        if self.on.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}

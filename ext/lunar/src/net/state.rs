@@ -1,0 +1,125 @@
+//! `ServerState`: what every connection and every Ruby-side request of one server can see:
+//! the settings, hyper's connection builders, the dispatch queue, the shutdown signal, and
+//! the counts of live and kept-alive connections.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::runtime::Handle;
+use tokio::sync::{watch, Notify};
+
+use crate::bridge::connection::ConnectionInfo;
+use crate::bridge::dispatch::DispatchQueue;
+use crate::config::ServerConfig;
+
+/// hyper refuses a smaller read buffer; it is also the request-head limit.
+const HYPER_MIN_BUF: usize = 8192;
+
+pub struct ServerState {
+    pub config: ServerConfig,
+    pub runtime: Handle,
+    pub queue: Arc<DispatchQueue>,
+    pub shutdown: watch::Receiver<bool>,
+    /// hyper's per-connection settings, one builder per protocol (each connection uses the
+    /// one it speaks; see `connection::Protocol`).
+    pub http1: http1::Builder,
+    pub http2: http2::Builder<TokioExecutor>,
+    next_id: AtomicU64,
+    live_connections: AtomicUsize,
+    persistent_connections: AtomicUsize,
+    all_closed: Notify,
+}
+
+impl ServerState {
+    pub fn new(config: ServerConfig, runtime: Handle, shutdown: watch::Receiver<bool>) -> Self {
+        let (http1, http2) = http_builders(&config);
+        ServerState {
+            runtime,
+            queue: Arc::new(DispatchQueue::new(config.queue_capacity)),
+            shutdown,
+            http1,
+            http2,
+            next_id: AtomicU64::new(1),
+            live_connections: AtomicUsize::new(0),
+            persistent_connections: AtomicUsize::new(0),
+            all_closed: Notify::new(),
+            config,
+        }
+    }
+}
+
+impl ServerState {
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a connection as live until the returned guard drops.
+    pub fn track_connection(self: &Arc<Self>) -> ConnectionGuard {
+        self.live_connections.fetch_add(1, Ordering::AcqRel);
+        ConnectionGuard(self.clone())
+    }
+
+    pub fn live_connections(&self) -> usize {
+        self.live_connections.load(Ordering::Acquire)
+    }
+
+    /// Whether `connection` may stay open after this response: it already counts among
+    /// the kept-alive ones, or there is room for it (`--max-persistent-conns`).
+    pub fn keep_alive_allowed(&self, connection: &ConnectionInfo) -> bool {
+        let Some(max) = self.config.max_persistent else { return true };
+        if connection.persistent.load(Ordering::Acquire) {
+            return true;
+        }
+        let counted = self.persistent_connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        if counted.is_ok() {
+            connection.persistent.store(true, Ordering::Release);
+        }
+        counted.is_ok()
+    }
+
+    /// A connection ends: it no longer counts as kept alive.
+    pub fn connection_closed(&self, connection: &ConnectionInfo) {
+        if connection.persistent.swap(false, Ordering::AcqRel) {
+            self.persistent_connections.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    pub async fn all_connections_closed(&self) {
+        loop {
+            let notified = self.all_closed.notified();
+            if self.live_connections() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+pub struct ConnectionGuard(Arc<ServerState>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.0.live_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.all_closed.notify_waiters();
+        }
+    }
+}
+
+/// How hyper serves every connection. Lunar writes no HTTP itself: these are hyper's own
+/// limits (head size → 431, more than 100 header lines → 431, slow head → closed) and
+/// manners (title-cased names as Thin and Puma write them, a Date on every response).
+/// hyper's header-count limit is left at its default of 100: setting it, even to 100,
+/// makes hyper fill its 100 header slots one by one for every request.
+fn http_builders(config: &ServerConfig) -> (http1::Builder, http2::Builder<TokioExecutor>) {
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .max_buf_size(config.max_header_size.max(HYPER_MIN_BUF))
+        .title_case_headers(true)
+        .keep_alive(true);
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new()).max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
+    (h1, h2)
+}

@@ -78,7 +78,7 @@ module Lunar
       list.map { |bind| bind.start_with?("tcp://") ? "#{bind.sub('tcp://', 'ssl://')}?cert=#{cert}&key=#{key}" : bind }
     end
 
-    # What the native server reads (see ext/lunar/src/native_server.rs).
+    # What the native server reads (see ext/lunar/src/ruby/server_config.rs).
     def native_options
       {
         binds: binds,

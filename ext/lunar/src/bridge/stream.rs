@@ -218,3 +218,96 @@ impl Drop for ChunkStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn pair(cap: usize) -> (StreamSender, ChunkStream) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = StreamState::new();
+        (StreamSender::new(tx, state.clone(), cap, Arc::new(ConnectionInfo::unix())), ChunkStream::new(rx, state))
+    }
+
+    fn poll(stream: &mut ChunkStream) -> Poll<Option<io::Result<Bytes>>> {
+        stream.poll_chunk(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn bytes(n: usize) -> Bytes {
+        Bytes::from(vec![b'x'; n])
+    }
+
+    #[test]
+    fn the_cap_counts_bytes_not_yet_taken_and_an_empty_stream_takes_any_chunk() {
+        let (sender, mut stream) = pair(10);
+        assert!(matches!(sender.try_send(bytes(25)), Queued::Sent), "nothing queued: even an oversized chunk goes");
+        assert!(matches!(sender.try_send(bytes(1)), Queued::Full(b) if b.len() == 1), "over the cap: the chunk comes back");
+        assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(b))) if b.len() == 25));
+        assert_eq!(sender.state.queued.load(Ordering::Acquire), 0);
+        assert!(matches!(sender.try_send(bytes(6)), Queued::Sent));
+        assert!(matches!(sender.try_send(bytes(4)), Queued::Sent), "exactly at the cap fits");
+        assert!(!sender.has_room(1));
+        assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(b))) if b.len() == 6));
+        assert!(sender.has_room(6));
+    }
+
+    #[test]
+    fn a_finished_body_ends_and_a_gone_client_refuses_chunks() {
+        let (sender, mut stream) = pair(10);
+        sender.try_send(bytes(3));
+        sender.clone().finish();
+        drop(sender);
+        assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(_)))));
+        assert!(matches!(poll(&mut stream), Poll::Ready(None)));
+
+        let (sender, stream) = pair(10);
+        drop(stream);
+        assert!(sender.is_closed());
+        assert!(matches!(sender.try_send(bytes(1)), Queued::Gone));
+    }
+
+    /// What the app yielded before failing still goes out; then one Pending (so hyper writes
+    /// what it holds), then the error that closes the connection.
+    #[test]
+    fn a_failed_body_flushes_then_errs() {
+        let (sender, mut stream) = pair(100);
+        sender.try_send(bytes(1));
+        sender.try_send(bytes(2));
+        sender.fail();
+        assert!(matches!(sender.try_send(bytes(1)), Queued::Gone), "nothing more is taken");
+        assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(b))) if b.len() == 1));
+        assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(b))) if b.len() == 2));
+        assert!(poll(&mut stream).is_pending());
+        assert!(matches!(poll(&mut stream), Poll::Ready(Some(Err(_)))));
+    }
+
+    #[test]
+    fn cut_fails_the_body_and_closes_its_connection() {
+        let (sender, _stream) = pair(100);
+        sender.cut();
+        assert!(sender.is_closed());
+        assert!(sender.connection.poll_cut(&mut Context::from_waker(Waker::noop())).is_ready());
+    }
+
+    #[test]
+    fn a_writer_waiting_for_room_is_woken_when_the_client_reads() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(async {
+            let (sender, mut stream) = pair(4);
+            sender.try_send(bytes(4));
+            let waiter = {
+                let sender = sender.clone();
+                tokio::spawn(async move { matches!(sender.room(4, None).await, Room::Ready) })
+            };
+            tokio::task::yield_now().await;
+            assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(_)))));
+            assert!(waiter.await.unwrap());
+            sender.try_send(bytes(4));
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(10);
+            assert!(matches!(sender.room(1, Some(deadline)).await, Room::Stalled));
+            drop(stream);
+            assert!(matches!(sender.room(1, None).await, Room::Gone));
+        });
+    }
+}

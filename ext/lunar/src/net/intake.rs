@@ -150,3 +150,53 @@ async fn linger(body: &mut Incoming) {
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn finish(sink: Sink) -> Vec<u8> {
+        match sink.finish().unwrap() {
+            RequestBody::Empty => Vec::new(),
+            RequestBody::Memory(bytes) => bytes.to_vec(),
+            RequestBody::Spooled(mut file) => {
+                let mut all = Vec::new();
+                file.read_to_end(&mut all).unwrap();
+                all
+            }
+        }
+    }
+
+    #[test]
+    fn one_chunk_is_kept_as_it_came() {
+        let chunk = Bytes::from_static(b"only chunk");
+        let mut sink = Sink::Nothing;
+        sink.push(chunk.clone(), 1024).unwrap();
+        match sink.finish().unwrap() {
+            RequestBody::Memory(kept) => assert_eq!(kept.as_ptr(), chunk.as_ptr(), "no copy"),
+            _ => panic!("expected the chunk in memory"),
+        }
+        assert!(matches!(Sink::Nothing.finish().unwrap(), RequestBody::Empty));
+    }
+
+    #[test]
+    fn chunks_are_joined_in_memory_up_to_the_threshold() {
+        let mut sink = Sink::Nothing;
+        for part in [&b"ab"[..], b"cd", b"ef"] {
+            sink.push(Bytes::copy_from_slice(part), 6).unwrap();
+        }
+        assert!(matches!(sink, Sink::Buffer(_)));
+        assert_eq!(finish(sink), b"abcdef");
+    }
+
+    #[test]
+    fn past_the_threshold_the_body_goes_to_a_rewound_file() {
+        let mut sink = Sink::Nothing;
+        sink.push(Bytes::from_static(b"12345"), 8).unwrap();
+        sink.push(Bytes::from_static(b"6789"), 8).unwrap(); // 9 > 8: spooled, first chunk included
+        assert!(matches!(sink, Sink::File(_)));
+        sink.push(Bytes::from_static(b"0"), 8).unwrap();
+        assert_eq!(finish(sink), b"1234567890");
+    }
+}

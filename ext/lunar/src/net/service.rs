@@ -46,7 +46,7 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
     }
     let head_request = req.method() == Method::HEAD;
     // Only `--max-persistent-conns` needs to know (its header scan is skipped otherwise).
-    let limit_keep_alive = state.config.max_persistent.is_some() && wants_keep_alive(&req);
+    let limit_keep_alive = state.config.max_persistent.is_some() && wants_keep_alive(req.version(), req.headers());
     // An HTTP/1.1 request asking for an upgrade (a WebSocket handshake) may be hijacked: keep
     // hyper's handle on the connection's handover. Other requests pay nothing for it.
     let upgrade = (req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE)).then(|| hyper::upgrade::on(&mut req));
@@ -78,14 +78,11 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
 /// Whether the client lets an HTTP/1 connection stay open after this request (HTTP/1.1
 /// unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`). HTTP/2
 /// connections are not counted.
-fn wants_keep_alive(req: &Request<Incoming>) -> bool {
+fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
     let says = |token: &str| {
-        req.headers()
-            .get_all(header::CONNECTION)
-            .iter()
-            .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
+        headers.get_all(header::CONNECTION).iter().any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
     };
-    match req.version() {
+    match version {
         Version::HTTP_11 => !says("close"),
         Version::HTTP_10 => says("keep-alive"),
         _ => false,
@@ -170,5 +167,30 @@ async fn dispatch(
             watch.disarm();
             Ok(Answer::Respond(plain(StatusCode::SERVICE_UNAVAILABLE, true)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(connection: &[&'static str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in connection {
+            map.append(header::CONNECTION, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn keep_alive_is_what_the_client_asked_for() {
+        assert!(wants_keep_alive(Version::HTTP_11, &headers(&[])));
+        assert!(!wants_keep_alive(Version::HTTP_11, &headers(&["close"])));
+        assert!(!wants_keep_alive(Version::HTTP_11, &headers(&["Upgrade, Close"])));
+        assert!(!wants_keep_alive(Version::HTTP_11, &headers(&["foo", " CLOSE "])));
+        assert!(wants_keep_alive(Version::HTTP_11, &headers(&["closed"]))); // a token, not a substring
+        assert!(!wants_keep_alive(Version::HTTP_10, &headers(&[])));
+        assert!(wants_keep_alive(Version::HTTP_10, &headers(&["Keep-Alive"])));
+        assert!(!wants_keep_alive(Version::HTTP_2, &headers(&[])));
     }
 }

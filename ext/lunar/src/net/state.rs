@@ -123,3 +123,35 @@ fn http_builders(config: &ServerConfig) -> (http1::Builder, http2::Builder<Tokio
     h2.timer(TokioTimer::new()).max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
     (h1, h2)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(max_persistent: Option<usize>) -> (tokio::runtime::Runtime, ServerState) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let config = ServerConfig { max_persistent, ..ServerConfig::default() };
+        let state = ServerState::new(config, runtime.handle().clone(), watch::channel(false).1);
+        (runtime, state)
+    }
+
+    /// Thin's `--max-persistent-conns`: a connection, once counted, stays allowed; others
+    /// wait for one to close.
+    #[test]
+    fn keep_alive_is_allowed_up_to_the_limit() {
+        let (_runtime, state) = state(Some(1));
+        let (a, b) = (ConnectionInfo::unix(), ConnectionInfo::unix());
+        assert!(state.keep_alive_allowed(&a));
+        assert!(state.keep_alive_allowed(&a), "already counted");
+        assert!(!state.keep_alive_allowed(&b));
+        state.connection_closed(&a);
+        state.connection_closed(&a); // once only
+        assert!(state.keep_alive_allowed(&b));
+        assert!(!state.keep_alive_allowed(&a));
+
+        let (_runtime, none) = super::tests::state(Some(0));
+        assert!(!none.keep_alive_allowed(&ConnectionInfo::unix()));
+        let (_runtime, unlimited) = super::tests::state(None);
+        assert!((0..100).all(|_| unlimited.keep_alive_allowed(&ConnectionInfo::unix())));
+    }
+}

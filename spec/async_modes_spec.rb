@@ -14,7 +14,7 @@ RSpec.describe "evented and threaded modes" do
     end
     expect(server.mode).to eq("threaded mode, 2 threads")
     expect(get(server).body).to eq("timer")
-    name, multithread, reactor = events.pop
+    name, multithread, reactor = pop_within(events)
     expect(name).to start_with("lunar-worker")
     expect([multithread, reactor]).to eq([true, true])
   end
@@ -31,7 +31,7 @@ RSpec.describe "evented and threaded modes" do
     end
     expect(server.mode).to start_with("evented mode (EventMachine")
     3.times { expect(get(server).body).to eq("ok") }
-    expect(Array.new(3) { events.pop }.uniq).to eq([[true, false]])
+    expect(Array.new(3) { pop_within(events) }.uniq).to eq([[true, false]])
   end
 
   describe "the lunar command" do

@@ -59,8 +59,8 @@ RSpec.describe "rack.hijack and WebSockets" do
     end
     server = serve(app, mode: :threaded, async: false, timeout: 0.3)
     client = WebSocketClient.new(server.port)
-    expect(events.pop).to eq([true, true])
-    expect(events.pop).to eq([true, true])
+    expect(pop_within(events)).to eq([true, true])
+    expect(pop_within(events)).to eq([true, true])
     sleep 0.6 # longer than --timeout: a hijacked connection is no longer Lunar's to time out
     client.send_frame("still here")
     expect(client.text).to eq("echo: still here")
@@ -139,9 +139,9 @@ RSpec.describe "rack.hijack and WebSockets" do
       [200, { "content-length" => "2" }, ["ok"]]
     end
     get(server)
-    expect(seen.pop).to eq(["HTTP/1.1", false, false])
+    expect(pop_within(seen)).to eq(["HTTP/1.1", false, false])
     out, = Open3.capture2("curl", "-s", "--http2-prior-knowledge", "http://127.0.0.1:#{server.port}/")
     expect(out).to eq("ok")
-    expect(seen.pop).to eq(["HTTP/2", false, false])
+    expect(pop_within(seen)).to eq(["HTTP/2", false, false])
   end
 end

@@ -34,18 +34,13 @@ RSpec.describe "server lifecycle" do
     release = Queue.new
     server = serve(shutdown_timeout: 5) do
       started << true
-      release.pop
+      pop_within(release)
       [200, { "content-length" => "4" }, ["done"]]
     end
     inflight = Thread.new { get(server) }
-    started.pop
+    pop_within(started)
     server.stop
-    eventually do
-      (TCPSocket.new("127.0.0.1", server.port).close
-       false)
-    rescue StandardError
-      true
-    end
+    eventually { refused?(server.port) }
     release << true
     expect(inflight.value.body).to eq("done")
     server.wait
@@ -60,7 +55,7 @@ RSpec.describe "server lifecycle" do
     end
     sock = connect(server)
     sock.write("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-    started.pop
+    pop_within(started)
     t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     server.stop.wait
     expect(read_to_eof(sock, within: 5)).not_to include("late")
@@ -100,7 +95,7 @@ RSpec.describe "server lifecycle" do
       [200, { "content-length" => "2" }, ["ok"]]
     end
     victim = Thread.new { get(server, "/victim") }
-    started.pop.kill
+    pop_within(started).kill
     expect(victim.value.code).to eq("503")
     expect(get(server).body).to eq("ok")
   end

@@ -71,9 +71,9 @@ RSpec.describe "responses" do
     end
     server = serve { |env| [200, {}, body_class.new(env["PATH_INFO"] == "/fail")] }
     expect(get(server).body).to eq("x")
-    expect(closed.pop).to eq(:ok)
+    expect(pop_within(closed)).to eq(:ok)
     expect { get(server, "/fail") }.to raise_error(StandardError)
-    expect(closed.pop).to eq(:failed)
+    expect(pop_within(closed)).to eq(:failed)
     expect(get(server).code).to eq("200")
   end
 
@@ -87,9 +87,9 @@ RSpec.describe "responses" do
       [200, {}, ["ok"]]
     end
     get(server, "/fine")
-    expect([calls.pop, calls.pop]).to eq([[:second, 200], [:first, 200, nil, "/fine"]])
+    expect([pop_within(calls), pop_within(calls)]).to eq([[:second, 200], [:first, 200, nil, "/fine"]])
     expect(get(server, "/error").code).to eq("500")
-    expect([calls.pop, calls.pop]).to eq([[:second, nil], [:first, nil, "kaput", "/error"]])
+    expect([pop_within(calls), pop_within(calls)]).to eq([[:second, nil], [:first, nil, "kaput", "/error"]])
   end
 
   it "passes an app-set Transfer-Encoding through without chunking twice (Rack::Chunked)" do

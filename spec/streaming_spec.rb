@@ -6,9 +6,10 @@ RSpec.describe "streamed bodies" do
   # A body whose each yields one chunk per item pushed to `gate`, so the test decides when
   # the app produces the next chunk: a chunk must reach the client before the next exists.
   def gated_body(gate)
+    next_chunk = -> { pop_within(gate, 10) }
     Class.new do
       define_method(:each) do |&blk|
-        while (chunk = gate.pop)
+        while (chunk = next_chunk.call)
           blk.call(chunk)
         end
       end
@@ -55,7 +56,7 @@ RSpec.describe "streamed bodies" do
     sock.write("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     read_until(sock, /tick/)
     sock.close
-    expect(closed.pop).to be(true)
+    expect(pop_within(closed)).to be(true)
   end
 
   it "supports Rack 3 streaming bodies (call(stream))" do

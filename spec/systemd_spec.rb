@@ -21,7 +21,7 @@ RSpec.describe "under systemd" do
   def start(*args)
     notify # bound before the service starts
     command = ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh", *lunar_cmd(*args, fixture("pid.ru"))]
-    spawn_child(command, env: { "NOTIFY_SOCKET" => notify_path }, fds: { 3 => activated })
+    spawn_child(command, env: { "NOTIFY_SOCKET" => notify_path }, spawn: { 3 => activated })
   end
 
   def state(timeout: 20)

@@ -6,10 +6,6 @@ require "spec_helper"
 # (../docs/async.md), Thin's header rules, its flags and its signals. Real servers, real
 # sockets, a real EventMachine reactor.
 RSpec.describe "Thin-exact behaviour" do
-  def status_of(text)
-    text[%r{\AHTTP/1\.[01] (\d{3})}, 1]
-  end
-
   # Starts a server whose error log (rack.errors, taken from $stderr at start) the spec reads.
   def serve_logged(app, **options)
     log = StringIO.new
@@ -62,24 +58,29 @@ RSpec.describe "Thin-exact behaviour" do
 
       it "calls each with a discarding block on a deferrable body that comes after its client left" do
         events = Queue.new
+        called = Queue.new
         app = lambda do |env|
-          env["async.close"].callback { events << :async_close }
-          EM.add_timer(0.3) do
-            body = SeedBody.new
-            body.callback { events << :body_succeeded }
-            env["async.callback"].call([200, { "content-type" => "text/plain" }, body])
-            body.call(["nobody reads this"]) # the seed's DeferrableBody calls the block it kept
-            body.succeed
-            events << :no_error
-          rescue StandardError => e
-            events << e
+          # The answer comes once the client has gone: on the reactor's turn after async.close.
+          env["async.close"].callback do
+            events << :async_close
+            EM.next_tick do
+              body = SeedBody.new
+              body.callback { events << :body_succeeded }
+              env["async.callback"].call([200, { "content-type" => "text/plain" }, body])
+              body.call(["nobody reads this"]) # the seed's DeferrableBody calls the block it kept
+              body.succeed
+              events << :no_error
+            rescue StandardError => e
+              events << e
+            end
           end
+          called << true
           throw :async
         end
         server = serve(app, mode: mode)
         sock = connect(server)
         sock.write("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        sleep 0.05
+        pop_within(called) # the app holds the request: now the client leaves
         sock.close
         expect(Array.new(3) { pop_within(events) }).to eq(%i[async_close body_succeeded no_error])
         expect(server.pending_async).to eq(0)
@@ -156,21 +157,25 @@ RSpec.describe "Thin-exact behaviour" do
 
   describe "per-request deferral: the app's deferred?(env), in evented mode" do
     it "runs a deferred request on a pool thread while the reactor serves the others" do
+      started = Queue.new
+      release = Queue.new
+      wait_for_release = -> { pop_within(release, 10) }
       app = Class.new do
-        def deferred?(env) = env["PATH_INFO"] == "/slow"
-
-        def call(env)
-          sleep 1 if env["PATH_INFO"] == "/slow"
+        define_method(:deferred?) { |env| env["PATH_INFO"] == "/slow" }
+        define_method(:call) do |env|
+          if env["PATH_INFO"] == "/slow"
+            started << true
+            wait_for_release.call # held on its pool thread until /fast has been answered
+          end
           text = "#{EM.reactor_thread? ? 'reactor' : 'pool'} multithread=#{env['rack.multithread']}"
           [200, { "content-length" => text.bytesize.to_s }, [text]]
         end
       end.new
       server = serve(app, mode: :evented)
       slow = Thread.new { get(server, "/slow").body }
-      sleep 0.1
-      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      expect(get(server, "/fast").body).to eq("reactor multithread=false")
-      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 0.5
+      pop_within(started)
+      expect(get(server, "/fast").body).to eq("reactor multithread=false") # while /slow is still held
+      release << true
       expect(slow.value).to eq("pool multithread=true")
     end
   end

@@ -38,12 +38,12 @@ RSpec.describe Lunar::Topic do
       expect(reached).to eq("4")
       expect(waiters.map { |t| t.value.body }).to eq(["first message"] * 3)
       expect(read_until(stream, /first message/)).to include("data: first message\n\n")
-      expect(Array.new(3) { events.pop }).to eq(%i[poll_closed] * 3)
+      expect(Array.new(3) { pop_within(events) }).to eq(%i[poll_closed] * 3)
 
       http(server) { |h| h.post("/publish", "second") }
       expect(read_until(stream, /second/)).to include("data: second\n\n")
       stream.close
-      expect(events.pop).to eq(:stream_closed)
+      expect(pop_within(events)).to eq(:stream_closed)
       eventually { streams.size.zero? }
     ensure
       stream&.close
@@ -57,7 +57,7 @@ RSpec.describe Lunar::Topic do
     sock.write("GET /poll HTTP/1.1\r\nHost: h\r\n\r\n")
     eventually { polls.size == 1 }
     sock.close
-    expect(events.pop).to eq(:poll_closed)
+    expect(pop_within(events)).to eq(:poll_closed)
     expect(polls.publish("nobody")).to eq(0)
     expect(polls.size).to eq(0)
   end

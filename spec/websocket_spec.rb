@@ -103,7 +103,7 @@ RSpec.describe "Lunar::Topic#websocket" do
     eventually(timeout: 20) { topic.size == 1000 }
     clients.each(&:close)
     eventually(timeout: 20) { topic.size.zero? && server.pending_async.zero? }
-    expect(Array.new(1000) { events.pop }.count(:closed)).to eq(1000)
+    expect(Array.new(1000) { pop_within(events) }.count(:closed)).to eq(1000)
     expect(WebSocketClient.new(server.port).text).to eq("welcome") # and serves on
   ensure
     clients&.each(&:close)

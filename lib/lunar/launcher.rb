@@ -37,9 +37,9 @@ module Lunar
 
     private
 
-    # The soft open-file limit, raised to the hard one when it was lower.
+    # The soft open-file limit, raised to the hard one when the server started.
     def open_files
-      before, now = Native.raise_open_files
+      before, now = @server.open_files
       before == now ? "open files: #{now}" : "open files raised #{before} → #{now}"
     end
 

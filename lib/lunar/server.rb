@@ -78,6 +78,11 @@ module Lunar
       @native&.max_connections
     end
 
+    # [soft open-file limit before the start, after it] (raised to the hard limit).
+    def open_files
+      @native&.open_files
+    end
+
     # Async responses pending, and deferrable or parkable bodies streaming.
     def pending_async
       @context ? @context.registry.size : 0

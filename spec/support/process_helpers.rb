@@ -36,14 +36,15 @@ module ProcessHelpers
     end
   end
 
-  # Spawns `argv` with lib/ on RUBYLIB, stdout+stderr merged into one pipe. `fds`: more
-  # descriptors for the child (`{ 3 => io }`, as systemd passes sockets).
-  def spawn_child(argv, env: {}, chdir: ROOT, fds: {})
+  # Spawns `argv` with lib/ on RUBYLIB, stdout+stderr merged into one pipe. `spawn`: more
+  # Process.spawn options (`{ 3 => io }` to pass a descriptor as systemd passes sockets,
+  # `rlimit_nofile: [soft, hard]`).
+  def spawn_child(argv, env: {}, chdir: ROOT, spawn: {})
     rd, wr = IO.pipe
     env = { "RUBYLIB" => [LIB, ENV.fetch("RUBYLIB", nil)].compact.join(":") }.merge(env)
     pid = Process.spawn(env, *argv, out: wr, err: wr, in: File::NULL, chdir: chdir,
                                     # tests of Ctrl-C need SIGINT handled, not ignored
-                                    pgroup: true, **fds)
+                                    pgroup: true, **spawn)
     wr.close
     child = Child.new(pid, rd, [])
     (@children ||= []) << child

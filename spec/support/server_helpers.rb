@@ -122,6 +122,19 @@ module ServerHelpers
     result
   end
 
+  # The status code of a raw HTTP/1 answer.
+  def status_of(text)
+    text[%r{\AHTTP/1\.[01] (\d{3})}, 1]
+  end
+
+  # Whether a connection to `port` on 127.0.0.1 is refused (nothing listens there any more).
+  def refused?(port)
+    TCPSocket.new("127.0.0.1", port).close
+    false
+  rescue Errno::ECONNREFUSED
+    true
+  end
+
   # An app that records the env it saw and answers with a fixed text.
   def recording_app(seen, text = "ok")
     lambda do |env|

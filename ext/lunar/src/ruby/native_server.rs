@@ -22,13 +22,15 @@ use crate::ruby::server_config;
 #[magnus::wrap(class = "Lunar::Native::Server", free_immediately, size)]
 pub struct NativeServer {
     handle: ServerHandle,
+    /// The soft open-file limit before and after starting (raised to the hard limit).
+    open_files: (u64, u64),
 }
 
 impl NativeServer {
     fn start(ruby: &Ruby, opts: RHash) -> Result<NativeServer, Error> {
-        let config = server_config::from_options(ruby, opts)?;
+        let (config, open_files) = server_config::from_options(ruby, opts)?;
         let handle = ServerHandle::start(config).or_raise(ruby)?;
-        Ok(NativeServer { handle })
+        Ok(NativeServer { handle, open_files })
     }
 
     fn addresses(&self) -> Vec<String> {
@@ -150,9 +152,10 @@ impl NativeServer {
         self.handle.state.queue.len()
     }
 
-    /// `[soft limit before, soft limit now]` for open files (raised to the hard limit).
-    fn raise_open_files() -> (u64, u64) {
-        crate::net::limits::raise_open_files()
+    /// `[soft limit before, soft limit now]` for open files: the server raised it to the hard
+    /// limit when it started.
+    fn open_files(&self) -> (u64, u64) {
+        self.open_files
     }
 
     pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
@@ -170,7 +173,7 @@ impl NativeServer {
         class.define_method("running?", method!(NativeServer::is_running, 0))?;
         class.define_method("live_connections", method!(NativeServer::live_connections, 0))?;
         class.define_method("max_connections", method!(NativeServer::max_connections, 0))?;
-        native.define_singleton_method("raise_open_files", function!(NativeServer::raise_open_files, 0))?;
+        class.define_method("open_files", method!(NativeServer::open_files, 0))?;
         class.define_method("queue_length", method!(NativeServer::queue_length, 0))?;
         Ok(())
     }

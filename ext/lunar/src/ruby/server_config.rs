@@ -20,7 +20,10 @@ fn duration(ruby: &Ruby, opts: RHash, key: &str) -> Result<Option<Option<std::ti
     opt::<f64>(ruby, opts, key)?.map(|v| seconds(key, v).or_raise(ruby)).transpose()
 }
 
-pub fn from_options(ruby: &Ruby, opts: RHash) -> Result<ServerConfig, Error> {
+/// The settings, and the open-file limit as it was and as it is now: reading the settings
+/// raises the soft limit to the hard one (each held connection is a descriptor), and the
+/// default `--max-conns` follows from it.
+pub fn from_options(ruby: &Ruby, opts: RHash) -> Result<(ServerConfig, (u64, u64)), Error> {
     let mut c = ServerConfig::default();
     if let Some(b) = opt::<Vec<String>>(ruby, opts, "binds")? {
         c.binds = b;
@@ -55,14 +58,14 @@ pub fn from_options(ruby: &Ruby, opts: RHash) -> Result<ServerConfig, Error> {
     if let Some(n) = opt::<usize>(ruby, opts, "max_ws_message")? {
         c.max_ws_message = n.max(125);
     }
-    let (_, open_files) = limits::raise_open_files();
+    let open_files = limits::raise_open_files();
     c.max_connections = match opt::<usize>(ruby, opts, "max_conns")? {
         Some(n) => n.max(1),
-        None => limits::default_max_connections(open_files),
+        None => limits::default_max_connections(open_files.1),
     };
     c.max_persistent = opt::<usize>(ruby, opts, "max_persistent_conns")?;
     if let Some(b) = opt::<bool>(ruby, opts, "asterisk_path_info")? {
         c.asterisk_path_info = b;
     }
-    Ok(c)
+    Ok((c, open_files))
 }

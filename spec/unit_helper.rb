@@ -1,0 +1,15 @@
+# frozen_string_literal: true
+
+# The unit tier: Ruby parts that need no server and no native extension (option parsing,
+# the config DSL, configuration, deferrables, the exchange state machine against a fake
+# native request). It runs in seconds, before the black-box suite (script/test).
+$LOAD_PATH.unshift(File.expand_path("../lib", __dir__))
+require "lunar/version"
+require "timeout"
+
+Dir[File.join(__dir__, "unit", "support", "*.rb")].each { |f| require f }
+
+RSpec.configure do |config|
+  config.order = :defined
+  config.around { |example| Timeout.timeout(10) { example.run } }
+end

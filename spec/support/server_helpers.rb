@@ -127,11 +127,12 @@ module ServerHelpers
     text[%r{\AHTTP/1\.[01] (\d{3})}, 1]
   end
 
-  # Whether a connection to `port` on 127.0.0.1 is refused (nothing listens there any more).
+  # Whether a connection to `port` on 127.0.0.1 is refused: nothing listens there any more
+  # (a connect racing the listener's close is reset instead).
   def refused?(port)
     TCPSocket.new("127.0.0.1", port).close
     false
-  rescue Errno::ECONNREFUSED
+  rescue Errno::ECONNREFUSED, Errno::ECONNRESET
     true
   end
 

@@ -85,12 +85,12 @@ module Lunar
       result = ASYNC_RESPONSE
       catch(:async) { result = @app.call(env) }
       status, headers, body = result
-      if body.instance_of?(Array) && result.instance_of?(Array) && (status = status.to_i) != -1 && !env[RackEnv::RACK_HIJACK_P]
-        request.respond(status, headers, body)
-        answered = true
+      answered = true # here, or by the Exchange
+      # respond is nil when the body does not fit its connection's budget: the Exchange streams it.
+      if body.instance_of?(Array) && result.instance_of?(Array) && (status = status.to_i) != -1 && !env[RackEnv::RACK_HIJACK_P] &&
+         !request.respond(status, headers, body).nil?
         @context.finished(env, status, headers, nil)
       else
-        answered = true # by the Exchange from here on
         through_exchange(request, env, result)
       end
     rescue *FATAL => e

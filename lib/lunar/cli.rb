@@ -101,6 +101,7 @@ module Lunar
         listening_options(opts)
         process_options(opts)
         limit_options(opts)
+        buffer_options(opts)
         other_options(opts)
       end
     end
@@ -138,12 +139,18 @@ module Lunar
       end
       opts.on("--max-conns N", Integer, "Connections held at once; past it, 503 and close (default: open-file limit - 100)") { |v| @options[:max_conns] = v }
       opts.on("--queue SIZE", Integer, "Requests waiting for a thread before 503 (default 1024)") { |v| @options[:queue_capacity] = v }
+      opts.on("--shutdown-timeout SEC", Float, "Grace for in-flight requests on stop (default 30)") { |v| @options[:shutdown_timeout] = v }
+    end
+
+    def buffer_options(opts)
       opts.on("--stream-buffer SIZE", "Bytes a streamed response may queue for a slow client (default 1m)") { |v| @options[:stream_buffer] = size(v) }
+      opts.on("--connection-buffer SIZE", "Bytes all of one connection's responses may queue (HTTP/2 streams; default 4m)") do |v|
+        @options[:connection_buffer] = size(v)
+      end
       opts.on("--max-ws-message SIZE", "Largest message a Topic#websocket client may send (default 1m)") { |v| @options[:max_ws_message] = size(v) }
       opts.on("--write-timeout SEC", Float, "How long a write on the reactor waits for a slow client before cutting it off (default 1)") do |v|
         @options[:write_timeout] = v
       end
-      opts.on("--shutdown-timeout SEC", Float, "Grace for in-flight requests on stop (default 30)") { |v| @options[:shutdown_timeout] = v }
     end
 
     def other_options(opts)

@@ -20,6 +20,7 @@ module Lunar
       max_persistent_conns: nil, # Thin's: HTTP/1 connections kept alive at once; nil → no limit, 0 → none
       spool_threshold: 128 * 1024,
       stream_buffer: 1024 * 1024, # bytes a streamed body may queue for a slow client
+      connection_buffer: 4 * 1024 * 1024, # bytes all of one connection's responses may queue (HTTP/2 streams)
       max_ws_message: 1024 * 1024, # largest message a native WebSocket client may send
       write_timeout: 1.0,        # seconds a write on the reactor thread waits for a slow client
       mode: nil,                 # :evented, :threaded, or nil: evented if EventMachine is loaded
@@ -93,6 +94,8 @@ module Lunar
         header_timeout: @options[:header_timeout].to_f,
         spool_threshold: @options[:spool_threshold],
         stream_buffer: @options[:stream_buffer],
+        connection_buffer: @options[:connection_buffer],
+        write_timeout: @options[:write_timeout].to_f,
         max_ws_message: @options[:max_ws_message],
         asterisk_path_info: rack_at_least?("3.1"),
       }.compact

@@ -89,6 +89,7 @@ module Lunar
     def max_body(size) = @options[:max_body] = Configuration.parse_size(size)
     def max_header_size(size) = @options[:max_header_size] = Configuration.parse_size(size)
     def stream_buffer(size) = @options[:stream_buffer] = Configuration.parse_size(size)
+    def connection_buffer(size) = @options[:connection_buffer] = Configuration.parse_size(size)
     def max_ws_message(size) = @options[:max_ws_message] = Configuration.parse_size(size)
     def max_conns(count) = @options[:max_conns] = Integer(count)
     def max_persistent_conns(count) = @options[:max_persistent_conns] = Integer(count)

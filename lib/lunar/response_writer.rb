@@ -14,10 +14,12 @@ module Lunar
 
     # Writes the response. Returns true when the body is streamed: then the exchange finishes
     # itself once the stream is over (maybe later, after parking); else the caller finishes.
+    # A `to_ary` body that does not fit its connection's budget (HTTP/2 streams waiting on a
+    # client that reads slowly) is streamed instead, so that it parks rather than being copied.
     def write(exchange, status, headers, body)
       request = exchange.request
       if body.respond_to?(:to_ary) && (parts = body.to_ary)
-        request.respond(status, headers, parts)
+        return exchange.stream { stream_each(exchange, parts) } if request.respond(status, headers, parts).nil?
       elsif body.respond_to?(:to_path) && File.file?(path = body.to_path)
         request.respond_file(status, headers, path)
       elsif body.respond_to?(:each)

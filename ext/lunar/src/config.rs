@@ -31,6 +31,12 @@ pub struct ServerConfig {
     pub spool_threshold: usize,
     /// Bytes a streamed response may have queued for a slow client before the writer waits.
     pub stream_buffer: usize,
+    /// Bytes all of one connection's responses may have queued for it at once (HTTP/2
+    /// multiplexes many): past it writers wait, and complete bodies are streamed.
+    pub connection_buffer: usize,
+    /// How long a writer may wait for a slow client from the reactor thread, and how long
+    /// a WebSocket client may leave a control frame unread, before it is cut off.
+    pub write_timeout: Duration,
     /// Largest message (and frame) a native WebSocket client may send; past it the socket
     /// closes.
     pub max_ws_message: usize,
@@ -56,6 +62,8 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(30),
             spool_threshold: 128 * 1024,
             stream_buffer: 1024 * 1024,
+            connection_buffer: 4 * 1024 * 1024,
+            write_timeout: Duration::from_secs(1),
             max_ws_message: 1024 * 1024,
             max_connections: 1024,
             max_persistent: None,

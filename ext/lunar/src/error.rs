@@ -15,6 +15,8 @@ pub enum Error {
     Tls(String),
     /// A socket that could not be bound, or an inherited one that could not be served.
     Bind { bind: String, source: io::Error },
+    /// A file the app named (a `to_path` body) that cannot be opened.
+    File { path: String, source: io::Error },
     /// The operating system refused something else (threads, an eventfd, a socket pair).
     Io { doing: &'static str, source: io::Error },
     /// The link to Redis could not start.
@@ -39,6 +41,7 @@ impl fmt::Display for Error {
             Error::Config(message) | Error::Tls(message) => f.write_str(message),
             Error::Bind { bind, source } => write!(f, "bind {bind}: {source}"),
             Error::Io { doing, source } => write!(f, "{doing}: {source}"),
+            Error::File { path, source } => write!(f, "cannot open {path}: {source}"),
             Error::Redis(message) => write!(f, "Redis: {message}"),
         }
     }
@@ -47,7 +50,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Bind { source, .. } | Error::Io { source, .. } => Some(source),
+            Error::Bind { source, .. } | Error::Io { source, .. } | Error::File { source, .. } => Some(source),
             _ => None,
         }
     }

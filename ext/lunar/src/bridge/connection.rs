@@ -1,7 +1,7 @@
 //! `ConnectionInfo`: one connection as its requests see it, plain data shared by the
-//! connection's task (net), its requests on their way to Ruby (`job`) and their streamed
-//! bodies (`stream`): where it came from, when it last moved a byte, and a switch that
-//! closes it at once.
+//! connection's task (net), its requests on their way to Ruby (`job`) and their bodies
+//! (`stream`, `reply`): where it came from, when it last moved a byte, its response bytes
+//! on their way out (`outbox`), and a switch that closes it at once.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::bridge::outbox::Outbox;
 use crate::sync::lock;
 
 /// One connection as its requests see it: where it came from, which local address it
@@ -26,6 +27,11 @@ pub struct ConnectionInfo {
     pub persistent: AtomicBool,
     /// When a byte last moved either way, for the inactivity timeout.
     pub activity: Activity,
+    /// Response bytes on their way out across the connection's streams (the budget), and
+    /// how the client keeps up with them.
+    pub outbox: Outbox,
+    /// HTTP/2: many streams share the connection (set once the protocol is known).
+    multiplexed: AtomicBool,
     /// hyper's writes are dropped (a full `rack.hijack`: the app writes its own handshake).
     muted: AtomicBool,
     cut: CutSwitch,
@@ -43,6 +49,8 @@ impl ConnectionInfo {
             tls: false,
             persistent: AtomicBool::new(false),
             activity: Activity::new(),
+            outbox: Outbox::default(),
+            multiplexed: AtomicBool::new(false),
             muted: AtomicBool::new(false),
             cut: CutSwitch::default(),
         }
@@ -61,6 +69,14 @@ impl ConnectionInfo {
             Some(SocketAddr::V6(a)) => (format!("[{}]", a.ip()), a.port().to_string()),
             None => ("localhost".into(), "80".into()),
         }
+    }
+
+    pub fn speaks_http2(&self) {
+        self.multiplexed.store(true, Ordering::Release);
+    }
+
+    pub fn is_multiplexed(&self) -> bool {
+        self.multiplexed.load(Ordering::Acquire)
     }
 
     pub fn mute(&self, muted: bool) {
@@ -82,27 +98,41 @@ impl ConnectionInfo {
     }
 }
 
-/// When the connection last moved a byte, in milliseconds since it opened.
+/// When the connection last moved a byte, and when one of its responses last moved (a
+/// body handed hyper data, a response began or ended), in milliseconds since it opened.
 #[derive(Debug)]
 pub struct Activity {
     opened: std::time::Instant,
     last_ms: AtomicU64,
+    moved_ms: AtomicU64,
 }
 
 impl Activity {
     pub fn new() -> Self {
-        Activity { opened: std::time::Instant::now(), last_ms: AtomicU64::new(0) }
+        Activity { opened: std::time::Instant::now(), last_ms: AtomicU64::new(0), moved_ms: AtomicU64::new(0) }
+    }
+
+    fn now_ms(&self) -> u64 {
+        // Never 0, which means "nothing yet".
+        (self.opened.elapsed().as_millis() as u64).max(1)
     }
 
     pub fn touch(&self) {
-        // Never 0, which means "nothing yet".
-        let now = (self.opened.elapsed().as_millis() as u64).max(1);
-        self.last_ms.store(now, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     pub fn quiet_for(&self) -> Duration {
-        let now = self.opened.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+        Duration::from_millis(self.now_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    /// A response moved (see `Outbox`): PINGs do not count here.
+    pub fn response_moved(&self) {
+        self.moved_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long since a response last moved (since the connection opened, if none has).
+    pub fn responses_still_for(&self) -> Duration {
+        Duration::from_millis(self.now_ms().saturating_sub(self.moved_ms.load(Ordering::Relaxed)))
     }
 
     /// Whether any byte was ever read or written.

@@ -14,6 +14,7 @@ pub mod idle;
 pub mod inbox;
 pub mod job;
 pub mod notices;
+pub mod outbox;
 pub mod reactor_waker;
 pub mod reply;
 pub mod stream;

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -11,7 +12,8 @@ use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::bridge::stream::ChunkStream;
+use crate::bridge::connection::ConnectionInfo;
+use crate::bridge::stream::{ChunkStream, Handoff};
 
 /// How Ruby answered a request.
 pub enum Reply {
@@ -36,15 +38,71 @@ pub enum Reply {
 
 const FILE_CHUNK: usize = 64 * 1024;
 
-/// The response body types Lunar writes. A known length (`Full`, `File`, `Empty`) becomes
-/// the Content-Length hyper writes; a stream is chunked on HTTP/1.1 unless the app set one.
+/// The response body types Lunar writes. A known length (`Full`, `Counted`, `File`,
+/// `Empty`) becomes the Content-Length hyper writes; a stream is chunked on HTTP/1.1 unless
+/// the app set one.
 pub enum ReplyBody {
     Empty,
+    /// Bytes the server already holds for other reasons (its own short answers, a message
+    /// published to many): outside any budget.
     Full(Bytes),
+    /// A complete body copied out of Ruby for this response: counted in its connection's
+    /// budget until hyper takes it (see `Counted::reserve`).
+    Counted(Box<Counted>),
     /// Chunks as Ruby writes them (see `stream`); ends when the writer closes, as an error
     /// (so the connection closes instead of the body completing) if it aborted.
     Chunks(Box<ChunkStream>),
     File(Box<FileBody>),
+}
+
+/// A complete body counted in its connection's `Outbox` until hyper takes it, handed over
+/// in slices on HTTP/2 (see `stream::Handoff`).
+pub struct Counted {
+    rest: Bytes,
+    handoff: Handoff,
+}
+
+impl Counted {
+    /// Counts `len` bytes against `connection`'s budget, if they fit: then the caller copies
+    /// the body (`with`). `None`: over budget; the body stays Ruby's, to be streamed.
+    pub fn reserve(connection: &Arc<ConnectionInfo>, len: usize, limit: usize) -> Option<CountedSlot> {
+        connection.outbox.try_reserve(len, limit).then(|| CountedSlot { connection: Some(connection.clone()), len })
+    }
+
+    fn poll_data(&mut self) -> Option<Bytes> {
+        self.handoff.polled();
+        (!self.rest.is_empty()).then(|| self.handoff.hand(&mut self.rest))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.handoff.drop_unsent(self.rest.len());
+    }
+}
+
+/// Room reserved for a complete body not copied yet. Dropped unused, it gives the room back.
+pub struct CountedSlot {
+    /// `None` once the body took the room over.
+    connection: Option<Arc<ConnectionInfo>>,
+    len: usize,
+}
+
+impl CountedSlot {
+    /// The body, counted as reserved. `data` must be the `len` bytes reserved for.
+    pub fn with(mut self, data: Bytes) -> ReplyBody {
+        debug_assert_eq!(data.len(), self.len);
+        let connection = self.connection.take().expect("a slot is used once");
+        ReplyBody::Counted(Box::new(Counted { rest: data, handoff: Handoff::new(connection) }))
+    }
+}
+
+impl Drop for CountedSlot {
+    fn drop(&mut self) {
+        if let Some(connection) = &self.connection {
+            connection.outbox.release(self.len);
+        }
+    }
 }
 
 /// A file served by tokio, so no Ruby thread waits on disk or socket.
@@ -86,6 +144,7 @@ impl ReplyBody {
         match self {
             ReplyBody::Empty => Some(0),
             ReplyBody::Full(data) => Some(data.len() as u64),
+            ReplyBody::Counted(counted) => Some(counted.rest.len() as u64),
             ReplyBody::Chunks(..) => None,
             ReplyBody::File(f) => Some(f.remaining),
         }
@@ -104,6 +163,7 @@ impl Body for ReplyBody {
                 ReplyBody::Full(data) if !data.is_empty() => Some(Ok(data)),
                 _ => None,
             },
+            ReplyBody::Counted(counted) => counted.poll_data().map(Ok),
             ReplyBody::Chunks(stream) => ready!(stream.poll_chunk(cx)),
             ReplyBody::File(file) => ready!(file.poll_chunk(cx)),
         };
@@ -114,6 +174,7 @@ impl Body for ReplyBody {
         match self {
             ReplyBody::Empty => true,
             ReplyBody::Full(data) => data.is_empty(),
+            ReplyBody::Counted(counted) => counted.rest.is_empty(),
             ReplyBody::File(f) => f.remaining == 0,
             ReplyBody::Chunks(_) => false,
         }

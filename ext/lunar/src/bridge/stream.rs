@@ -1,10 +1,17 @@
 //! A streamed response body: chunks Ruby writes after the head has gone.
 //!
-//! Memory per connection is capped in bytes (`stream_buffer`), by `StreamSender`: a chunk
-//! that does not fit comes back to the writer, which either waits for the client to read
-//! (a worker thread may wait as long as the client is there; the reactor thread only
-//! briefly) or cuts the client off (`cut`, which closes the connection). `finished`
-//! tells a normal end (Ruby closed the body) from the client leaving first.
+//! Memory is capped in bytes twice, by `StreamSender`: per response (`stream_buffer`) and
+//! per connection across all its responses (`connection_buffer`, the `Outbox`: HTTP/2
+//! multiplexes many). A chunk that does not fit comes back to the writer, which either
+//! waits for the client to read (a worker thread may wait as long as the client is there;
+//! the reactor thread only briefly) or cuts the client off (`cut`, which closes the
+//! connection). `finished` tells a normal end (Ruby closed the body) from the client
+//! leaving first.
+//!
+//! On HTTP/2, hyper takes a chunk before it has window to send it and keeps it while the
+//! client's window stays shut; chunks are handed to it in `HTTP2_SLICE`s so that what it
+//! holds per stream stays small, and the rest stays counted here. A `Handoff` tells the
+//! connection which bodies hyper holds data of without coming back (see `Outbox`).
 
 use std::io;
 use std::pin::Pin;
@@ -18,6 +25,10 @@ use tokio::sync::{mpsc, Notify};
 use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::disconnect::DisconnectWatch;
 
+/// What hyper is handed at a time on an HTTP/2 connection: one DATA frame's worth (the
+/// protocol's default maximum frame size).
+pub const HTTP2_SLICE: usize = 16 * 1024;
+
 /// Shared by the Ruby writer and the connection writing the body.
 pub struct StreamState {
     /// Bytes written by Ruby and not yet taken by the connection.
@@ -30,10 +41,21 @@ pub struct StreamState {
     pub failed: AtomicBool,
 }
 
-impl StreamState {
-    pub fn new() -> Arc<Self> {
-        Arc::new(StreamState { queued: AtomicUsize::new(0), room: Notify::new(), finished: AtomicBool::new(false), failed: AtomicBool::new(false) })
-    }
+/// The two byte caps a streamed body obeys: its own, and its connection's.
+#[derive(Clone, Copy, Debug)]
+pub struct Caps {
+    pub stream: usize,
+    pub connection: usize,
+}
+
+/// A streamed body's two ends: the writer's, and the connection's.
+pub fn channel(connection: Arc<ConnectionInfo>, caps: Caps) -> (StreamSender, ChunkStream) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = Arc::new(StreamState { queued: AtomicUsize::new(0), room: Notify::new(), finished: AtomicBool::new(false), failed: AtomicBool::new(false) });
+    let caps = Caps { stream: caps.stream.max(1), connection: caps.connection.max(1) };
+    let sender = StreamSender { tx, state: state.clone(), caps, connection: connection.clone() };
+    let stream = ChunkStream { rx, state, rest: None, handoff: Handoff::new(connection), watch: None, flushed: false };
+    (sender, stream)
 }
 
 /// How a wait for room in a stream ended.
@@ -49,31 +71,28 @@ pub enum Room {
 /// What happened to a chunk offered to a stream.
 pub enum Queued {
     Sent,
-    /// No room: the client is more than the buffer cap behind. The chunk comes back.
+    /// No room: the client is more than a cap behind. The chunk comes back.
     Full(Bytes),
     /// The client is gone or the stream ended.
     Gone,
 }
 
 /// The writing end of a streamed body, for any Ruby thread (`BodyWriter`) and for a
-/// `Topic`. The byte cap and the cut-off live here, so every writer obeys the same rules.
+/// `Topic`. The byte caps and the cut-off live here, so every writer obeys the same rules.
 #[derive(Clone)]
 pub struct StreamSender {
     tx: mpsc::UnboundedSender<Bytes>,
     pub state: Arc<StreamState>,
-    cap: usize,
+    caps: Caps,
     connection: Arc<ConnectionInfo>,
 }
 
 impl StreamSender {
-    pub fn new(tx: mpsc::UnboundedSender<Bytes>, state: Arc<StreamState>, cap: usize, connection: Arc<ConnectionInfo>) -> Self {
-        StreamSender { tx, state, cap: cap.max(1), connection }
-    }
-
-    /// Whether `len` more bytes fit; a chunk is always taken when nothing is queued.
+    /// Whether `len` more bytes fit under both caps; a chunk is always taken when nothing
+    /// is queued.
     pub fn has_room(&self, len: usize) -> bool {
         let queued = self.state.queued.load(Ordering::Acquire);
-        queued == 0 || queued + len <= self.cap
+        (queued == 0 || queued + len <= self.caps.stream) && self.connection.outbox.has_room(len, self.caps.connection)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -84,15 +103,20 @@ impl StreamSender {
         if self.is_closed() {
             return Queued::Gone;
         }
-        if !self.has_room(bytes.len()) {
+        let len = bytes.len();
+        let queued = self.state.queued.load(Ordering::Acquire);
+        if queued != 0 && queued + len > self.caps.stream {
             return Queued::Full(bytes);
         }
-        let len = bytes.len();
+        if !self.connection.outbox.try_reserve(len, self.caps.connection) {
+            return Queued::Full(bytes);
+        }
         self.state.queued.fetch_add(len, Ordering::AcqRel);
         match self.tx.send(bytes) {
             Ok(()) => Queued::Sent,
             Err(_) => {
                 self.state.queued.fetch_sub(len, Ordering::AcqRel);
+                self.connection.outbox.release(len);
                 Queued::Gone
             }
         }
@@ -102,9 +126,11 @@ impl StreamSender {
     /// `deadline` passes.
     pub async fn room(&self, len: usize, deadline: Option<tokio::time::Instant>) -> Room {
         loop {
-            let notified = self.state.room.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable(); // registered before the check: no wake-up is missed
+            let (stream, connection) = (self.state.room.notified(), self.connection.outbox.room.notified());
+            tokio::pin!(stream, connection);
+            // Registered before the check: no wake-up is missed.
+            stream.as_mut().enable();
+            connection.as_mut().enable();
             if self.is_closed() {
                 return Room::Gone;
             }
@@ -118,7 +144,8 @@ impl StreamSender {
                 }
             };
             tokio::select! {
-                _ = notified => {}
+                _ = stream => {}
+                _ = connection => {}
                 _ = passed => return Room::Stalled,
             }
         }
@@ -146,12 +173,63 @@ impl StreamSender {
     }
 }
 
+/// A body's side of its connection's `Outbox` on HTTP/2: whether it handed hyper data that
+/// hyper has not come back for, and slicing what it hands over. On HTTP/1 it only
+/// releases bytes.
+pub struct Handoff {
+    connection: Arc<ConnectionInfo>,
+    handed: bool,
+}
+
+impl Handoff {
+    pub fn new(connection: Arc<ConnectionInfo>) -> Self {
+        Handoff { connection, handed: false }
+    }
+
+    /// hyper polls the body: whatever it was handed before, it came back for.
+    pub fn polled(&mut self) {
+        if self.handed {
+            self.handed = false;
+            self.connection.outbox.came_back();
+            self.connection.activity.response_moved();
+        }
+    }
+
+    /// Takes what hyper gets now out of `data` (all of it on HTTP/1, a slice on HTTP/2),
+    /// leaving the rest; releases it from the outbox and notes the handoff.
+    pub fn hand(&mut self, data: &mut Bytes) -> Bytes {
+        let multiplexed = self.connection.is_multiplexed();
+        let now = if multiplexed && data.len() > HTTP2_SLICE { data.split_to(HTTP2_SLICE) } else { std::mem::take(data) };
+        self.connection.outbox.release(now.len());
+        if multiplexed && !now.is_empty() {
+            self.handed = true;
+            self.connection.outbox.handed();
+            self.connection.activity.response_moved();
+        }
+        now
+    }
+
+    /// Bytes that will never be handed (the body was dropped): out of the budget.
+    pub fn drop_unsent(&self, len: usize) {
+        self.connection.outbox.release(len);
+    }
+}
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        self.polled();
+    }
+}
+
 /// The connection's end of a streamed body, polled by hyper. An app-declared
 /// Content-Length is hyper's to keep: it writes no byte past it (the rest is dropped and
 /// the connection stays correctly framed), and closes the connection if the body ends short.
 pub struct ChunkStream {
     rx: mpsc::UnboundedReceiver<Bytes>,
     state: Arc<StreamState>,
+    /// What is left of the chunk being handed over in slices (HTTP/2).
+    rest: Option<Bytes>,
+    handoff: Handoff,
     /// Armed until Ruby finishes the body; see `DisconnectWatch`.
     watch: Option<DisconnectWatch>,
     /// A failed body has given hyper one chance to flush what it took before the error.
@@ -159,29 +237,37 @@ pub struct ChunkStream {
 }
 
 impl ChunkStream {
-    pub fn new(rx: mpsc::UnboundedReceiver<Bytes>, state: Arc<StreamState>) -> Self {
-        ChunkStream { rx, state, watch: None, flushed: false }
-    }
-
-    fn taken(&self, data: &Bytes) {
-        self.state.queued.fetch_sub(data.len(), Ordering::AcqRel);
+    /// Hands over (the next slice of) `data`, keeping the rest for the next poll.
+    fn hand(&mut self, mut data: Bytes) -> Bytes {
+        let now = self.handoff.hand(&mut data);
+        self.state.queued.fetch_sub(now.len(), Ordering::AcqRel);
         self.state.room.notify_waiters();
+        if !data.is_empty() {
+            self.rest = Some(data);
+        }
+        now
     }
 
     pub fn watch(&mut self, watch: DisconnectWatch) {
         self.watch = Some(watch);
     }
 
+    /// The next chunk Ruby wrote (from the connection's side, any thread).
+    fn next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        match self.rest.take() {
+            Some(rest) => Poll::Ready(Some(rest)),
+            None => Pin::new(&mut self.rx).poll_recv(cx),
+        }
+    }
+
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        self.handoff.polled();
         if self.state.failed.load(Ordering::Acquire) {
             return self.poll_failed(cx);
         }
-        match Pin::new(&mut self.rx).poll_recv(cx) {
+        match self.next(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(data)) => {
-                self.taken(&data);
-                Poll::Ready(Some(Ok(data)))
-            }
+            Poll::Ready(Some(data)) => Poll::Ready(Some(Ok(self.hand(data)))),
             // Every sender is gone: the end, unless the body failed meanwhile.
             Poll::Ready(None) if self.state.failed.load(Ordering::Acquire) => self.poll_failed(cx),
             Poll::Ready(None) => Poll::Ready(None),
@@ -192,9 +278,8 @@ impl ChunkStream {
     /// writes what it holds (it drops its buffer on a body error), then the error, which
     /// closes the connection.
     fn poll_failed(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
-        if let Ok(data) = self.rx.try_recv() {
-            self.taken(&data);
-            return Poll::Ready(Some(Ok(data)));
+        if let Some(data) = self.rest.take().or_else(|| self.rx.try_recv().ok()) {
+            return Poll::Ready(Some(Ok(self.hand(data))));
         }
         if !self.flushed {
             self.flushed = true;
@@ -210,6 +295,9 @@ impl Drop for ChunkStream {
         // Close first, then wake a writer waiting for room: it must see the channel closed
         // when it looks again, or it would wait for a notice that never comes.
         self.rx.close();
+        // What was queued and never handed leaves the connection's budget.
+        let unsent = self.rest.take().map_or(0, |r| r.len()) + std::iter::from_fn(|| self.rx.try_recv().ok()).map(|b| b.len()).sum::<usize>();
+        self.handoff.drop_unsent(unsent);
         self.state.room.notify_waiters();
         if let Some(watch) = self.watch.take() {
             if self.state.finished.load(Ordering::Acquire) {
@@ -225,9 +313,7 @@ mod tests {
     use std::task::Waker;
 
     fn pair(cap: usize) -> (StreamSender, ChunkStream) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let state = StreamState::new();
-        (StreamSender::new(tx, state.clone(), cap, Arc::new(ConnectionInfo::unix())), ChunkStream::new(rx, state))
+        channel(Arc::new(ConnectionInfo::unix()), Caps { stream: cap, connection: usize::MAX })
     }
 
     fn poll(stream: &mut ChunkStream) -> Poll<Option<io::Result<Bytes>>> {
@@ -309,5 +395,43 @@ mod tests {
             drop(stream);
             assert!(matches!(sender.room(1, None).await, Room::Gone));
         });
+    }
+
+    /// Streams of one connection share its budget: a second stream waits while the first
+    /// holds it, and gets room when the client takes the first's bytes.
+    #[test]
+    fn the_connection_budget_spans_its_streams() {
+        let connection = Arc::new(ConnectionInfo::unix());
+        let caps = Caps { stream: 100, connection: 150 };
+        let (first, mut first_body) = channel(connection.clone(), caps);
+        let (second, second_body) = channel(connection.clone(), caps);
+        assert!(matches!(first.try_send(bytes(100)), Queued::Sent));
+        assert!(matches!(second.try_send(bytes(60)), Queued::Full(_)), "over the connection's budget");
+        assert!(matches!(second.try_send(bytes(50)), Queued::Sent));
+        assert_eq!(connection.outbox.queued(), 150);
+        assert!(matches!(poll(&mut first_body), Poll::Ready(Some(Ok(_)))));
+        assert!(second.has_room(50), "room again once the client took the first stream's bytes");
+        drop(second_body); // a stream reset with bytes queued gives them back
+        assert_eq!(connection.outbox.queued(), 0);
+    }
+
+    /// On HTTP/2 hyper gets a chunk a slice at a time; the rest stays counted, and the
+    /// connection knows hyper holds data of this body until it polls again.
+    #[test]
+    fn http2_bodies_are_handed_over_in_slices() {
+        let connection = Arc::new(ConnectionInfo::unix());
+        connection.speaks_http2();
+        let (sender, mut body) = channel(connection.clone(), Caps { stream: 1 << 20, connection: 1 << 20 });
+        sender.try_send(bytes(HTTP2_SLICE * 2 + 10));
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(b))) if b.len() == HTTP2_SLICE));
+        assert_eq!(connection.outbox.queued(), HTTP2_SLICE + 10);
+        assert!(connection.outbox.has_pending());
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(b))) if b.len() == HTTP2_SLICE));
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(b))) if b.len() == 10));
+        assert_eq!(connection.outbox.queued(), 0);
+        assert!(connection.outbox.has_pending(), "hyper holds the last slice until it polls again");
+        drop(sender);
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
+        assert!(!connection.outbox.has_pending());
     }
 }

@@ -12,6 +12,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -19,12 +20,49 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 
+use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::reply::ReplyBody;
 use crate::net::unchunk::Unchunk;
 
-pub enum ResponseBody {
+pub struct ResponseBody {
+    kind: Kind,
+    /// HTTP/2: the response counts as under way until hyper drops its body.
+    _open: Option<OpenResponse>,
+}
+
+enum Kind {
     Reply(ReplyBody),
     Unchunked(Box<Unchunk>),
+}
+
+impl ResponseBody {
+    fn of(kind: Kind) -> Self {
+        ResponseBody { kind, _open: None }
+    }
+
+    /// Counts the response as under way on its HTTP/2 connection until the body is over.
+    pub fn keep_open(&mut self, open: Option<OpenResponse>) {
+        self._open = open;
+    }
+}
+
+/// An HTTP/2 response under way, for its connection's `Outbox`: from the request's arrival
+/// until hyper drops its body (sent, or the stream reset).
+pub struct OpenResponse(Arc<ConnectionInfo>);
+
+impl OpenResponse {
+    pub fn began(connection: &Arc<ConnectionInfo>) -> Self {
+        connection.outbox.response_began();
+        connection.activity.response_moved();
+        OpenResponse(connection.clone())
+    }
+}
+
+impl Drop for OpenResponse {
+    fn drop(&mut self) {
+        self.0.outbox.response_ended();
+        self.0.activity.response_moved();
+    }
 }
 
 pub fn prepare(res: Response<ReplyBody>, head_request: bool) -> Response<ResponseBody> {
@@ -34,7 +72,7 @@ pub fn prepare(res: Response<ReplyBody>, head_request: bool) -> Response<Respons
         headers.remove(CONTENT_LENGTH);
         if last_coding_is_chunked(headers) {
             headers.remove(TRANSFER_ENCODING);
-            return Response::from_parts(parts, ResponseBody::Unchunked(Box::new(Unchunk::new(body))));
+            return Response::from_parts(parts, ResponseBody::of(Kind::Unchunked(Box::new(Unchunk::new(body)))));
         }
         // Another coding (gzip, …): hyper adds `chunked` after it, as HTTP/1.1 requires.
     } else if parts.status == StatusCode::NO_CONTENT || (body.known_len().is_some() && !head_request) {
@@ -42,7 +80,7 @@ pub fn prepare(res: Response<ReplyBody>, head_request: bool) -> Response<Respons
     } else if headers.get(CONTENT_LENGTH).is_some_and(|v| parse_length(v.as_bytes()).is_none()) {
         headers.remove(CONTENT_LENGTH); // not a length (hyper would refuse the response): framed by hyper instead
     }
-    Response::from_parts(parts, ResponseBody::Reply(body))
+    Response::from_parts(parts, ResponseBody::of(Kind::Reply(body)))
 }
 
 /// Whether the last transfer coding (of all Transfer-Encoding lines) is `chunked`.
@@ -66,23 +104,23 @@ impl Body for ResponseBody {
     type Error = io::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        match self.get_mut() {
-            ResponseBody::Reply(body) => Pin::new(body).poll_frame(cx),
-            ResponseBody::Unchunked(body) => Pin::new(&mut **body).poll_frame(cx),
+        match &mut self.get_mut().kind {
+            Kind::Reply(body) => Pin::new(body).poll_frame(cx),
+            Kind::Unchunked(body) => Pin::new(&mut **body).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            ResponseBody::Reply(body) => body.is_end_stream(),
-            ResponseBody::Unchunked(body) => body.is_end_stream(),
+        match &self.kind {
+            Kind::Reply(body) => body.is_end_stream(),
+            Kind::Unchunked(body) => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            ResponseBody::Reply(body) => body.size_hint(),
-            ResponseBody::Unchunked(_) => SizeHint::default(),
+        match &self.kind {
+            Kind::Reply(body) => body.size_hint(),
+            Kind::Unchunked(_) => SizeHint::default(),
         }
     }
 }
@@ -90,8 +128,10 @@ impl Body for ResponseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bridge::stream::{ChunkStream, StreamState};
+    use crate::bridge::connection::ConnectionInfo;
+    use crate::bridge::stream::{channel, Caps};
     use http::HeaderValue;
+    use std::sync::Arc;
 
     fn response(headers: &[(&'static str, &'static str)], body: ReplyBody) -> Response<ReplyBody> {
         let mut res = Response::new(body);
@@ -102,8 +142,8 @@ mod tests {
     }
 
     fn stream() -> ReplyBody {
-        let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        ReplyBody::Chunks(Box::new(ChunkStream::new(rx, StreamState::new())))
+        let (_sender, stream) = channel(Arc::new(ConnectionInfo::unix()), Caps { stream: 1 << 20, connection: 1 << 20 });
+        ReplyBody::Chunks(Box::new(stream))
     }
 
     #[test]
@@ -129,7 +169,7 @@ mod tests {
     fn app_chunked_bodies_are_unframed_once() {
         let res = prepare(response(&[("transfer-encoding", "chunked"), ("content-length", "5")], stream()), false);
         assert!(!res.headers().contains_key(TRANSFER_ENCODING) && !res.headers().contains_key(CONTENT_LENGTH));
-        assert!(matches!(res.body(), ResponseBody::Unchunked(_)));
+        assert!(matches!(res.body().kind, Kind::Unchunked(_)));
         let gzip = prepare(response(&[("transfer-encoding", "gzip")], stream()), false);
         assert_eq!(gzip.headers()[TRANSFER_ENCODING], "gzip");
     }

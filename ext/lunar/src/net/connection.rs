@@ -5,6 +5,9 @@
 //!   response is pending (Thin's rule), stamped by `ActivityIo`;
 //! - a deadline for the first bytes (hyper's header timeout starts only once it knows the
 //!   connection speaks HTTP/1);
+//! - HTTP/2's deadlines, where PINGs would otherwise keep anything alive (see `Outbox`): with
+//!   no request under way, a complete request head must come within `--header-timeout`;
+//!   responses whose bytes wait for the client's window for `--timeout` close it;
 //! - the cut switch (`ConnectionInfo::cut`): a streamed response cut off as too slow closes
 //!   the connection at once, even while hyper waits to write;
 //! - graceful stop: hyper's own `graceful_shutdown` (idle keep-alive connections close,
@@ -26,7 +29,7 @@ use hyper_util::rt::TokioIo;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
-use crate::bridge::connection::{Activity, ConnectionInfo};
+use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::reply::ReplyBody;
 use crate::net::service;
 use crate::net::socket::{ActivityIo, Transport};
@@ -68,6 +71,7 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
         // Boxed: hyper's HTTP/2 connection is 1.5 KiB, its HTTP/1 one 0.6; the task is sized
         // by its largest state, and most held connections are HTTP/1.
         Protocol::Http2 => {
+            info.speaks_http2();
             let conn = Box::pin(state.http2.serve_connection(io, service));
             drive(conn, |c| c.graceful_shutdown(), &info, &state).await;
         }
@@ -125,7 +129,7 @@ async fn drive<C: Future>(mut conn: Pin<impl DerefMut<Target = C>>, graceful: im
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = timer.fired(), if timer.is_set() => {
-                if !timer.rearm(&info.activity, opened) {
+                if !timer.rearm(info, opened) {
                     return; // dropping `conn` closes the socket
                 }
             }
@@ -180,19 +184,21 @@ impl Protocol {
     }
 }
 
-/// The connection's one timer: first the deadline for its first bytes, then (if
-/// `--timeout` is set) the inactivity check. Boxed and dropped when there is nothing to
-/// check: a held Comet connection with `--timeout 0` keeps no timer.
+/// The connection's one timer: the deadline for its first bytes, then (if `--timeout` is
+/// set) the inactivity check, and on HTTP/2 the progress checks. Boxed, and dropped when
+/// there is nothing to check: a held Comet connection with `--timeout 0` keeps no timer.
 struct Timer {
     sleep: Option<std::pin::Pin<Box<Sleep>>>,
     idle: Option<Duration>,
-    first_bytes: Duration,
+    /// The first bytes, and on HTTP/2 each request head when none is under way, must come
+    /// within this (`--header-timeout`).
+    head: Duration,
 }
 
 impl Timer {
-    fn new(idle: Option<Duration>, first_bytes: Duration, opened: Instant) -> Self {
-        let first = idle.map_or(first_bytes, |i| i.min(first_bytes));
-        Timer { sleep: Some(Box::pin(tokio::time::sleep_until(opened + first))), idle, first_bytes }
+    fn new(idle: Option<Duration>, head: Duration, opened: Instant) -> Self {
+        let first = idle.map_or(head, |i| i.min(head));
+        Timer { sleep: Some(Box::pin(tokio::time::sleep_until(opened + first))), idle, head }
     }
 
     fn is_set(&self) -> bool {
@@ -208,27 +214,45 @@ impl Timer {
 
     /// After a firing: false when the connection must close, else the next deadline is set
     /// (or the timer dropped).
-    fn rearm(&mut self, activity: &Activity, opened: Instant) -> bool {
+    fn rearm(&mut self, info: &ConnectionInfo, opened: Instant) -> bool {
         let now = Instant::now();
-        let mut next = None;
-        if !activity.ever_active() {
-            let deadline = opened + self.first_bytes;
-            if now >= deadline {
-                return false;
+        let since_open = now - opened;
+        let activity = &info.activity;
+        let mut next: Option<Instant> = None;
+        // Whether `elapsed` is still under `limit`; if so the check is due again at the end.
+        let mut within = |elapsed: Duration, limit: Duration| {
+            let left = limit.checked_sub(elapsed).filter(|left| !left.is_zero());
+            if let Some(left) = left {
+                next = Some(next.map_or(now + left, |n: Instant| n.min(now + left)));
             }
-            next = Some(deadline);
+            left.is_some()
+        };
+        if !activity.ever_active() && !within(since_open, self.head) {
+            return false;
         }
         if let Some(limit) = self.idle {
-            let quiet = activity.quiet_for().min(now - opened);
-            if quiet >= limit {
+            if !within(activity.quiet_for().min(since_open), limit) {
                 return false;
             }
-            let deadline = now + (limit - quiet);
-            next = Some(next.map_or(deadline, |n: Instant| n.min(deadline)));
+        }
+        if info.is_multiplexed() {
+            let still = activity.responses_still_for().min(since_open);
+            if info.outbox.open_responses() == 0 {
+                if !within(still, self.head) {
+                    return false; // no complete request head in time, PINGs notwithstanding
+                }
+            } else if let Some(limit) = self.idle.filter(|_| info.outbox.has_pending()) {
+                if !within(still, limit) {
+                    return false; // responses stalled on the client's window
+                }
+            } else {
+                within(Duration::ZERO, self.head); // look again: the state may change
+            }
         }
         match (next, self.sleep.as_mut()) {
             (Some(at), Some(sleep)) => sleep.as_mut().reset(at),
-            _ => self.sleep = None,
+            (Some(at), None) => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
+            (None, _) => self.sleep = None,
         }
         true
     }
@@ -284,26 +308,30 @@ mod tests {
         timer.sleep.as_ref().map(|s| s.deadline())
     }
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+    }
+
     /// The first bytes must come within the header timeout; after them, no traffic either
     /// way for the idle timeout closes; with no idle timeout, the timer goes away.
     #[test]
     fn the_timer_rearms_for_first_bytes_then_inactivity() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let runtime = runtime();
         let _entered = runtime.enter();
         let (idle, first) = (Duration::from_secs(30), Duration::from_secs(10));
-        let silent = Activity::new();
+        let silent = ConnectionInfo::unix();
 
         let opened = Instant::now();
         let mut timer = Timer::new(Some(idle), first, opened);
         assert_eq!(deadline(&timer), Some(opened + first));
         assert!(timer.rearm(&silent, opened), "a silent connection younger than the header timeout stays");
-        assert_eq!(deadline(&timer), Some(opened + first));
+        assert!(deadline(&timer).is_some_and(|at| at <= opened + first));
 
         let old = Instant::now() - first - Duration::from_millis(1);
         assert!(!Timer::new(Some(idle), first, old).rearm(&silent, old), "no first bytes within the header timeout: closed");
 
-        let talking = Activity::new();
-        talking.touch();
+        let talking = ConnectionInfo::unix();
+        talking.activity.touch();
         let mut timer = Timer::new(Some(idle), first, old);
         assert!(timer.rearm(&talking, old));
         let next = deadline(&timer).expect("rearmed for inactivity");
@@ -316,13 +344,54 @@ mod tests {
 
     #[test]
     fn a_quiet_connection_idles_out() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let runtime = runtime();
         let _entered = runtime.enter();
-        let activity = Activity::new();
-        activity.touch();
+        let info = ConnectionInfo::unix();
+        info.activity.touch();
         let opened = Instant::now();
         let mut timer = Timer::new(Some(Duration::from_millis(20)), Duration::from_secs(10), opened);
         std::thread::sleep(Duration::from_millis(40)); // the clock the activity stamps is real time
-        assert!(!timer.rearm(&activity, opened));
+        assert!(!timer.rearm(&info, opened));
+    }
+
+    /// HTTP/2: bytes (PINGs) do not keep a connection with no request under way past the
+    /// header timeout, nor one whose responses wait on the client's window past `--timeout`;
+    /// a held response with nothing to send keeps Thin's rule.
+    #[test]
+    fn http2_connections_must_make_progress() {
+        let runtime = runtime();
+        let _entered = runtime.enter();
+        let ms = Duration::from_millis;
+        let h2 = || {
+            let info = ConnectionInfo::unix();
+            info.speaks_http2();
+            info.activity.touch();
+            info
+        };
+        let opened = Instant::now() - ms(100);
+
+        let idle_connection = h2();
+        let mut timer = Timer::new(Some(Duration::from_secs(30)), ms(30), opened);
+        assert!(timer.rearm(&idle_connection, opened));
+        std::thread::sleep(ms(50));
+        idle_connection.activity.touch(); // a PING
+        assert!(!timer.rearm(&idle_connection, opened), "no request head within the header timeout");
+
+        let stalled = h2();
+        stalled.outbox.response_began();
+        stalled.outbox.handed();
+        let mut timer = Timer::new(Some(ms(30)), Duration::from_secs(10), opened);
+        std::thread::sleep(ms(50));
+        stalled.activity.touch(); // a PING
+        assert!(!timer.rearm(&stalled, opened), "a response stalled on the window for --timeout");
+
+        let held = h2();
+        held.outbox.response_began(); // a long-poll: nothing to send yet
+        let mut timer = Timer::new(Some(ms(30)), Duration::from_secs(10), opened);
+        std::thread::sleep(ms(50));
+        held.activity.touch();
+        assert!(timer.rearm(&held, opened), "traffic keeps a held response, as Thin's --timeout");
+        let mut forever = Timer::new(None, Duration::from_secs(10), opened);
+        assert!(forever.rearm(&held, opened) && forever.is_set(), "HTTP/2 keeps looking, even with --timeout 0");
     }
 }

@@ -97,7 +97,8 @@ fn temp_file() -> std::io::Result<std::fs::File> {
 }
 
 /// Reads the whole body. Spool writes are small and go to the page cache, so they are done
-/// inline rather than on a blocking thread.
+/// inline rather than on a blocking thread. A client that sends no body bytes for
+/// `--timeout` is given up on (on HTTP/2 its PINGs would otherwise hold the stream forever).
 pub async fn read_body(mut body: Incoming, headers: &HeaderMap, config: &ServerConfig) -> Result<RequestBody, BodyError> {
     if body.is_end_stream() {
         return Ok(RequestBody::Empty);
@@ -111,7 +112,7 @@ pub async fn read_body(mut body: Incoming, headers: &HeaderMap, config: &ServerC
     }
     let mut sink = Sink::Nothing;
     let mut total: u64 = 0;
-    while let Some(data) = next_data(&mut body).await? {
+    while let Some(data) = next_data_within(&mut body, config.idle_timeout).await? {
         total += data.len() as u64;
         if total > config.max_body {
             linger(&mut body).await;
@@ -134,6 +135,14 @@ async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, BodyError> {
                 }
             }
         }
+    }
+}
+
+/// The next slice of body data, if it comes within `limit`.
+async fn next_data_within(body: &mut Incoming, limit: Option<Duration>) -> Result<Option<Bytes>, BodyError> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, next_data(body)).await.map_err(|_| BodyError::Io)?,
+        None => next_data(body).await,
     }
 }
 

@@ -18,7 +18,7 @@ use crate::bridge::disconnect::DisconnectWatch;
 use crate::bridge::job::{RequestBody, RequestJob};
 use crate::bridge::reply::{plain, switching_protocols, Reply, ReplyBody};
 use crate::bridge::stream::ChunkStream;
-use crate::net::body::{self, ResponseBody};
+use crate::net::body::{self, OpenResponse, ResponseBody};
 use crate::net::intake::{self, BodyError};
 use crate::net::relay;
 use crate::net::state::ServerState;
@@ -44,6 +44,13 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
     if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
         return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, true), false)); // RFC 9112 §3.2
     }
+    // HTTP/1 field values lose their surrounding whitespace in parsing; on HTTP/2 it would be
+    // part of the value, which RFC 9113 §8.2.1 calls malformed.
+    if req.version() == Version::HTTP_2 && req.headers().values().any(|v| has_outer_whitespace(v.as_bytes())) {
+        return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, false), false));
+    }
+    // HTTP/2: under way until the response body is over (see `Outbox`).
+    let open = connection.is_multiplexed().then(|| OpenResponse::began(&connection));
     let head_request = req.method() == Method::HEAD;
     // Only `--max-persistent-conns` needs to know (its header scan is skipped otherwise).
     let limit_keep_alive = state.config.max_persistent.is_some() && wants_keep_alive(req.version(), req.headers());
@@ -72,7 +79,13 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
         // hyper closes the connection after a response that says so.
         reply.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    Ok(body::prepare(*reply, head_request))
+    let mut response = body::prepare(*reply, head_request);
+    response.body_mut().keep_open(open);
+    Ok(response)
+}
+
+fn has_outer_whitespace(value: &[u8]) -> bool {
+    matches!(value.first(), Some(b' ' | b'\t')) || matches!(value.last(), Some(b' ' | b'\t'))
 }
 
 /// Whether the client lets an HTTP/1 connection stay open after this request (HTTP/1.1
@@ -192,5 +205,11 @@ mod tests {
         assert!(!wants_keep_alive(Version::HTTP_10, &headers(&[])));
         assert!(wants_keep_alive(Version::HTTP_10, &headers(&["Keep-Alive"])));
         assert!(!wants_keep_alive(Version::HTTP_2, &headers(&[])));
+    }
+
+    #[test]
+    fn outer_whitespace_is_found() {
+        assert!(has_outer_whitespace(b" a") && has_outer_whitespace(b"a\t") && has_outer_whitespace(b" "));
+        assert!(!has_outer_whitespace(b"a b") && !has_outer_whitespace(b""));
     }
 }

@@ -105,19 +105,17 @@ mod tests {
     use super::*;
 
     use crate::bridge::connection::ConnectionInfo;
-    use crate::bridge::stream::{ChunkStream, StreamSender, StreamState};
+    use crate::bridge::stream::{channel, Caps};
     use std::sync::Arc;
 
     /// Each piece arrives as a frame of its own, as an app's `each` yields them.
     fn unchunk(pieces: &[&str]) -> Result<String, String> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let state = StreamState::new();
-        let sender = StreamSender::new(tx, state.clone(), 1 << 20, Arc::new(ConnectionInfo::unix()));
+        let (sender, stream) = channel(Arc::new(ConnectionInfo::unix()), Caps { stream: 1 << 20, connection: 1 << 20 });
         for piece in pieces {
             let _ = sender.try_send(Bytes::copy_from_slice(piece.as_bytes()));
         }
         sender.finish();
-        let mut body = Unchunk::new(ReplyBody::Chunks(Box::new(ChunkStream::new(rx, state))));
+        let mut body = Unchunk::new(ReplyBody::Chunks(Box::new(stream)));
         let mut out = Vec::new();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         loop {

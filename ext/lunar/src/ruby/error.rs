@@ -35,7 +35,7 @@ pub fn raise(ruby: &Ruby, error: Error) -> magnus::Error {
         Error::Config(_) | Error::Tls(_) => ruby.get_inner(&CONFIG_ERROR),
         Error::Bind { .. } => ruby.get_inner(&BIND_ERROR),
         Error::Redis(_) => ruby.get_inner(&REDIS_ERROR),
-        Error::Io { .. } => ruby.exception_io_error(),
+        Error::Io { .. } | Error::File { .. } => ruby.exception_io_error(),
     };
     magnus::Error::new(class, error.to_string())
 }

@@ -9,15 +9,17 @@ use std::sync::{Arc, Mutex};
 
 use http::request::Parts;
 use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::job::{RequestBody, RequestJob};
-use crate::bridge::reply::{self, switching_protocols, FileBody, Reply, ReplyBody};
-use crate::bridge::stream::{ChunkStream, StreamSender, StreamState};
+use crate::bridge::reply::{self, switching_protocols, Counted, FileBody, Reply, ReplyBody};
+use crate::bridge::stream::{self, Caps, ChunkStream};
 use crate::net::state::ServerState;
 use crate::ruby::body_writer::BodyWriter;
-use crate::ruby::{env, response};
+use crate::ruby::env;
+use crate::ruby::error::OrRaise;
+use crate::ruby::response::{self, WholeBody};
 use crate::sync::lock;
 
 #[magnus::wrap(class = "Lunar::Native::Request", free_immediately, size)]
@@ -92,18 +94,30 @@ impl NativeRequest {
         lock(&self.reply).as_ref().is_some_and(|tx| !tx.is_closed())
     }
 
-    /// A complete response; `body` is a String, an Array of Strings, or nil.
-    fn respond(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value, body: Value) -> Result<bool, Error> {
+    /// A complete response; `body` is a String, an Array of Strings, or nil. Whether it was
+    /// handed to the connection (false: already answered, or the client is gone); nil when
+    /// the body does not fit the connection's budget (its HTTP/2 streams wait on a slow
+    /// client): then nothing was copied or sent, and Ruby streams the body instead.
+    fn respond(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value, body: Value) -> Result<Option<bool>, Error> {
         let map = response::header_map(ruby, headers)?;
-        let body = response::full_body(ruby, body)?;
-        Ok(rb_self.send(Reply::Response(reply::response(status, map, body))))
+        let body = WholeBody::of(ruby, body)?;
+        let len = body.len()?;
+        let reply_body = if len == 0 {
+            ReplyBody::Empty
+        } else {
+            match Counted::reserve(&rb_self.connection, len, rb_self.state.config.connection_buffer) {
+                Some(slot) => slot.with(body.to_bytes()?),
+                None => return Ok(None),
+            }
+        };
+        Ok(Some(rb_self.send(Reply::Response(reply::response(status, map, reply_body)))))
     }
 
     /// A response whose body tokio reads from `path` (Rack `to_path`).
     fn respond_file(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value, path: RString) -> Result<bool, Error> {
         let map = response::header_map(ruby, headers)?;
         let path = path.to_string()?;
-        let file = std::fs::File::open(&path).map_err(|e| Error::new(ruby.exception_io_error(), format!("cannot open {path}: {e}")))?;
+        let file = std::fs::File::open(&path).map_err(|source| crate::error::Error::File { path: path.clone(), source }).or_raise(ruby)?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(rb_self.send(Reply::Response(reply::response(status, map, ReplyBody::File(Box::new(FileBody::new(file, len)))))))
     }
@@ -137,10 +151,9 @@ impl NativeRequest {
 
     /// A streamed body's two ends: the connection's, and Ruby's writer (byte-capped).
     fn stream_pair(&self) -> (Box<ChunkStream>, BodyWriter) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let state = StreamState::new();
-        let sender = StreamSender::new(tx, state.clone(), self.state.config.stream_buffer, self.connection.clone());
-        (Box::new(ChunkStream::new(rx, state)), BodyWriter::new(sender, self.state.runtime.clone()))
+        let caps = Caps { stream: self.state.config.stream_buffer, connection: self.state.config.connection_buffer };
+        let (sender, stream) = stream::channel(self.connection.clone(), caps);
+        (Box::new(stream), BodyWriter::new(sender, self.state.runtime.clone()))
     }
 
     /// Whether `rack.hijack` is offered: an HTTP/1.1 request that asked for an upgrade (hyper

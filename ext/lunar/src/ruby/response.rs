@@ -1,10 +1,9 @@
 //! Rack triple pieces (Ruby values) → a `Reply` of plain Rust data, on the Ruby thread.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName};
 use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
-use crate::bridge::reply::ReplyBody;
 use crate::ruby::headers::{append_lines, header_name};
 
 fn to_rstring(ruby: &Ruby, v: Value) -> Result<RString, Error> {
@@ -80,25 +79,51 @@ pub fn header_map(ruby: &Ruby, headers: Value) -> Result<HeaderMap, Error> {
     Ok(map)
 }
 
-/// A body given as a String or an Array of Strings (`to_ary`), copied out of Ruby (no Ruby
-/// object may cross to tokio) and joined into one buffer.
-pub fn full_body(ruby: &Ruby, body: Value) -> Result<ReplyBody, Error> {
-    if body.is_nil() {
-        return Ok(ReplyBody::Empty);
+/// A complete body as Ruby gives it: nil, a String, or an Array of Strings (`to_ary`).
+pub enum WholeBody {
+    None,
+    One(RString),
+    Parts(RArray),
+}
+
+impl WholeBody {
+    pub fn of(ruby: &Ruby, body: Value) -> Result<WholeBody, Error> {
+        if body.is_nil() {
+            return Ok(WholeBody::None);
+        }
+        if let Some(s) = RString::from_value(body) {
+            return Ok(WholeBody::One(s));
+        }
+        let parts = RArray::from_value(body).ok_or_else(|| Error::new(ruby.exception_type_error(), "body must be a String or an Array of Strings"))?;
+        if parts.len() == 1 {
+            return Ok(WholeBody::One(RString::try_convert(parts.entry::<Value>(0)?)?));
+        }
+        Ok(WholeBody::Parts(parts))
     }
-    if let Some(s) = RString::from_value(body) {
-        return Ok(ReplyBody::Full(s.to_bytes()));
+
+    /// Its length in bytes, without copying it.
+    pub fn len(&self) -> Result<usize, Error> {
+        match self {
+            WholeBody::None => Ok(0),
+            WholeBody::One(s) => Ok(s.len()),
+            WholeBody::Parts(parts) => parts.into_iter().try_fold(0, |sum, part| Ok(sum + RString::try_convert(part)?.len())),
+        }
     }
-    let parts = RArray::from_value(body).ok_or_else(|| Error::new(ruby.exception_type_error(), "body must be a String or an Array of Strings"))?;
-    if parts.len() == 1 {
-        let s = RString::try_convert(parts.entry::<Value>(0)?)?;
-        return Ok(ReplyBody::Full(s.to_bytes()));
+
+    /// Copied out of Ruby (no Ruby object may cross to tokio) into one buffer.
+    pub fn to_bytes(&self) -> Result<Bytes, Error> {
+        match self {
+            WholeBody::None => Ok(Bytes::new()),
+            WholeBody::One(s) => Ok(s.to_bytes()),
+            WholeBody::Parts(parts) => {
+                let mut buf = BytesMut::new();
+                for part in parts.into_iter() {
+                    let s = RString::try_convert(part)?;
+                    // SAFETY: `s` is a live String reached from `parts`, copied before the next Ruby call.
+                    buf.extend_from_slice(unsafe { s.as_slice() });
+                }
+                Ok(buf.freeze())
+            }
+        }
     }
-    let mut buf = BytesMut::new();
-    for part in parts.into_iter() {
-        let s = RString::try_convert(part)?;
-        // SAFETY: `s` is a live String reached from `parts`, copied before the next Ruby call.
-        buf.extend_from_slice(unsafe { s.as_slice() });
-    }
-    Ok(ReplyBody::Full(buf.freeze()))
 }

@@ -55,6 +55,12 @@ pub fn from_options(ruby: &Ruby, opts: RHash) -> Result<(ServerConfig, (u64, u64
     if let Some(n) = opt::<usize>(ruby, opts, "stream_buffer")? {
         c.stream_buffer = n.max(1);
     }
+    if let Some(n) = opt::<usize>(ruby, opts, "connection_buffer")? {
+        c.connection_buffer = n.max(1);
+    }
+    if let Some(t) = duration(ruby, opts, "write_timeout")? {
+        c.write_timeout = t.unwrap_or(std::time::Duration::ZERO);
+    }
     if let Some(n) = opt::<usize>(ruby, opts, "max_ws_message")? {
         c.max_ws_message = n.max(125);
     }

@@ -56,8 +56,8 @@ RSpec.describe "Lunar::Topic#websocket" do
     [good, unmasked, oversized].each(&:text)
     unmasked.sock.write("\x81\x05hello".b)
     oversized.send_frame("x" * 2000)
-    expect(unmasked.receive.first).to eq(:close).or eq(:eof)
-    expect(oversized.receive.first).to eq(:close).or eq(:eof)
+    expect(unmasked.close_frame.first).to eq(1002) # protocol error
+    expect(oversized.close_frame.first).to eq(1009) # too big
     eventually { topic.size == 1 }
     topic.publish("still here")
     expect(good.text).to eq("still here")
@@ -107,5 +107,82 @@ RSpec.describe "Lunar::Topic#websocket" do
     expect(WebSocketClient.new(server.port).text).to eq("welcome") # and serves on
   ensure
     clients&.each(&:close)
+  end
+
+  describe "the protocol to the end (RFC 6455)" do
+    def client(server)
+      WebSocketClient.new(server.port).tap(&:text) # past `first:`
+    end
+
+    # Writes `bytes` again and again, reading nothing, until the server closes the
+    # connection (then `[written, true]`) or 20 s pass (`[written, false]`).
+    def flood(sock, bytes)
+      written = 0
+      pending = bytes
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 20
+      while Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+        n = sock.write_nonblock(pending, exception: false)
+        next sock.wait_writable(1) if n == :wait_writable
+
+        written += n
+        pending = n == pending.bytesize ? bytes : pending.byteslice(n..) # whole frames only
+      end
+      [written, false]
+    rescue Errno::EPIPE, Errno::ECONNRESET
+      [written, true]
+    end
+
+    it "answers a Close with a Close echoing its code, then closes" do
+      server = serve(app)
+      socket = client(server)
+      socket.send_close(1000, "bye")
+      expect(socket.close_frame).to eq([1000, "bye"])
+      expect(pop_within(events)).to eq(:closed)
+    ensure
+      socket&.close
+    end
+
+    {
+      "a text message that is not UTF-8" => [[0x1, "\xC3\x28".b], 1007],
+      "a reserved opcode" => [[0x3, "x"], 1002],
+      "a reserved bit" => [[0x1, "x", { rsv: 0b100 }], 1002],
+      "a fragmented ping" => [[0x9, "x", { fin: false }], 1002],
+      "a continuation with nothing to continue" => [[0x0, "x"], 1002],
+      "a Close with a code no one may send" => [[0x8, [1005].pack("n")], 1002],
+    }.each do |what, ((opcode, payload, flags), code)|
+      it "fails the connection with #{code} on #{what}, and serves the others" do
+        server = serve(app)
+        bad = client(server)
+        good = client(server)
+        bad.send_raw(opcode, payload, **(flags || {}))
+        expect(bad.close_frame.first).to eq(code)
+        eventually { topic.size == 1 }
+        topic.publish("still here")
+        expect(good.text).to eq("still here")
+      ensure
+        [bad, good].compact.each(&:close)
+      end
+    end
+
+    it "refuses an unsupported version with 426 and the one it speaks" do
+      server = serve(app)
+      answer = raw_until_close(server, "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" \
+                                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 12\r\n\r\n")
+      expect(answer).to start_with("HTTP/1.1 426").and match(/^Sec-Websocket-Version: 13\r$/i)
+    end
+
+    it "stops reading a client that pings and never reads, then cuts it off; the others go on" do
+      server = serve(app, write_timeout: 0.5)
+      flooder = client(server)
+      good = client(server)
+      written, cut = flood(flooder.sock, WebSocketClient.raw_frame(0x9, "p" * 125) * 64)
+      expect(cut).to be(true)
+      expect(written).to be < 64 * 1024 * 1024 # it stopped reading long before 64 MiB of pings
+      eventually { topic.size == 1 }
+      topic.publish("unaffected")
+      expect(good.text).to eq("unaffected")
+    ensure
+      [flooder, good].compact.each(&:close)
+    end
   end
 end

@@ -84,11 +84,14 @@ module Lunar
     # (or a worker in threaded mode), one call per message. async.close fires when the
     # client leaves. `first`: messages for this socket alone, sent before any publish.
     # Returns the async response for the app to return.
+    # A client speaking another version of the protocol is answered 426 with the one Lunar
+    # speaks (RFC 6455 §4.2.2).
     def websocket(env, first: nil, &on_message)
       exchange = exchange_for(env)
-      unless env["rack.hijack?"] && env["HTTP_UPGRADE"].to_s.casecmp?("websocket") && env["HTTP_SEC_WEBSOCKET_KEY"]
+      unless env["HTTP_UPGRADE"].to_s.casecmp?("websocket") && env["HTTP_SEC_WEBSOCKET_KEY"]
         raise ArgumentError, "Lunar::Topic#websocket needs a WebSocket handshake (HTTP/1.1 GET with Upgrade: websocket and Sec-WebSocket-Key)"
       end
+      return refuse_version(exchange) unless env["HTTP_SEC_WEBSOCKET_VERSION"].to_s.strip == WEBSOCKET_VERSION
 
       @native.join # subscribed before the client hears anything
       writer = exchange.websocket(env["HTTP_SEC_WEBSOCKET_KEY"], on_message)
@@ -117,6 +120,15 @@ module Lunar
     end
 
     private
+
+    WEBSOCKET_VERSION = "13"
+    UPGRADE_REQUIRED = [426, { "sec-websocket-version" => WEBSOCKET_VERSION, "content-type" => "text/plain", "connection" => "close" }.freeze,
+                        ["WebSocket version 13 only\n"].freeze].freeze
+
+    def refuse_version(exchange)
+      exchange.respond(*UPGRADE_REQUIRED)
+      ASYNC_RESPONSE
+    end
 
     def exchange_for(env)
       callback = env["async.callback"]

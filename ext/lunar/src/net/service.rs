@@ -71,7 +71,8 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
         Answer::WebSocket { head, outgoing, messages } => {
             let upgrade = upgrade.ok_or(CloseConnection)?; // Ruby only offers it on upgradable requests
             let route = websocket::MessageRoute { id, messages, notices: state.queue.notices().clone() };
-            tokio::spawn(websocket::serve(upgrade, outgoing, route, connection, state.config.max_ws_message));
+            let limits = websocket::Limits { max_message: state.config.max_ws_message, write_timeout: state.config.write_timeout };
+            tokio::spawn(websocket::serve(upgrade, outgoing, route, connection, limits));
             return Ok(body::prepare(*head, false));
         }
     };

@@ -27,6 +27,9 @@ mod net;
 mod ruby;
 mod sync;
 
+#[cfg(test)]
+mod fuzz;
+
 use magnus::{Error, Module, Ruby};
 
 /// Rust allocations use jemalloc. hyper keeps an 8 KiB read buffer and an 8 KiB write buffer

@@ -198,7 +198,7 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
 
 /// `PATH_INFO` and `QUERY_STRING`, raw (still %-encoded). An absolute-form target gives its
 /// path; `OPTIONS *` gives `""` or `"*"` depending on the Rack version.
-fn request_target<'a>(head: &'a Parts, cfg: &ServerConfig) -> (&'a str, &'a str) {
+pub(crate) fn request_target<'a>(head: &'a Parts, cfg: &ServerConfig) -> (&'a str, &'a str) {
     let uri = &head.uri;
     if uri.path() == "*" {
         return (if cfg.asterisk_path_info { "*" } else { "" }, "");

@@ -23,6 +23,50 @@ MODES = {
 }.freeze
 PATHS = { "to_ary 1 MiB" => "/big", "each 16 × 64 KiB" => "/stream" }.freeze
 
+# A WebSocket client that sends PINGs as fast as it can and never reads.
+class PingFlooder
+  PING = [0x89, 0x80 | 125].pack("CC") + ("\0" * 4) + ("p" * 125) # masked with a zero key
+
+  def initialize(port)
+    @sock = TCPSocket.new("127.0.0.1", port)
+    @sock.write("GET /socket HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    @sock.readpartial(4096) # the 101
+    @sent = 0
+    @cut = false
+    @thread = Thread.new { flood }
+  end
+
+  attr_reader :sent
+
+  def cut? = @cut
+
+  def close
+    @thread.kill
+    @sock.close
+  end
+
+  private
+
+  def flood
+    burst = PING * 512
+    loop do
+      n = @sock.write_nonblock(burst, exception: false)
+      n == :wait_writable ? @sock.wait_writable(1) : @sent += n
+      break if n.is_a?(Integer) && n < burst.bytesize && partial!(burst.byteslice(n..))
+    end
+  rescue IOError, SystemCallError
+    @cut = true
+  end
+
+  # Writes the rest of a burst (whole frames only), blocking.
+  def partial!(rest)
+    @sock.write(rest)
+    @sent += rest.bytesize
+    false
+  end
+end
+
 # One attacking connection: window 0 for every stream, STREAMS GETs, a PING every 0.7 s.
 class ZeroWindowClient
   def initialize(port, path)
@@ -119,6 +163,34 @@ def attack(flags, path)
   end
 end
 
+# One client flooding PINGs on a native WebSocket for ROUND_SECONDS: RSS peak, /ping.
+def ping_flood(flags)
+  port = free_port
+  command = lunar_command(port, APP, *flags, "--timeout", "5", "--write-timeout", "1")
+  with_server(command, port, env: LIB_ENV, chdir: ROOT) do |pid|
+    base = rss_kib(pid) / 1024.0
+    peak = base
+    flooder = PingFlooder.new(port)
+    sampler = Thread.new do
+      loop do
+        peak = [peak, rss_kib(pid) / 1024.0].max
+        sleep 0.1
+      end
+    end
+    p50, p99 = ping_latencies(port, ROUND_SECONDS)
+    sampler.kill
+    flooder.close
+    { base_mib: base, peak_mib: peak, p50: p50, p99: p99, sent_mib: flooder.sent / 1_048_576.0, cut: flooder.cut? }
+  end
+end
+
+floods = MODES.map do |mode, flags|
+  r = ping_flood(flags)
+  warn format("%-30s WebSocket PING flood: RSS %.0f → peak %.0f MiB, %.1f MiB of pings sent, cut %s; /ping p99 %.1f ms",
+              mode, r[:base_mib], r[:peak_mib], r[:sent_mib], r[:cut], r[:p99])
+  [mode, r]
+end
+
 results = MODES.flat_map do |mode, flags|
   PATHS.map do |kind, path|
     r = attack(flags, path)
@@ -149,6 +221,13 @@ report = <<~MD
   | mode | body | RSS before | peak per round | worst growth | RSS after | /ping p99 (worst round) | attack connections closed by the server |
   | --- | --- | ---: | --- | ---: | ---: | ---: | ---: |
   #{rows.join("\n")}
+
+  A WebSocket client (`Lunar::Topic#websocket`) sending PINGs as fast as it can and reading
+  nothing, for #{ROUND_SECONDS} s, same limits:
+
+  | mode | RSS before | peak | PINGs it got to send | cut off by the server | /ping p50 | /ping p99 |
+  | --- | ---: | ---: | ---: | --- | ---: | ---: |
+  #{floods.map { |mode, r| format('| %s | %.0f MiB | %.0f MiB | %.1f MiB | %s | %.1f ms | %.1f ms |', mode, r[:base_mib], r[:peak_mib], r[:sent_mib], r[:cut] ? 'yes' : 'no', r[:p50], r[:p99]) }.join("\n")}
 MD
 File.write(File.join(ROOT, "docs/security.md"), report, mode: "a")
 puts report

@@ -73,7 +73,7 @@ RSpec.describe "the lunar command" do
     expect(File.read(pid_file).to_i).to eq(child.pid)
     Net::HTTP.get(URI("http://127.0.0.1:#{port}/logged?x=1"))
     eventually { File.read(log).include?("GET /logged?x=1 HTTP/1.1\" 200") }
-    expect(File.read(log)).to match(%r{\A127\.0\.0\.1 - - \[[^\]]+\] "GET /logged\?x=1 HTTP/1\.1" 200 -$})
+    expect(File.read(log)).to match(%r{\A127\.0\.0\.1 - - \[[^\]]+\] "GET /logged\?x=1 HTTP/1\.1" 200 \d+ \d+\.\d{4}$})
     child.signal("TERM")
     expect(child.exit_status.exitstatus).to eq(0)
     expect(File.exist?(pid_file)).to be(false)

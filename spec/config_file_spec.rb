@@ -46,6 +46,6 @@ RSpec.describe "the config file" do
     config = write("lunar.rb", "timeout 'soon'\n")
     child = spawn_child(lunar_cmd("-C", config, fixture("hello.ru")))
     expect(child.exit_status.exitstatus).to eq(2)
-    expect(child.rest).to match(/lunar: #{Regexp.escape(config)}:1: invalid value for Float\(\): "soon"/)
+    expect(child.rest).to match(/lunar: #{Regexp.escape(config)}:1: timeout: "soon" is not a number of seconds/)
   end
 end

@@ -4,7 +4,7 @@ require "spec_helper"
 
 # The entry points other tools use: rackup -s lunar, Sinatra's set :server, rails server -u.
 RSpec.describe "Rack handler entry points" do
-  let(:listening) { %r{Lunar \S+: threaded mode.*, listening on tcp://127\.0\.0\.1:(\d+)} }
+  let(:listening) { %r{Lunar \S+ \(ruby .*\) threaded mode.*, listening on tcp://127\.0\.0\.1:(\d+)} }
 
   def rackup_cmd
     gem_name = RackVersion.major >= 3 ? "rackup" : "rack"
@@ -18,7 +18,9 @@ RSpec.describe "Rack handler entry points" do
 
   it "runs under rackup -s lunar (evented, EventMachine loaded as Thin's handler does) and stops on INT" do
     child = spawn_child([*rackup_cmd, "-s", "lunar", "-o", "127.0.0.1", "-p", "0", "-E", "none", fixture("hello.ru")])
-    expect_serving(child, %r{Lunar \S+: evented mode.*, listening on tcp://127\.0\.0\.1:(\d+)}) { |r| expect(r.body).to start_with("hello from Lunar") }
+    expect_serving(child, %r{Lunar \S+ \(ruby .*\) evented mode.*, listening on tcp://127\.0\.0\.1:(\d+)}) do |r|
+      expect(r.body).to start_with("hello from Lunar")
+    end
     child.signal("INT")
     expect(child.exit_status.success?).to be(true)
   end

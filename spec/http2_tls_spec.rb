@@ -134,4 +134,40 @@ RSpec.describe "HTTP/2 and TLS" do
       expect(no_key.rest).to include("--ssl needs --ssl-cert-file")
     end
   end
+
+  describe "client certificates (Puma's ssl_bind verify_mode and ca)" do
+    let(:client) { TestCertificate.client }
+
+    def bind(mode)
+      cert, key = certificate
+      "ssl://127.0.0.1:0?cert=#{cert}&key=#{key}&ca=#{client[:ca]}&verify_mode=#{mode}"
+    end
+
+    def curl_status(port, *args)
+      _, status = Open3.capture2("curl", "-sk", "-o", "/dev/null", "--max-time", "5", *args, "https://127.0.0.1:#{port}/")
+      status.exitstatus
+    end
+
+    it "requires one signed by the CA with force_peer, and serves those who present it" do
+      server = serve(env_app, binds: [bind("force_peer")])
+      expect(curl_status(server.port)).not_to eq(0) # no certificate: the handshake fails
+      expect(curl_json("-k", "--cert", client[:cert], "--key", client[:key], "https://127.0.0.1:#{server.port}/").first)
+        .to include("rack.url_scheme" => "https")
+    end
+
+    it "verifies one when sent with peer, and lets clients without one in" do
+      server = serve(env_app, binds: [bind("peer")])
+      expect(curl_status(server.port)).to eq(0)
+      wrong_cert, wrong_key = certificate # self-signed, not by the CA
+      expect(curl_status(server.port, "--cert", wrong_cert, "--key", wrong_key)).not_to eq(0)
+    end
+
+    it "refuses verify_mode without ca, or one it does not know, at boot" do
+      cert, key = certificate
+      expect { serve(env_app, binds: ["ssl://127.0.0.1:0?cert=#{cert}&key=#{key}&verify_mode=peer"]) }.to raise_error(Lunar::ConfigError, /needs ca=PATH/)
+      expect do
+        serve(env_app, binds: ["ssl://127.0.0.1:0?cert=#{cert}&key=#{key}&verify_mode=mostly"])
+      end.to raise_error(Lunar::ConfigError, /verify_mode=mostly/)
+    end
+  end
 end

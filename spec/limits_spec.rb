@@ -95,7 +95,7 @@ RSpec.describe "limits and bad input" do
   it "answers 503 at once when the dispatch queue is full" do
     release = Queue.new
     started = Queue.new
-    server = serve(threads: 1, queue_capacity: 1) do |env|
+    server = serve(threads: 1, queue: 1) do |env|
       if env["PATH_INFO"] == "/block"
         started << true
         pop_within(release)

@@ -3,7 +3,7 @@
 # Every spec talks to a real Lunar over real sockets on 127.0.0.1, port 0.
 $LOAD_PATH.unshift(File.expand_path("../lib", __dir__))
 require "lunar"
-require "lunar/server"
+require "lunar/request/server"
 require "net/http"
 require "socket"
 require "stringio"

@@ -1,12 +1,18 @@
 # frozen_string_literal: true
 
 require "lunar"
-require "lunar/server"
+require "lunar/process/cli"
 
 module Lunar
   # The Rack handler behind `rackup -s lunar`, `rails server -u lunar` and Sinatra's
   # `set :server, :lunar`. Registered for Rack 2 (`Rack::Handler`) and rackup 2
   # (`Rackup::Handler`) by lib/rack/handler/lunar.rb and lib/rackup/handler/lunar.rb.
+  #
+  # It enters through the same Launcher as the `lunar` command, so config/lunar.rb (or the
+  # file LUNAR_CONFIG names) applies with everything it can do: workers, TLS, hooks, the
+  # access log. What the user gave `rails server` or `rackup` (`-p`, `-b`, `-O Threads=8`)
+  # wins over the file; what those commands pick by themselves (Rails' port 3000) gives way
+  # to it, as under Puma.
   #
   # Under the `rackup` command it loads EventMachine, as Thin's handler does, so an app that
   # uses EM at request time works as under `rackup -s thin` (the app runs on the reactor).
@@ -17,36 +23,33 @@ module Lunar
     OPTIONS = {
       "Host=HOST" => "Hostname to listen on (default: 0.0.0.0)",
       "Port=PORT" => "Port to listen on (default: 9292)",
-      "Threads=N" => "Ruby threads calling the app (default: 5)",
+      "Threads=N" => "Ruby threads calling the app, N or MIN:MAX (default: 5)",
       "Timeout=SEC" => "Inactivity timeout (default: 30, 0 = never)",
       "async" => "Offer async.callback/async.close without EventMachine (Rails throw :async)",
     }.freeze
+    # The handler's option → Lunar's.
+    NAMES = { Host: :address, Port: :port, Threads: :threads, Timeout: :timeout, async: :async, environment: :environment }.freeze
 
     class << self
       def run(app, **options)
         require "eventmachine" if rackup_command? && !defined?(::EventMachine)
-        server = Server.new(app, server_options(options))
-        @server = server.start
-        %w[TERM QUIT].each { |signal| Signal.trap(signal) { server.stop } }
-        warn "Lunar #{VERSION}: #{server.mode}, listening on #{server.addresses.join(', ')}" unless options[:Silent] || options[:quiet]
-        yield server if block_given?
-        server.wait
+        path = ENV["LUNAR_CONFIG"] || (CLI::DEFAULT_CONFIG_FILE if File.file?(CLI::DEFAULT_CONFIG_FILE))
+        given, defaults = settings(options)
+        config = Configuration.new(given, file: path && CLI.config_file(path), defaults: defaults).check!
+        @launcher = Launcher.new(config, app: app)
+        yield @launcher if block_given?
+        @launcher.run
       ensure
-        @server = nil
+        @launcher = nil
       end
 
       def valid_options
         OPTIONS
       end
 
-      # rackup's `-O NAME` gives true, `-O NAME=VALUE` a String.
-      def truthy(value)
-        value.nil? ? nil : [true, "true", "1", "yes", "on"].include?(value)
-      end
-
       # rackup's INT trap calls this: INT stops at once, as Thin.
       def shutdown
-        @server&.halt
+        @launcher&.halt
       end
 
       private
@@ -55,17 +58,22 @@ module Lunar
         File.basename($PROGRAM_NAME) == "rackup"
       end
 
-      def server_options(options)
-        host = options[:Host] || "0.0.0.0"
-        host = "0.0.0.0" if host.to_s.empty?
-        {
-          address: host,
-          port: Integer(options[:Port] || 9292),
-          threads: options[:Threads] && Integer(options[:Threads]),
-          timeout: options[:Timeout] && Float(options[:Timeout]),
-          async: truthy(options[:async]),
-          quiet: options[:Silent] || options[:quiet],
-        }
+      # [what the user gave, what the command chose]: Rails tells them apart
+      # (`user_supplied_options`); rackup's options are all the user's.
+      def settings(options)
+        supplied = options[:user_supplied_options]
+        given = {}
+        defaults = {}
+        NAMES.each do |rack_name, name|
+          value = options[rack_name]
+          value = nil if rack_name == :Host && value.to_s.empty?
+          value = [true, "true", "1", "yes", "on"].include?(value) if rack_name == :async && !value.nil?
+          next if value.nil?
+
+          (supplied.nil? || supplied.include?(rack_name) ? given : defaults)[name] = value
+        end
+        given[:quiet] = true if options[:Silent] || options[:quiet]
+        [given, defaults]
       end
     end
   end

@@ -23,4 +23,26 @@ module TestCertificate
     cert, key = files
     "ssl://127.0.0.1:0?cert=#{cert}&key=#{key}"
   end
+
+  # A CA and a client certificate it signed, for client-certificate checks:
+  # `{ ca:, cert:, key: }` (paths).
+  def self.client
+    @client ||= begin
+      dir = Dir.mktmpdir("lunar-client-tls")
+      paths = { ca: File.join(dir, "ca.pem"), ca_key: File.join(dir, "ca-key.pem"), cert: File.join(dir, "client.pem"),
+                key: File.join(dir, "client-key.pem"), csr: File.join(dir, "client.csr") }
+      openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Lunar test CA",
+              "-keyout", paths[:ca_key], "-out", paths[:ca])
+      openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=client", "-keyout", paths[:key], "-out", paths[:csr])
+      extensions = File.join(dir, "client.ext") # an X.509 v3 client certificate, as webpki wants
+      File.write(extensions, "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n")
+      openssl("x509", "-req", "-in", paths[:csr], "-CA", paths[:ca], "-CAkey", paths[:ca_key], "-CAcreateserial",
+              "-days", "1", "-extfile", extensions, "-out", paths[:cert])
+      paths
+    end
+  end
+
+  def self.openssl(*args)
+    system("openssl", *args, out: File::NULL, err: File::NULL) or raise "openssl #{args.first} failed"
+  end
 end

@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 require "unit_helper"
-require "lunar/deferrable"
+require "lunar/async/deferrable"
 
 # async.close without EventMachine: EM::Deferrable's semantics, thread-safe.
 RSpec.describe Lunar::Deferrable do

@@ -2,9 +2,9 @@
 
 require "unit_helper"
 require "stringio"
-require "lunar/server_context"
-require "lunar/rack_env"
-require "lunar/exchange"
+require "lunar/request/server_context"
+require "lunar/request/rack_env"
+require "lunar/request/exchange"
 
 # One request's life, against a fake native request: what reaches the client, and that
 # body.close, async.close and rack.response_finished run exactly once, whoever ends first.

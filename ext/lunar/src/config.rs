@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Everything the I/O side needs to know; no Ruby values inside.
+/// Everything the I/O side needs to know; no Ruby values inside. Ruby's option table
+/// (lib/lunar/process/options.rb) holds every default: `ruby::server_config` reads each
+/// value from it, and `ServerConfig::default()` exists for Rust's own tests.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// `tcp://host:port`, `ssl://host:port?cert=PATH&key=PATH` or `unix:///path`, as the
@@ -23,9 +25,17 @@ pub struct ServerConfig {
     pub max_body: u64,
     /// Largest request head accepted (431 past it). hyper's floor is 8 KiB.
     pub max_header_size: usize,
-    /// Close a connection with no traffic in either direction for this long.
+    /// Thin's `--timeout`: a connection with a request under way and no traffic in either
+    /// direction for this long is closed (also while an async response is held); a request
+    /// body that sends nothing for this long is given up on. `None`: never.
     pub idle_timeout: Option<Duration>,
-    /// Close a connection whose request head does not arrive in this time (slowloris).
+    /// A connection with no request under way (an idle keep-alive connection) is closed
+    /// after this long without a byte (`persistent_timeout`). `None`: never.
+    pub persistent_timeout: Option<Duration>,
+    /// A new connection's first bytes must arrive within this (`first_data_timeout`).
+    pub first_data_timeout: Duration,
+    /// A request head, once its first bytes arrived, must be complete within this
+    /// (slowloris); on HTTP/2 any byte with no request under way starts the clock.
     pub header_timeout: Duration,
     /// Request bodies larger than this are spooled to an unlinked temp file.
     pub spool_threshold: usize,
@@ -49,16 +59,19 @@ pub struct ServerConfig {
     pub asterisk_path_info: bool,
 }
 
+#[cfg(test)]
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            binds: vec!["tcp://0.0.0.0:9292".into()],
+            binds: vec!["tcp://127.0.0.1:0".into()],
             inherited: HashMap::new(),
-            io_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            io_threads: 1,
             queue_capacity: 1024,
             max_body: 64 * 1024 * 1024,
             max_header_size: 64 * 1024,
             idle_timeout: Some(Duration::from_secs(30)),
+            persistent_timeout: Some(Duration::from_secs(65)),
+            first_data_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(30),
             spool_threshold: 128 * 1024,
             stream_buffer: 1024 * 1024,

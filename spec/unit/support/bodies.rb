@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require "lunar/deferrable"
+require "lunar/async/deferrable"
 
 # A body that records what was asked of it.
 class RecordingBody

@@ -98,18 +98,70 @@ impl ConnectionInfo {
     }
 }
 
-/// When the connection last moved a byte, and when one of its responses last moved (a
-/// body handed hyper data, a response began or ended), in milliseconds since it opened.
+/// When the connection last moved a byte; when one of its responses last moved (a body
+/// handed hyper data, a response began or ended); since when no request is under way; and
+/// when the next request's head began to arrive. Milliseconds since it opened.
 #[derive(Debug)]
 pub struct Activity {
     opened: std::time::Instant,
     last_ms: AtomicU64,
     moved_ms: AtomicU64,
+    idle_since_ms: AtomicU64,
+    /// 0: no byte has come since the connection went idle.
+    head_started_ms: AtomicU64,
+    /// A response has begun on this connection: it is no longer waiting for its first request.
+    answered: AtomicBool,
 }
 
 impl Activity {
     pub fn new() -> Self {
-        Activity { opened: std::time::Instant::now(), last_ms: AtomicU64::new(0), moved_ms: AtomicU64::new(0) }
+        Activity {
+            opened: std::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+            moved_ms: AtomicU64::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(0),
+            answered: AtomicBool::new(false),
+        }
+    }
+
+    /// A request arrived (its response is under way).
+    pub fn response_began(&self) {
+        self.head_started_ms.store(0, Ordering::Relaxed);
+        self.answered.store(true, Ordering::Relaxed);
+        self.response_moved();
+    }
+
+    /// The last response under way ended: the connection waits for the next request.
+    pub fn went_idle(&self) {
+        let now = self.now_ms();
+        self.idle_since_ms.store(now, Ordering::Relaxed);
+        self.head_started_ms.store(0, Ordering::Relaxed);
+        self.moved_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Bytes came while no request was under way: the next head has begun.
+    pub fn head_arriving(&self) {
+        if self.head_started_ms.load(Ordering::Relaxed) == 0 {
+            self.head_started_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// How long the head under way has been arriving, if one is.
+    pub fn head_for(&self) -> Option<Duration> {
+        let started = self.head_started_ms.load(Ordering::Relaxed);
+        (started > 0).then(|| Duration::from_millis(self.now_ms().saturating_sub(started)))
+    }
+
+    /// How long the connection has had no request under way (since it opened, or since its
+    /// last response ended).
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_millis(self.now_ms().saturating_sub(self.idle_since_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Whether any request has arrived on the connection yet.
+    pub fn has_answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
     }
 
     fn now_ms(&self) -> u64 {
@@ -133,11 +185,6 @@ impl Activity {
     /// How long since a response last moved (since the connection opened, if none has).
     pub fn responses_still_for(&self) -> Duration {
         Duration::from_millis(self.now_ms().saturating_sub(self.moved_ms.load(Ordering::Relaxed)))
-    }
-
-    /// Whether any byte was ever read or written.
-    pub fn ever_active(&self) -> bool {
-        self.last_ms.load(Ordering::Relaxed) > 0
     }
 }
 

@@ -57,8 +57,9 @@ impl Outbox {
         self.open.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub fn response_ended(&self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+    /// Returns whether it was the last one under way.
+    pub fn response_ended(&self) -> bool {
+        self.open.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
     pub fn open_responses(&self) -> usize {

@@ -26,7 +26,7 @@ use crate::net::unchunk::Unchunk;
 
 pub struct ResponseBody {
     kind: Kind,
-    /// HTTP/2: the response counts as under way until hyper drops its body.
+    /// The response counts as under way until hyper drops its body.
     _open: Option<OpenResponse>,
 }
 
@@ -40,28 +40,31 @@ impl ResponseBody {
         ResponseBody { kind, _open: None }
     }
 
-    /// Counts the response as under way on its HTTP/2 connection until the body is over.
-    pub fn keep_open(&mut self, open: Option<OpenResponse>) {
-        self._open = open;
+    /// Counts the response as under way on its connection until the body is over.
+    pub fn keep_open(&mut self, open: OpenResponse) {
+        self._open = Some(open);
     }
 }
 
-/// An HTTP/2 response under way, for its connection's `Outbox`: from the request's arrival
-/// until hyper drops its body (sent, or the stream reset).
+/// A response under way, for its connection's `Outbox` and timers: from the request's
+/// arrival until hyper drops its body (sent, or the stream reset).
 pub struct OpenResponse(Arc<ConnectionInfo>);
 
 impl OpenResponse {
     pub fn began(connection: &Arc<ConnectionInfo>) -> Self {
         connection.outbox.response_began();
-        connection.activity.response_moved();
+        connection.activity.response_began();
         OpenResponse(connection.clone())
     }
 }
 
 impl Drop for OpenResponse {
     fn drop(&mut self) {
-        self.0.outbox.response_ended();
-        self.0.activity.response_moved();
+        if self.0.outbox.response_ended() {
+            self.0.activity.went_idle();
+        } else {
+            self.0.activity.response_moved();
+        }
     }
 }
 

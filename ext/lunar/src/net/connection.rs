@@ -31,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::reply::ReplyBody;
+use crate::config::ServerConfig;
 use crate::net::service;
 use crate::net::socket::{ActivityIo, Transport};
 use crate::net::state::ServerState;
@@ -50,7 +51,7 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
         Box::pin(tokio::time::sleep(FIRST_REQUEST_ON_STOP)).await; // boxed: rarely needed, kept out of every task
     };
     let opened = tokio::select! {
-        opened = Box::pin(open(transport, tls, state.config.header_timeout)) => opened,
+        opened = Box::pin(open(transport, tls, state.config.first_data_timeout)) => opened,
         _ = stopped_then_waited => None,
     };
     let Some((transport, protocol)) = opened else { return };
@@ -79,7 +80,7 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
 }
 
 /// The TLS handshake if any, then the protocol: `None` if either fails or takes longer than
-/// `header_timeout`. Boxed by the caller: its state is large and over before the
+/// `first_data_timeout`. Boxed by the caller: its state is large and over before the
 /// connection's long life.
 async fn open(transport: Transport, tls: Option<TlsAcceptor>, header_timeout: Duration) -> Option<(Transport, Protocol)> {
     let transport = match (tls, transport) {
@@ -114,7 +115,7 @@ async fn drive<C: Future>(mut conn: Pin<impl DerefMut<Target = C>>, graceful: im
     let opened = Instant::now();
     // Boxed, and only on a stop: a timer in every connection's task would cost its size.
     let mut young: Option<Pin<Box<Sleep>>> = None;
-    let mut timer = Timer::new(state.config.idle_timeout, state.config.header_timeout, opened);
+    let mut timer = Timer::new(&state.config, opened);
     loop {
         let stopping = !draining && *shutdown.borrow();
         if stopping && young.is_none() {
@@ -128,8 +129,8 @@ async fn drive<C: Future>(mut conn: Pin<impl DerefMut<Target = C>>, graceful: im
         }
         tokio::select! {
             _ = conn.as_mut() => return,
-            _ = timer.fired(), if timer.is_set() => {
-                if !timer.rearm(info, opened) {
+            _ = timer.fired() => {
+                if !timer.rearm(info, opened, &state.config) {
                     return; // dropping `conn` closes the socket
                 }
             }
@@ -184,37 +185,36 @@ impl Protocol {
     }
 }
 
-/// The connection's one timer: the deadline for its first bytes, then (if `--timeout` is
-/// set) the inactivity check, and on HTTP/2 the progress checks. Boxed, and dropped when
-/// there is nothing to check: a held Comet connection with `--timeout 0` keeps no timer.
+/// The connection's one timer. It looks at the connection when a deadline may have passed,
+/// and closes it when one has (rules in `rearm`). A request beginning or ending changes
+/// which deadline applies without telling the timer, so it never sleeps longer than the
+/// shortest limit that could apply in any state: a change is seen within that, and each
+/// deadline is computed from when its state began, so it is kept to the millisecond.
 struct Timer {
-    sleep: Option<std::pin::Pin<Box<Sleep>>>,
-    idle: Option<Duration>,
-    /// The first bytes, and on HTTP/2 each request head when none is under way, must come
-    /// within this (`--header-timeout`).
-    head: Duration,
+    sleep: std::pin::Pin<Box<Sleep>>,
 }
 
 impl Timer {
-    fn new(idle: Option<Duration>, head: Duration, opened: Instant) -> Self {
-        let first = idle.map_or(head, |i| i.min(head));
-        Timer { sleep: Some(Box::pin(tokio::time::sleep_until(opened + first))), idle, head }
+    fn new(config: &ServerConfig, opened: Instant) -> Self {
+        Timer { sleep: Box::pin(tokio::time::sleep_until(opened + Self::period(config))) }
     }
 
-    fn is_set(&self) -> bool {
-        self.sleep.is_some()
+    /// The shortest limit of any state.
+    fn period(config: &ServerConfig) -> Duration {
+        let limits = [Some(config.first_data_timeout), Some(config.header_timeout), config.persistent_timeout, config.idle_timeout];
+        limits.into_iter().flatten().filter(|d| !d.is_zero()).min().unwrap_or(config.header_timeout)
     }
 
     async fn fired(&mut self) {
-        match self.sleep.as_mut() {
-            Some(sleep) => sleep.as_mut().await,
-            None => std::future::pending().await,
-        }
+        self.sleep.as_mut().await
     }
 
-    /// After a firing: false when the connection must close, else the next deadline is set
-    /// (or the timer dropped).
-    fn rearm(&mut self, info: &ConnectionInfo, opened: Instant) -> bool {
+    /// After a firing: false when the connection must close, else the next check is set. With no request under way, a connection must send its first
+    /// bytes within `first_data_timeout`, a head once begun within `header_timeout`, and
+    /// otherwise (idle keep-alive) something within `persistent_timeout`. With one under
+    /// way, Thin's `--timeout` applies (no traffic either way), and on HTTP/2 responses must
+    /// not stall on the client's window for `--timeout` (PINGs are traffic, not progress).
+    fn rearm(&mut self, info: &ConnectionInfo, opened: Instant, config: &ServerConfig) -> bool {
         let now = Instant::now();
         let since_open = now - opened;
         let activity = &info.activity;
@@ -227,33 +227,23 @@ impl Timer {
             }
             left.is_some()
         };
-        if !activity.ever_active() && !within(since_open, self.head) {
+        let idle = info.outbox.open_responses() == 0;
+        let alive = if idle {
+            match activity.head_for() {
+                Some(arriving) => within(arriving, config.header_timeout),
+                None if !activity.has_answered() => within(since_open, config.first_data_timeout),
+                None => config.persistent_timeout.is_none_or(|limit| within(activity.idle_for().min(since_open), limit)),
+            }
+        } else {
+            let quiet = config.idle_timeout.is_none_or(|limit| within(activity.quiet_for().min(since_open), limit));
+            let stalled = info.is_multiplexed() && info.outbox.has_pending();
+            quiet && config.idle_timeout.filter(|_| stalled).is_none_or(|limit| within(activity.responses_still_for().min(since_open), limit))
+        };
+        if !alive {
             return false;
         }
-        if let Some(limit) = self.idle {
-            if !within(activity.quiet_for().min(since_open), limit) {
-                return false;
-            }
-        }
-        if info.is_multiplexed() {
-            let still = activity.responses_still_for().min(since_open);
-            if info.outbox.open_responses() == 0 {
-                if !within(still, self.head) {
-                    return false; // no complete request head in time, PINGs notwithstanding
-                }
-            } else if let Some(limit) = self.idle.filter(|_| info.outbox.has_pending()) {
-                if !within(still, limit) {
-                    return false; // responses stalled on the client's window
-                }
-            } else {
-                within(Duration::ZERO, self.head); // look again: the state may change
-            }
-        }
-        match (next, self.sleep.as_mut()) {
-            (Some(at), Some(sleep)) => sleep.as_mut().reset(at),
-            (Some(at), None) => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
-            (None, _) => self.sleep = None,
-        }
+        within(Duration::ZERO, Self::period(config)); // look again at least this often: requests come and go
+        self.sleep.as_mut().reset(next.unwrap_or(now + Self::period(config)));
         true
     }
 }
@@ -305,93 +295,149 @@ mod tests {
     }
 
     fn deadline(timer: &Timer) -> Option<Instant> {
-        timer.sleep.as_ref().map(|s| s.deadline())
+        Some(timer.sleep.deadline())
     }
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
     }
 
-    /// The first bytes must come within the header timeout; after them, no traffic either
-    /// way for the idle timeout closes; with no idle timeout, the timer goes away.
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn config(first_data: u64, head: u64, persistent: Option<u64>, idle: Option<u64>) -> ServerConfig {
+        ServerConfig {
+            first_data_timeout: ms(first_data),
+            header_timeout: ms(head),
+            persistent_timeout: persistent.map(ms),
+            idle_timeout: idle.map(ms),
+            ..ServerConfig::default()
+        }
+    }
+
+    /// A request under way, then over: the connection waits for the next one.
+    fn answered_once(info: &ConnectionInfo) {
+        info.outbox.response_began();
+        info.activity.response_began();
+        assert!(info.outbox.response_ended());
+        info.activity.went_idle();
+    }
+
+    /// Before its first request, a connection gets `first_data_timeout` for its first bytes
+    /// and `header_timeout` for a head once begun.
     #[test]
-    fn the_timer_rearms_for_first_bytes_then_inactivity() {
+    fn a_new_connection_must_send_its_first_request_in_time() {
         let runtime = runtime();
         let _entered = runtime.enter();
-        let (idle, first) = (Duration::from_secs(30), Duration::from_secs(10));
+        let config = config(30_000, 10_000, Some(65_000), Some(30_000));
+        let opened = Instant::now();
+        let mut timer = Timer::new(&config, opened);
+        assert_eq!(deadline(&timer), Some(opened + ms(10_000)));
         let silent = ConnectionInfo::unix();
+        assert!(timer.rearm(&silent, opened, &config));
+        assert!(deadline(&timer).is_some_and(|at| at <= opened + ms(30_000)));
+        let old = Instant::now() - ms(30_001);
+        assert!(!Timer::new(&config, old).rearm(&silent, old, &config), "no first bytes in time");
 
-        let opened = Instant::now();
-        let mut timer = Timer::new(Some(idle), first, opened);
-        assert_eq!(deadline(&timer), Some(opened + first));
-        assert!(timer.rearm(&silent, opened), "a silent connection younger than the header timeout stays");
-        assert!(deadline(&timer).is_some_and(|at| at <= opened + first));
-
-        let old = Instant::now() - first - Duration::from_millis(1);
-        assert!(!Timer::new(Some(idle), first, old).rearm(&silent, old), "no first bytes within the header timeout: closed");
-
-        let talking = ConnectionInfo::unix();
-        talking.activity.touch();
-        let mut timer = Timer::new(Some(idle), first, old);
-        assert!(timer.rearm(&talking, old));
-        let next = deadline(&timer).expect("rearmed for inactivity");
-        assert!(next > Instant::now() + idle - Duration::from_secs(1) && next <= Instant::now() + idle);
-
-        let mut no_idle = Timer::new(None, first, old);
-        assert!(no_idle.rearm(&talking, old));
-        assert!(!no_idle.is_set(), "no inactivity timeout: no timer kept");
+        let trickling = ConnectionInfo::unix();
+        trickling.activity.head_arriving();
+        let config = config_with_head(20);
+        std::thread::sleep(ms(40));
+        assert!(!Timer::new(&config, opened).rearm(&trickling, opened, &config), "a head begun must complete in time");
     }
 
+    fn config_with_head(head: u64) -> ServerConfig {
+        config(30_000, head, Some(65_000), Some(30_000))
+    }
+
+    /// Between requests, `persistent_timeout` (not Thin's `--timeout`) closes an idle
+    /// keep-alive connection; `None` keeps it.
     #[test]
-    fn a_quiet_connection_idles_out() {
+    fn an_idle_keep_alive_connection_gets_the_persistent_timeout() {
         let runtime = runtime();
         let _entered = runtime.enter();
-        let info = ConnectionInfo::unix();
-        info.activity.touch();
         let opened = Instant::now();
-        let mut timer = Timer::new(Some(Duration::from_millis(20)), Duration::from_secs(10), opened);
-        std::thread::sleep(Duration::from_millis(40)); // the clock the activity stamps is real time
-        assert!(!timer.rearm(&info, opened));
+        let idle = ConnectionInfo::unix();
+        answered_once(&idle);
+        let keep = config(30_000, 10_000, Some(20), Some(10));
+        let mut timer = Timer::new(&keep, opened);
+        assert!(timer.rearm(&idle, opened, &keep));
+        std::thread::sleep(ms(40));
+        assert!(!timer.rearm(&idle, opened, &keep), "idle past persistent_timeout");
+        let forever = config(30_000, 10_000, None, Some(10));
+        let mut timer = Timer::new(&forever, opened);
+        assert!(timer.rearm(&idle, opened, &forever), "never: kept");
+        assert!(deadline(&timer).is_some_and(|at| at <= Instant::now() + ms(10_000)), "looked at again within the shortest limit");
     }
 
-    /// HTTP/2: bytes (PINGs) do not keep a connection with no request under way past the
-    /// header timeout, nor one whose responses wait on the client's window past `--timeout`;
-    /// a held response with nothing to send keeps Thin's rule.
+    /// With a request under way, Thin's rule: no traffic either way for `--timeout` closes;
+    /// without one, nothing does.
+    #[test]
+    fn a_request_under_way_gets_thins_timeout() {
+        let runtime = runtime();
+        let _entered = runtime.enter();
+        let opened = Instant::now();
+        let held = ConnectionInfo::unix();
+        held.outbox.response_began();
+        held.activity.response_began();
+        held.activity.touch();
+        let thin = config(30_000, 10_000, Some(65_000), Some(20));
+        let mut timer = Timer::new(&thin, opened);
+        assert!(timer.rearm(&held, opened, &thin));
+        std::thread::sleep(ms(40));
+        assert!(!timer.rearm(&held, opened, &thin), "quiet past --timeout");
+        let never = config(30_000, 10_000, Some(65_000), None);
+        let mut timer = Timer::new(&never, opened);
+        assert!(timer.rearm(&held, opened, &never), "--timeout 0: held");
+    }
+
+    /// HTTP/2: bytes (PINGs) with no request under way are a head arriving, and must become
+    /// one within the header timeout; responses stalled on the client's window close the
+    /// connection after `--timeout`; a held response with nothing to send keeps Thin's rule.
     #[test]
     fn http2_connections_must_make_progress() {
         let runtime = runtime();
         let _entered = runtime.enter();
-        let ms = Duration::from_millis;
         let h2 = || {
             let info = ConnectionInfo::unix();
             info.speaks_http2();
-            info.activity.touch();
+            answered_once(&info);
             info
         };
         let opened = Instant::now() - ms(100);
 
-        let idle_connection = h2();
-        let mut timer = Timer::new(Some(Duration::from_secs(30)), ms(30), opened);
-        assert!(timer.rearm(&idle_connection, opened));
+        let pinging = h2();
+        pinging.activity.head_arriving(); // a PING, no request under way
+        let head = config_with_head(30);
+        let mut timer = Timer::new(&head, opened);
+        assert!(timer.rearm(&pinging, opened, &head));
         std::thread::sleep(ms(50));
-        idle_connection.activity.touch(); // a PING
-        assert!(!timer.rearm(&idle_connection, opened), "no request head within the header timeout");
+        assert!(!timer.rearm(&pinging, opened, &head), "no request head within the header timeout");
 
         let stalled = h2();
         stalled.outbox.response_began();
+        stalled.activity.response_began();
         stalled.outbox.handed();
-        let mut timer = Timer::new(Some(ms(30)), Duration::from_secs(10), opened);
+        let thin = config_with_idle(30);
+        let mut timer = Timer::new(&thin, opened);
         std::thread::sleep(ms(50));
         stalled.activity.touch(); // a PING
-        assert!(!timer.rearm(&stalled, opened), "a response stalled on the window for --timeout");
+        assert!(!timer.rearm(&stalled, opened, &thin), "a response stalled on the window for --timeout");
 
         let held = h2();
         held.outbox.response_began(); // a long-poll: nothing to send yet
-        let mut timer = Timer::new(Some(ms(30)), Duration::from_secs(10), opened);
+        held.activity.response_began();
+        let mut timer = Timer::new(&thin, opened);
         std::thread::sleep(ms(50));
         held.activity.touch();
-        assert!(timer.rearm(&held, opened), "traffic keeps a held response, as Thin's --timeout");
-        let mut forever = Timer::new(None, Duration::from_secs(10), opened);
-        assert!(forever.rearm(&held, opened) && forever.is_set(), "HTTP/2 keeps looking, even with --timeout 0");
+        assert!(timer.rearm(&held, opened, &thin), "traffic keeps a held response, as Thin's --timeout");
+        let never = config(30_000, 10_000, Some(65_000), None);
+        let mut forever = Timer::new(&never, opened);
+        assert!(forever.rearm(&held, opened, &never), "--timeout 0: held, PINGs or not");
+    }
+
+    fn config_with_idle(idle: u64) -> ServerConfig {
+        config(30_000, 10_000, Some(65_000), Some(idle))
     }
 }

@@ -49,8 +49,8 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
     if req.version() == Version::HTTP_2 && req.headers().values().any(|v| has_outer_whitespace(v.as_bytes())) {
         return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, false), false));
     }
-    // HTTP/2: under way until the response body is over (see `Outbox`).
-    let open = connection.is_multiplexed().then(|| OpenResponse::began(&connection));
+    // Under way until the response body is over (the connection's timers, its `Outbox`).
+    let open = OpenResponse::began(&connection);
     let head_request = req.method() == Method::HEAD;
     // Only `--max-persistent-conns` needs to know (its header scan is skipped otherwise).
     let limit_keep_alive = state.config.max_persistent.is_some() && wants_keep_alive(req.version(), req.headers());

@@ -98,6 +98,9 @@ impl AsyncRead for ActivityIo {
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.info.activity.touch();
+            if self.info.outbox.open_responses() == 0 {
+                self.info.activity.head_arriving();
+            }
         }
         res
     }

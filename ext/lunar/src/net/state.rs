@@ -108,17 +108,15 @@ impl Drop for ConnectionGuard {
 }
 
 /// How hyper serves every connection. Lunar writes no HTTP itself: these are hyper's own
-/// limits (head size → 431, more than 100 header lines → 431, slow head → closed) and
-/// manners (title-cased names as Thin and Puma write them, a Date on every response).
+/// limits (head size → 431, more than 100 header lines → 431) and manners (title-cased
+/// names as Thin and Puma write them, a Date on every response). hyper's header timeout is
+/// off: its clock also runs while a keep-alive connection waits for its next request, which
+/// `persistent_timeout` governs; `connection::Timer` times request heads instead.
 /// hyper's header-count limit is left at its default of 100: setting it, even to 100,
 /// makes hyper fill its 100 header slots one by one for every request.
 fn http_builders(config: &ServerConfig) -> (http1::Builder, http2::Builder<TokioExecutor>) {
     let mut h1 = http1::Builder::new();
-    h1.timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
-        .max_buf_size(config.max_header_size.max(HYPER_MIN_BUF))
-        .title_case_headers(true)
-        .keep_alive(true);
+    h1.timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(config.max_header_size.max(HYPER_MIN_BUF)).title_case_headers(true).keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new()).max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
     (h1, h2)

@@ -1,9 +1,12 @@
 //! `ServerConfig` from the options Hash `Lunar::Configuration#native_options` builds.
 //!
-//! Every value was checked in Ruby at boot (one line naming the option, exit 2); this
-//! still refuses what Rust cannot hold, as a `Lunar::ConfigError`, rather than panicking.
+//! Ruby's option table holds every default and checked every value at boot (one line
+//! naming the option, exit 2); each key is read here as given, and a missing one is an
+//! error, not a second default. What Rust cannot hold is still refused, as a
+//! `Lunar::ConfigError`, rather than panicking.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use magnus::{Error, RHash, Ruby, TryConvert};
 
@@ -11,67 +14,49 @@ use crate::config::{seconds, ServerConfig};
 use crate::net::limits;
 use crate::ruby::error::OrRaise;
 
-fn opt<T: TryConvert>(ruby: &Ruby, opts: RHash, key: &str) -> Result<Option<T>, Error> {
-    opts.lookup::<_, Option<T>>(ruby.to_symbol(key))
+/// A value Ruby always gives (nil allowed only where `Option`).
+fn get<T: TryConvert>(ruby: &Ruby, opts: RHash, key: &str) -> Result<T, Error> {
+    let value: Option<magnus::Value> = opts.get(ruby.to_symbol(key));
+    let value = value.ok_or_else(|| crate::error::Error::Config(format!("internal: the native option {key} is missing"))).or_raise(ruby)?;
+    T::try_convert(value)
 }
 
-/// A duration in seconds, 0 meaning never: `Ok(None)` for absent, `Ok(Some(None))` for 0.
-fn duration(ruby: &Ruby, opts: RHash, key: &str) -> Result<Option<Option<std::time::Duration>>, Error> {
-    opt::<f64>(ruby, opts, key)?.map(|v| seconds(key, v).or_raise(ruby)).transpose()
+/// A duration in seconds, 0 meaning never.
+fn duration(ruby: &Ruby, opts: RHash, key: &str) -> Result<Option<Duration>, Error> {
+    seconds(key, get::<f64>(ruby, opts, key)?).or_raise(ruby)
+}
+
+/// A duration that must be given and not "never".
+fn limit(ruby: &Ruby, opts: RHash, key: &str) -> Result<Duration, Error> {
+    duration(ruby, opts, key)?.ok_or_else(|| crate::error::Error::Config(format!("{key}: must be above 0"))).or_raise(ruby)
 }
 
 /// The settings, and the open-file limit as it was and as it is now: reading the settings
 /// raises the soft limit to the hard one (each held connection is a descriptor), and the
 /// default `--max-conns` follows from it.
 pub fn from_options(ruby: &Ruby, opts: RHash) -> Result<(ServerConfig, (u64, u64)), Error> {
-    let mut c = ServerConfig::default();
-    if let Some(b) = opt::<Vec<String>>(ruby, opts, "binds")? {
-        c.binds = b;
-    }
-    if let Some(fds) = opt::<HashMap<String, i32>>(ruby, opts, "listen_fds")? {
-        c.inherited = fds;
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "io_threads")? {
-        c.io_threads = n.max(1);
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "queue_capacity")? {
-        c.queue_capacity = n.max(1);
-    }
-    if let Some(n) = opt::<u64>(ruby, opts, "max_body")? {
-        c.max_body = n;
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "max_header_size")? {
-        c.max_header_size = n.max(8192);
-    }
-    if let Some(t) = duration(ruby, opts, "timeout")? {
-        c.idle_timeout = t;
-    }
-    if let Some(t) = duration(ruby, opts, "header_timeout")? {
-        c.header_timeout = t.unwrap_or(c.header_timeout);
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "spool_threshold")? {
-        c.spool_threshold = n;
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "stream_buffer")? {
-        c.stream_buffer = n.max(1);
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "connection_buffer")? {
-        c.connection_buffer = n.max(1);
-    }
-    if let Some(t) = duration(ruby, opts, "write_timeout")? {
-        c.write_timeout = t.unwrap_or(std::time::Duration::ZERO);
-    }
-    if let Some(n) = opt::<usize>(ruby, opts, "max_ws_message")? {
-        c.max_ws_message = n.max(125);
-    }
     let open_files = limits::raise_open_files();
-    c.max_connections = match opt::<usize>(ruby, opts, "max_conns")? {
-        Some(n) => n.max(1),
-        None => limits::default_max_connections(open_files.1),
+    let io_threads: Option<usize> = get(ruby, opts, "io_threads")?;
+    let max_conns: Option<usize> = get(ruby, opts, "max_conns")?;
+    let config = ServerConfig {
+        binds: get(ruby, opts, "binds")?,
+        inherited: get::<Option<HashMap<String, i32>>>(ruby, opts, "listen_fds")?.unwrap_or_default(),
+        io_threads: io_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1),
+        queue_capacity: get::<usize>(ruby, opts, "queue")?.max(1),
+        max_body: get(ruby, opts, "max_body")?,
+        max_header_size: get::<usize>(ruby, opts, "max_header_size")?.max(8192),
+        idle_timeout: duration(ruby, opts, "timeout")?,
+        persistent_timeout: duration(ruby, opts, "persistent_timeout")?,
+        first_data_timeout: limit(ruby, opts, "first_data_timeout")?,
+        header_timeout: limit(ruby, opts, "header_timeout")?,
+        spool_threshold: get(ruby, opts, "spool_threshold")?,
+        stream_buffer: get::<usize>(ruby, opts, "stream_buffer")?.max(1),
+        connection_buffer: get::<usize>(ruby, opts, "connection_buffer")?.max(1),
+        write_timeout: duration(ruby, opts, "write_timeout")?.unwrap_or(Duration::ZERO),
+        max_ws_message: get::<usize>(ruby, opts, "max_ws_message")?.max(125),
+        max_connections: max_conns.map_or_else(|| limits::default_max_connections(open_files.1), |n| n.max(1)),
+        max_persistent: get(ruby, opts, "max_persistent_conns")?,
+        asterisk_path_info: get(ruby, opts, "asterisk_path_info")?,
     };
-    c.max_persistent = opt::<usize>(ruby, opts, "max_persistent_conns")?;
-    if let Some(b) = opt::<bool>(ruby, opts, "asterisk_path_info")? {
-        c.asterisk_path_info = b;
-    }
-    Ok((c, open_files))
+    Ok((config, open_files))
 }

@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
-require "lunar/stream"
-require "lunar/parking"
+require "lunar/request/stream"
+require "lunar/request/parking"
 
 module Lunar
   # Hands a Rack response with an ordinary body to the native request, choosing the cheapest
@@ -20,8 +20,11 @@ module Lunar
       request = exchange.request
       if body.respond_to?(:to_ary) && (parts = body.to_ary)
         return exchange.stream { stream_each(exchange, parts) } if request.respond(status, headers, parts).nil?
+
+        exchange.sent(parts.sum(&:bytesize)) if exchange.counting?
       elsif body.respond_to?(:to_path) && File.file?(path = body.to_path)
         request.respond_file(status, headers, path)
+        exchange.sent(File.size(path)) if exchange.counting?
       elsif body.respond_to?(:each)
         return exchange.stream { stream_each(exchange, body) }
       elsif body.respond_to?(:call)
@@ -45,13 +48,15 @@ module Lunar
       body.each do |chunk|
         writer ||= exchange.open_stream or break
         break unless write_chunk(writer, chunk, wait)
+
+        exchange.sent(chunk.bytesize)
       end
       (writer || exchange.open_stream)&.close
     end
 
     def stream_call(exchange, body)
       writer = exchange.open_stream
-      body.call(Stream.new(writer, exchange.env["rack.input"], exchange.write_wait)) if writer
+      body.call(Stream.new(writer, exchange.env["rack.input"], exchange.write_wait, exchange)) if writer
     end
 
     # Inside a parking Fiber a full buffer parks it; elsewhere the write waits (at most

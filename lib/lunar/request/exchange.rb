@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
-require "lunar/response_writer"
+require "lunar/request/server_context"
+require "lunar/request/response_writer"
 
 module Lunar
   # One request and its response: from the app's result, or a later call of
@@ -9,8 +10,8 @@ module Lunar
   # first. Any Ruby thread may drive it (a worker, the reactor, the app's own thread).
   class Exchange
     ASYNC_CLOSE = "async.close"
-    ERROR_HEADERS = { "content-type" => "text/plain" }.freeze
-    ERROR_BODY = ["Internal Server Error\n"].freeze
+    ERROR_HEADERS = ServerContext::ERROR_HEADERS
+    ERROR_BODY = ServerContext::ERROR_BODY
     UNAVAILABLE_BODY = ["Service Unavailable\n"].freeze
     DISCARD = proc { |_chunk| }
 
@@ -23,7 +24,15 @@ module Lunar
       @state = :new # → :pending (async) → :streaming (deferred body) → :finished
       @responded = false
       @status = @headers = @body = @writer = nil
+      @bytes = context.timed? ? 0 : nil # counted for the access log only
     end
+
+    # `bytes` of the body went to the connection (counted when there is an access log).
+    def sent(bytes)
+      @bytes += bytes if @bytes
+    end
+
+    def counting? = !@bytes.nil?
 
     def id
       @request.id
@@ -122,10 +131,11 @@ module Lunar
       finish
     end
 
-    # The app raised: 500 if nothing was sent yet, else the connection is cut.
+    # The app raised: if nothing was sent yet, the answer to an error (the config file's
+    # lowlevel_error_handler's, or a 500), else the connection is cut.
     def fail_with(error)
       @context.log_error(@env, "#{error.class}: #{error.message}", error.backtrace)
-      @request.respond(500, ERROR_HEADERS, ERROR_BODY) unless @request.answered?
+      answer_error(error) unless @request.answered?
       finish(error)
     end
 
@@ -158,7 +168,7 @@ module Lunar
       close_body
       @context.registry.delete(id) if @registered
       fire_async_close
-      @context.finished(@env, @status, @headers, error)
+      @context.finished(@env, @status, @headers, error, @bytes)
     end
 
     # How long a write may wait for a slow client on this thread (nil: as long as it takes;
@@ -244,7 +254,20 @@ module Lunar
     def chunk_writer
       writer = @writer
       context = @context
-      ->(chunk) { writer.write(chunk, context.write_wait) }
+      ->(chunk) { writer.write(chunk, context.write_wait).tap { |ok| sent(chunk.bytesize) if ok && @bytes } }
+    end
+
+    # The error's answer, as a complete body (a handler may return any Rack body).
+    def answer_error(error)
+      status, headers, body = @context.error_response(@env, error)
+      parts = body.respond_to?(:to_ary) ? body.to_ary : [].tap { |all| body.each { |chunk| all << chunk.to_s } }
+      body.close if body.respond_to?(:close) && !body.equal?(parts)
+      @status = status.to_i
+      @headers = headers
+      @request.respond(@status, headers, parts)
+    rescue StandardError => e
+      @context.log_error(@env, "the error's answer failed: #{e.class}: #{e.message}", e.backtrace)
+      @request.respond(500, ERROR_HEADERS, ERROR_BODY)
     end
 
     # Once, whoever ends first (the body, or the client leaving).

@@ -5,15 +5,17 @@ module Lunar
   # response; the body may keep it and write from another thread.
   class Stream
     # `wait`: how long a write may wait for a slow client (nil: as long as it is connected).
-    def initialize(writer, input, wait = nil)
+    # `exchange`: counts the bytes written, for the access log.
+    def initialize(writer, input, wait = nil, exchange = nil)
       @writer = writer
       @input = input
       @wait = wait
+      @exchange = exchange
     end
 
     def write(data)
       data = data.to_s
-      ResponseWriter.write_chunk(@writer, data, @wait)
+      @exchange&.sent(data.bytesize) if ResponseWriter.write_chunk(@writer, data, @wait)
       data.bytesize
     end
 

@@ -1,10 +1,10 @@
 # frozen_string_literal: true
 
-require "lunar/configuration"
-require "lunar/app_runner"
-require "lunar/access_log"
-require "lunar/server_context"
-require "lunar/threaded"
+require "lunar/process/configuration"
+require "lunar/request/app_runner"
+require "lunar/request/access_log"
+require "lunar/request/server_context"
+require "lunar/request/threaded"
 
 module Lunar
   # A running Lunar: the native server (sockets, HTTP) plus the Ruby side calling the app,
@@ -38,9 +38,10 @@ module Lunar
       mode = @config.mode
       @reactor = start_reactor(mode)
       async = mode == :evented || !@reactor.nil? || @config[:async]
-      @context = ServerContext.new(access_log: @config[:access_log] && AccessLog.new(@config[:access_log]),
-                                   reactor: @reactor, write_timeout: @config[:write_timeout])
-      rack_env = RackEnv.new(multithread: mode == :threaded && @config[:threads] > 1, async: async)
+      @context = ServerContext.new(access_log: @config[:access_log] && AccessLog.open(@config[:access_log]),
+                                   reactor: @reactor, write_timeout: @config[:write_timeout],
+                                   error_handler: @config[:error_handler], environment: @config[:environment])
+      rack_env = RackEnv.new(multithread: mode == :threaded && @config.threads > 1, async: async)
       runner = AppRunner.new(@app, rack_env, @context, async: async, defer: mode == :evented ? method(:defer) : nil)
       @native = Native::Server.start(@config.native_options)
       @workers = build_workers(mode, runner)
@@ -93,6 +94,21 @@ module Lunar
       @context ? @context.parked : 0
     end
 
+    # Puma's stats for one server (the keys its exporters read), and Lunar's own.
+    def stats
+      threads = @workers ? @workers.size : 0
+      busy = @workers ? @workers.busy : 0
+      { backlog: @native ? @native.queue_length : 0, running: threads, pool_capacity: threads - busy, busy_threads: busy,
+        max_threads: threads, requests_count: @native ? @native.requests_count : 0,
+        connections: live_connections, max_connections: max_connections, async_pending: pending_async,
+        parked_bodies: parked_bodies }
+    end
+
+    # Reopens the access log file (HUP, after logrotate moved it).
+    def reopen_logs
+      @context&.access_log&.reopen
+    end
+
     # Graceful stop: stop accepting, let in-flight requests (and pending async responses)
     # finish for up to `grace` seconds, then close the rest, firing their async.close.
     # Returns at once (safe in a signal trap); `wait` blocks until the stop is complete.
@@ -141,14 +157,14 @@ module Lunar
     def start_reactor(mode)
       return unless mode == :evented || defined?(::EventMachine)
 
-      require "lunar/reactor"
+      require "lunar/async/reactor"
       Reactor.start
     end
 
     def build_workers(mode, runner)
-      return Threaded.new(@native, runner, @config[:threads], @context) if mode == :threaded
+      return Threaded.new(@native, runner, @config.threads, @context, hooks: @config.hooks) if mode == :threaded
 
-      require "lunar/evented"
+      require "lunar/request/evented"
       Evented.new(@native, runner, @reactor, @context)
     end
 

@@ -1,14 +1,15 @@
 # frozen_string_literal: true
 
 require "lunar"
-require "lunar/systemd"
+require "lunar/process/systemd"
 
 module Lunar
   # Which listening sockets a server serves: its binds, with the sockets systemd passed
-  # (socket activation) standing in for the binds at the same address. With no bind asked
-  # for, systemd's sockets are served as they are; a passed socket no bind names is served
-  # too (systemd opened it for us). A cluster master then binds the rest itself, before
-  # forking, so that every worker serves the very same sockets.
+  # (socket activation, or this process before a hot restart re-executed it) standing in
+  # for the binds at the same address. With no bind asked for, the passed sockets are
+  # served as they are; a passed socket no bind names is served too (it was opened for us).
+  # The launcher binds the rest itself (`listen!`), before any runtime or fork, so that the
+  # sockets outlive a server (a hot restart keeps them) and every worker serves the very same ones.
   class Binder
     attr_reader :binds, :listen_fds
 
@@ -44,9 +45,17 @@ module Lunar
       end
     end
 
-    # What the server is told: the binds and which descriptors serve which.
+    # What the server is told: the binds (TLS already in their URIs) and which descriptors serve which.
     def options
       { binds: @binds, listen_fds: @listen_fds, ssl: false }
+    end
+
+    # The addresses as a boot line shows them (real ports for port 0).
+    def addresses
+      @binds.map do |bind|
+        address = Native.listen_address(@listen_fds.fetch(bind))
+        bind.start_with?("ssl://") ? address.sub("tcp://", "ssl://") : address
+      end
     end
 
     private

@@ -1,9 +1,9 @@
 # frozen_string_literal: true
 
-require "lunar/rack_env"
-require "lunar/exchange"
-require "lunar/async_callback"
-require "lunar/callback_attribution"
+require "lunar/request/rack_env"
+require "lunar/request/exchange"
+require "lunar/async/async_callback"
+require "lunar/async/callback_attribution"
 
 module Lunar
   # Runs the app for one native request on the current Ruby thread, the way Thin does:
@@ -29,6 +29,7 @@ module Lunar
       @rack_env = rack_env
       @context = context
       @async = async
+      @timed = context.timed?
       @defer = defer if app.respond_to?(:deferred?)
     end
 
@@ -44,6 +45,7 @@ module Lunar
 
     def call(request)
       env = @rack_env.for(request)
+      env[AccessLog::STARTED] = Process.clock_gettime(Process::CLOCK_MONOTONIC) if @timed
       return deferred(request, env) if @defer && @app.deferred?(env)
 
       @async ? call_async(request, env) : call_sync(request, env)
@@ -89,7 +91,7 @@ module Lunar
       # respond is nil when the body does not fit its connection's budget: the Exchange streams it.
       if body.instance_of?(Array) && result.instance_of?(Array) && (status = status.to_i) != -1 && !env[RackEnv::RACK_HIJACK_P] &&
          !request.respond(status, headers, body).nil?
-        @context.finished(env, status, headers, nil)
+        @context.finished(env, status, headers, nil, @timed ? body.sum(&:bytesize) : nil)
       else
         through_exchange(request, env, result)
       end
@@ -119,7 +121,7 @@ module Lunar
     # The env could not be built (no Exchange yet): still answer, never leave it hanging.
     def fail_before_env(request, error)
       @context.log_error(nil, "building the env: #{error.class}: #{error.message}", error.backtrace)
-      request.respond(500, Exchange::ERROR_HEADERS, Exchange::ERROR_BODY) unless request.answered?
+      request.respond(500, ServerContext::ERROR_HEADERS, ServerContext::ERROR_BODY) unless request.answered?
     end
 
     def handle_result(exchange, result)

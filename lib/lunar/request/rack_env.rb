@@ -1,9 +1,9 @@
 # frozen_string_literal: true
 
 require "stringio"
-require "lunar/deferrable"
-require "lunar/empty_input"
-require "lunar/hijack"
+require "lunar/async/deferrable"
+require "lunar/request/empty_input"
+require "lunar/request/hijack"
 
 module Lunar
   # The Ruby half of the Rack env. The native side (ext/lunar/src/ruby/env.rs) copies `base`

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require "lunar/callback_attribution"
+require "lunar/async/callback_attribution"
 
 module Lunar
   # The EventMachine reactor Lunar runs the app on (evented mode) or beside (threaded mode

@@ -32,6 +32,11 @@ module Lunar
       "evented mode (EventMachine #{::EventMachine::VERSION} reactor)"
     end
 
+    # The reactor is the one thread calling the app.
+    def size = 1
+
+    def busy = 0
+
     def notified
       @native.rearm_notify # before draining: whatever is queued from now on wakes us again
       drain

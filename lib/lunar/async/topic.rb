@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require "lunar/deferrable"
+require "lunar/async/deferrable"
 
 module Lunar
   # Lunar's own extension for Comet fan-out (plain async.callback apps never need it).

@@ -19,7 +19,6 @@ module Lunar
   autoload :Options, "lunar/process/options"
   autoload :Single, "lunar/process/single"
   autoload :Cluster, "lunar/process/cluster"
-  autoload :Stats, "lunar/process/stats"
   autoload :Server, "lunar/request/server"
   autoload :RackHandler, "lunar/rack_handler"
   autoload :Topic, "lunar/async/topic"

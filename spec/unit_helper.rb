@@ -6,6 +6,7 @@
 $LOAD_PATH.unshift(File.expand_path("../lib", __dir__))
 require "lunar/version"
 require "timeout"
+require "tmpdir"
 
 Dir[File.join(__dir__, "unit", "support", "*.rb")].each { |f| require f }
 

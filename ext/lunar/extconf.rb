@@ -37,6 +37,9 @@ File.write("Makefile", <<~MAKE)
   CARGO = #{q[cargo]}
   TARGET = #{q[target]}
   sitearchdir ?= #{q[RbConfig::CONFIG['sitearchdir']]}
+  # As mkmf's create_makefile("lunar/lunar"): RubyGems installs into sitearchdir/lunar/;
+  # rake-compiler passes target_prefix= with sitearchdir set to lib/lunar.
+  target_prefix = /lunar
 
   all: lunar.so
 
@@ -45,8 +48,9 @@ File.write("Makefile", <<~MAKE)
   \tcp $(TARGET)/release/#{so} lunar.so
 
   install: lunar.so
-  \tmkdir -p $(DESTDIR)$(sitearchdir)/lunar
-  \tcp lunar.so $(DESTDIR)$(sitearchdir)/lunar/lunar.so
+  \tmkdir -p $(DESTDIR)$(sitearchdir)$(target_prefix)
+  \tcp lunar.so $(DESTDIR)$(sitearchdir)$(target_prefix)/lunar.so.new
+  \tmv $(DESTDIR)$(sitearchdir)$(target_prefix)/lunar.so.new $(DESTDIR)$(sitearchdir)$(target_prefix)/lunar.so
   \t#{cleanup}
 
   clean:

@@ -2,6 +2,7 @@
 
 require "lunar"
 require "lunar/process/cli"
+require "lunar/process/launcher"
 
 module Lunar
   # The Rack handler behind `rackup -s lunar`, `rails server -u lunar` and Sinatra's

@@ -17,12 +17,14 @@
 //!   process, or through Redis); `ruby::topic` is its face.
 //!
 //! Beside them: `config` (the settings, plain data), `error` (every failure, one kind per
-//! cause; `ruby::error` raises it), `sync` (locking without a poisoned-lock path).
+//! cause; `ruby::error` raises it), `log` (the native side's log lines, in Ruby's format),
+//! `sync` (locking without a poisoned-lock path).
 
 mod bridge;
 mod config;
 mod error;
 mod fanout;
+mod log;
 mod net;
 mod ruby;
 mod sync;

@@ -1,12 +1,11 @@
 # frozen_string_literal: true
 
 require "optparse"
-require "lunar"
+require "lunar/version"
 require "lunar/process/options"
 require "lunar/process/configuration"
 require "lunar/process/dsl"
 require "lunar/process/thin_config"
-require "lunar/process/launcher"
 
 module Lunar
   # `lunar [options] [config.ru]`: parses the command line into settings, its flags made
@@ -19,6 +18,8 @@ module Lunar
     DEFAULT_CONFIG_FILE = "config/lunar.rb"
 
     def self.run(argv)
+      require "lunar" # the native core, for the launcher and its errors
+      require "lunar/process/launcher"
       new(argv).run
     rescue UsageError, OptionParser::ParseError, Options::Invalid, DSL::Error, ConfigError => e
       warn "lunar: #{e.message} (see lunar --help)"
@@ -32,6 +33,8 @@ module Lunar
     def self.config_file(path)
       %w[.yml .yaml].include?(File.extname(path)) ? ThinConfig.load(path) : DSL.load(path)
     end
+
+    attr_reader :settings, :config_file
 
     def initialize(argv)
       @argv = argv.dup

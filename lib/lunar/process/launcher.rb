@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "fileutils"
+
 require "rbconfig"
 require "lunar/process/binder"
 require "lunar/process/log"
@@ -73,6 +75,7 @@ module Lunar
     # Puma's `plugin :tmp_restart`: touching tmp/restart.txt (`rails restart`) restarts.
     def watch_restart_file
       path = File.expand_path("tmp/restart.txt")
+      FileUtils.mkdir_p(File.dirname(path)) # as Puma's plugin: tmp/ need not exist yet
       File.write(path, "") unless File.exist?(path)
       since = File.mtime(path)
       Thread.new do

@@ -64,8 +64,12 @@ module Lunar
 
     def notify(state) = Systemd.notify(state)
 
+    # The Rack the app will run on (a cluster master without preload has not loaded it yet).
     def rack_version
-      defined?(::Rack.release) ? ::Rack.release : "none"
+      require "rack"
+      ::Rack.release
+    rescue LoadError
+      "none"
     end
 
     # The process title: `lunar` (or `lunar worker N`), the tag if one was given.

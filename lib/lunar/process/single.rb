@@ -31,9 +31,9 @@ module Lunar
 
     attr_reader :server
 
-    # Puma's stats for one process (see Stats).
+    # Puma's stats for one process (the keys its exporters read), and Lunar's own.
     def stats
-      Stats.single(self)
+      @server.stats
     end
 
     def boot_line

@@ -95,16 +95,17 @@ module Lunar
       set(:redirect_append, true)
     end
 
-    # `servers: N`: N workers, each serving Thin's N ports (or sockets).
+    # `servers: N`: N workers, each serving Thin's N ports (or sockets); `servers: 1` is one
+    # process, as one Thin server is.
     def cluster
       count = Options[:workers].check(@thin["servers"], "#{@path}: servers")
-      set(:workers, count)
+      set(:workers, count > 1 ? count : 0)
       if (socket = @settings[:bind]&.first)
         path = socket.delete_prefix("unix://")
         @settings[:bind] = Array.new(count) { |n| "unix://#{numbered(path, n)}" }
       else
-        port = @settings.fetch(:port, 3000)
-        host = @settings.fetch(:address, "0.0.0.0")
+        port = @settings.delete(:port) || 3000 # the binds name every port now
+        host = @settings.delete(:address) || "0.0.0.0"
         @settings[:bind] = Array.new(count) { |n| "tcp://#{host}:#{port + n}" }
       end
     end

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::fanout::subscribers::{Message, StreamId, Subscriber, Subscribers};
+use crate::log;
 use crate::sync::lock;
 
 /// What Lunar puts before a message it publishes: the marker, the history id, a newline.
@@ -161,19 +162,19 @@ async fn run(client: redis::Client, url: String, mut commands: mpsc::UnboundedRe
         match Session::open(&client, &mut state).await {
             Ok(mut session) => {
                 if lost || failures > 0 {
-                    eprintln!("lunar: Redis {}: connected again, {} topic(s) resubscribed", state.url, state.channels.len());
+                    log::info(&format!("Redis {}: connected again, {} topic(s) resubscribed", state.url, state.channels.len()));
                 }
                 failures = 0;
                 backoff = MIN_BACKOFF;
                 match session.serve(&mut state, &mut commands).await {
                     Ok(()) => return, // the process is going away
-                    Err(e) => eprintln!("lunar: Redis {}: connection lost ({e}); reconnecting", state.url),
+                    Err(e) => log::warn(&format!("Redis {}: connection lost ({e}); reconnecting", state.url)),
                 }
                 lost = true;
             }
             Err(e) => {
                 if failures == 0 {
-                    eprintln!("lunar: Redis {}: cannot connect ({e}); retrying every {}s at most", state.url, MAX_BACKOFF.as_secs());
+                    log::warn(&format!("Redis {}: cannot connect ({e}); retrying every {}s at most", state.url, MAX_BACKOFF.as_secs()));
                 }
                 failures += 1;
             }
@@ -360,7 +361,7 @@ impl Session {
     /// Sends what waits in the outbox.
     async fn flush(&mut self, state: &mut State) -> redis::RedisResult<()> {
         if state.dropped > 0 {
-            eprintln!("lunar: Redis {}: {} publish(es) dropped while unreachable (more than {OUTBOX_LIMIT} waiting)", state.url, state.dropped);
+            log::warn(&format!("Redis {}: {} publish(es) dropped while unreachable (more than {OUTBOX_LIMIT} waiting)", state.url, state.dropped));
             state.dropped = 0;
         }
         while let Some((channel, history, message)) = state.outbox.front() {
@@ -375,7 +376,7 @@ impl Session {
                 Err(e) if is_fatal(&e) => return Err(e), // sent again once reconnected
                 // Refused by Redis itself (a wrong key type, out of memory): retrying the
                 // same publish would block every one behind it.
-                Err(e) => eprintln!("lunar: Redis {}: publish to {channel:?} refused ({e}); dropped", state.url),
+                Err(e) => log::warn(&format!("Redis {}: publish to {channel:?} refused ({e}); dropped", state.url)),
                 Ok(()) => {}
             }
             state.outbox.pop_front();

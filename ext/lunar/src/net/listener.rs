@@ -192,7 +192,7 @@ pub async fn accept_loop(listener: Listener, state: Arc<ServerState>) {
             accepted = listener.accept_one(&state) => {
                 if let Err(e) = accepted {
                     if is_resource_exhaustion(&e) {
-                        eprintln!("lunar: accept paused: {e}");
+                        crate::log::warn(&format!("accept paused: {e}"));
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }

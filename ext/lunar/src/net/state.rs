@@ -55,6 +55,11 @@ impl ServerState {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Requests received since the start (Puma's `requests_count`): every request takes an id.
+    pub fn requests_count(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed) - 1
+    }
+
     /// Counts a connection as live until the returned guard drops.
     pub fn track_connection(self: &Arc<Self>) -> ConnectionGuard {
         self.live_connections.fetch_add(1, Ordering::AcqRel);

@@ -19,7 +19,18 @@ pub mod topic;
 use magnus::typed_data::TypedData;
 use magnus::{Error, RModule, Ruby};
 
+/// `Lunar::Native.configure_log(format, level)`: the native side's log lines in the format
+/// and at the level `Lunar::Log` uses.
+fn configure_log(ruby: &Ruby, format: String, level: String) -> Result<(), Error> {
+    use crate::ruby::error::OrRaise;
+    let level = crate::log::Level::parse(&level).ok_or_else(|| crate::error::Error::Config(format!("unknown log level {level:?}"))).or_raise(ruby)?;
+    crate::log::configure(format == "json", level);
+    Ok(())
+}
+
 pub fn define(ruby: &Ruby, native: RModule) -> Result<(), Error> {
+    use magnus::{function, Object};
+    native.define_singleton_method("configure_log", function!(configure_log, 2))?;
     native_server::NativeServer::define(ruby, native)?;
     native_listener::define(native)?;
     native_request::NativeRequest::define(ruby, native)?;

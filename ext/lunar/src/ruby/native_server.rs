@@ -148,6 +148,10 @@ impl NativeServer {
         self.handle.state.live_connections()
     }
 
+    fn requests_count(&self) -> u64 {
+        self.handle.state.requests_count()
+    }
+
     fn queue_length(&self) -> usize {
         self.handle.state.queue.len()
     }
@@ -172,6 +176,7 @@ impl NativeServer {
         class.define_method("hurry", method!(NativeServer::hurry, 0))?;
         class.define_method("running?", method!(NativeServer::is_running, 0))?;
         class.define_method("live_connections", method!(NativeServer::live_connections, 0))?;
+        class.define_method("requests_count", method!(NativeServer::requests_count, 0))?;
         class.define_method("max_connections", method!(NativeServer::max_connections, 0))?;
         class.define_method("open_files", method!(NativeServer::open_files, 0))?;
         class.define_method("queue_length", method!(NativeServer::queue_length, 0))?;

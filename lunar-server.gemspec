@@ -20,7 +20,7 @@ Gem::Specification.new do |s|
   s.files = Dir["lib/**/*.rb", "exe/*", "ext/lunar/extconf.rb", "ext/lunar/Cargo.toml", "ext/lunar/src/**/*.rs",
                 "Cargo.lock", "README.md", "LICENSE", "docs/*.md"]
   s.bindir = "exe"
-  s.executables = ["lunar"]
+  s.executables = %w[lunar lunarctl]
   s.extensions = ["ext/lunar/extconf.rb"]
   s.require_paths = ["lib"]
   s.metadata["rubygems_mfa_required"] = "true"

@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "json"
 require "lunar/version"
 require "lunar/lunar" # the native core (ext/lunar), built by `rake compile` or `gem install`
 
@@ -19,7 +20,13 @@ module Lunar
   autoload :Options, "lunar/process/options"
   autoload :Single, "lunar/process/single"
   autoload :Cluster, "lunar/process/cluster"
+  autoload :Stats, "lunar/process/stats"
   autoload :Server, "lunar/request/server"
   autoload :RackHandler, "lunar/rack_handler"
   autoload :Topic, "lunar/async/topic"
+
+  # This process's stats (a single server's, a cluster master's or a worker's) as JSON, as
+  # `Puma.stats` gives them; `stats_hash` as a Hash. See Stats.
+  def self.stats = JSON.generate(stats_hash)
+  def self.stats_hash = Stats.of_this_process
 end

@@ -28,7 +28,7 @@ RSpec.describe "the lunar-server platform gem" do
   end
 
   let(:platform_gem) do
-    run!({}, ruby, "-S", "rake", "native", "gem", chdir: ProcessHelpers::ROOT)
+    run!({}, ruby, "-S", "rake", "clobber_package", "native", "gem", chdir: ProcessHelpers::ROOT) # pkg/ afresh: no stale copies
     Dir[File.join(ProcessHelpers::ROOT, "pkg", "lunar-server-#{Lunar::VERSION}-x86_64-linux*.gem")].first
   end
 

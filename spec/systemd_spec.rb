@@ -43,6 +43,20 @@ RSpec.describe "under systemd" do
 
   def children_pids(pid) = File.read("/proc/#{pid}/task/#{pid}/children").split.to_set { |p| Integer(p) }
 
+  [[], %w[-w 2]].each do |mode|
+    it "feeds systemd's watchdog (WATCHDOG_USEC)#{' from a cluster master' unless mode.empty?}" do
+      notify
+      command = ["sh", "-c", 'WATCHDOG_PID=$$ exec "$@"', "sh", *lunar_cmd("-b", "tcp://127.0.0.1:0", *mode, fixture("pid.ru"))]
+      child = spawn_child(command, env: { "NOTIFY_SOCKET" => notify_path, "WATCHDOG_USEC" => "400000" })
+      states = [state]
+      states << state until states.last == "READY=1" # a master feeds it while its workers boot, too
+      expect(states.uniq - ["WATCHDOG=1"]).to eq(["READY=1"])
+      expect(Array.new(3) { state(timeout: 2) }).to eq(["WATCHDOG=1"] * 3)
+      child.signal("TERM")
+      expect(child.exit_status.exitstatus).to eq(0)
+    end
+  end
+
   it "serves the socket it was passed, and says READY=1 and STOPPING=1" do
     child = start
     expect(state).to eq("READY=1")

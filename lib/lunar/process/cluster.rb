@@ -3,6 +3,8 @@
 require "lunar/process/runner"
 require "lunar/process/worker"
 require "lunar/process/worker_handle"
+require "lunar/process/control"
+require "lunar/process/stats"
 
 module Lunar
   # Cluster mode (`-w N`), Puma's Cluster: this master forks N workers that each run a whole
@@ -39,6 +41,7 @@ module Lunar
       @replacing = nil
       @stopping = nil
       @error = nil
+      @control = nil # [pid, Control::Desk] of the control process
     end
 
     # Runs the cluster until it is stopped: `:stopped`, `:failed` or `:restart`.
@@ -49,8 +52,11 @@ module Lunar
       redirect_io
       write_pid
       trap_signals
+      Stats.source = self
       run_hooks(:before_fork)
+      start_control
       watch until @stopping && @workers.empty?
+      stop_control
       run_hooks(:after_stopped)
       say(restart? ? "Lunar cluster restarting" : "Lunar cluster stopped")
       return :restart if restart?
@@ -61,6 +67,11 @@ module Lunar
     end
 
     def workers = @workers.values
+
+    # Puma's cluster stats (Stats.cluster), from what the workers last reported.
+    def stats = Stats.cluster(self)
+
+    def halt = stop(:now)
 
     # A graceful stop (TERM, the control app's /stop) or one at once (INT, /halt).
     def stop(how = :graceful)
@@ -101,15 +112,26 @@ module Lunar
     # One turn of the master's loop: wait for a signal, a child's exit or a worker's line
     # (at most a second), then act on what happened.
     def watch
-      pipes = @workers.values.select(&:open?).map(&:pipe)
-      readable, = IO.select([@wake, *pipes], nil, nil, 1)
-      @wake.read_nonblock(4096, exception: false) if readable&.include?(@wake)
+      readable = wait_for_events
       handle(@signals.shift) until @signals.empty?
       reap
-      @workers.each_value { |w| booted(w) if readable&.include?(w.pipe) && w.read }
+      @workers.each_value { |w| booted(w) if readable.include?(w.pipe) && w.read }
       enforce_deadlines
+      feed_watchdog
       advance_phase
       keep_count unless @stopping
+    end
+
+    # Waits for a signal, a worker's line or the control process's question; answers the
+    # question at once. Returns what is readable.
+    def wait_for_events
+      desk = @control&.last
+      pipes = @workers.values.select(&:open?).map(&:pipe)
+      readable, = IO.select([@wake, *pipes, desk&.socket].compact, nil, nil, 1)
+      readable ||= []
+      @wake.read_nonblock(4096, exception: false) if readable.include?(@wake)
+      desk.answer if desk && readable.include?(desk.socket)
+      readable
     end
 
     def trap_signals
@@ -173,7 +195,7 @@ module Lunar
       pid = fork do
         # The master's traps write to its pipe, closed just below: the worker sets its own.
         SIGNALS.each { |signal| Signal.trap(signal, "DEFAULT") }
-        [pipe, @wake, @waker, @alive_writer, *@workers.values.map(&:pipe)].each { |io| io.close unless io.closed? }
+        [pipe, @wake, @waker, @alive_writer, @control&.last&.socket, *@workers.values.map(&:pipe)].compact.each { |io| io.close unless io.closed? }
         Worker.new(launcher, index: index, pipe: writer, master_alive: @alive).run
       end
       writer.close
@@ -208,6 +230,7 @@ module Lunar
 
         worker = @workers.delete(pid)
         exited(worker, status) if worker
+        control_exited(status) if @control&.first == pid
       end
     rescue Errno::ECHILD
       nil
@@ -271,6 +294,47 @@ module Lunar
       rescue Errno::ESRCH
         nil
       end
+    end
+
+    # WATCHDOG=1 from the master's loop (it turns at least once a second) while it runs.
+    def feed_watchdog
+      @watchdog_every = watchdog_every || false if @watchdog_every.nil?
+      return unless @watchdog_every && now >= (@watchdog_at ||= 0)
+
+      notify("WATCHDOG=1")
+      @watchdog_at = now + @watchdog_every
+    end
+
+    # The control app's process (--control-url), forked before the workers; one that dies
+    # is replaced, one that cannot start (its URL cannot be bound) stops the cluster.
+    def start_control
+      return unless config[:control_url]
+
+      closing = [@wake, @waker, @alive_writer, *@workers.values.map(&:pipe)]
+      @control = Control.fork_process(self, config, alive: @alive, closing: closing)
+    end
+
+    def control_exited(status)
+      @control.last.socket.close
+      @control = nil
+      return if @stopping
+
+      if status.exitstatus == 2
+        @error = "the control app cannot start; stopping the cluster"
+        Log.error(@error)
+        return stop(:graceful)
+      end
+      Log.warn("the control app's process #{describe(status)}; starting another")
+      start_control
+    end
+
+    def stop_control
+      return unless @control
+
+      Process.kill("TERM", @control.first)
+      Process.wait(@control.first)
+    rescue Errno::ESRCH, Errno::ECHILD
+      nil
     end
 
     def serving = @workers.values.reject(&:retiring)

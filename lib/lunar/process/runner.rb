@@ -64,6 +64,16 @@ module Lunar
 
     def notify(state) = Systemd.notify(state)
 
+    # systemd's watchdog (WatchdogSec=): how often to send WATCHDOG=1 (half its interval), or
+    # nil when it watches no process here.
+    def watchdog_every
+      usec = Integer(ENV.fetch("WATCHDOG_USEC", ""), exception: false) or return nil
+      watched = ENV.fetch("WATCHDOG_PID", nil)
+      return nil if watched && Integer(watched, exception: false) != Process.pid
+
+      usec / 2_000_000.0
+    end
+
     # The Rack the app will run on (a cluster master without preload has not loaded it yet).
     def rack_version
       require "rack"
@@ -77,6 +87,15 @@ module Lunar
       tag = config[:tag]
       $0 = tag ? "#{role} [#{tag}]" : role
     end
+
+    # The control app's /gc-stats, /thread-backtraces and /gc, as Puma answers them.
+    def gc_stats = GC.stat
+
+    def thread_backtraces
+      Thread.list.map { |t| { name: "Thread: TID-#{t.object_id.to_s(36)} #{t.name}".strip, backtrace: Array(t.backtrace) } }
+    end
+
+    def gc = GC.start
 
     def run_hooks(name, *args)
       config.hooks[name].each do |hook|

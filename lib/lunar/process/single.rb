@@ -1,6 +1,8 @@
 # frozen_string_literal: true
 
 require "lunar/process/runner"
+require "lunar/process/control"
+require "lunar/process/stats"
 
 module Lunar
   # Single mode (Puma's Single): one process serving the launcher's sockets. Signals, as
@@ -15,13 +17,17 @@ module Lunar
   class Single < Runner
     def run
       @server = Server.new(launcher.app, config.merge(launcher.binder.options)).start
+      @control = Control.serve(self, config)
+      Stats.source = self
       redirect_io
       write_pid
       trap_signals
       say(boot_line)
       notify("READY=1")
+      keep_watchdog_fed
       run_hooks(:after_booted)
       @server.wait
+      @control&.stop(0)&.wait
       run_hooks(:after_stopped)
       say(restart? ? "Lunar restarting" : "Lunar stopped")
       restart? ? :restart : :stopped
@@ -31,14 +37,15 @@ module Lunar
 
     attr_reader :server
 
-    # Puma's stats for one process (the keys its exporters read), and Lunar's own.
+    # Puma's stats for one process (the keys its exporters read), and Lunar's own (Stats).
     def stats
-      @server.stats
+      { started_at: Stats.time(started_at) }.merge(@server.stats)
     end
 
     def boot_line
       "Lunar #{VERSION} (ruby #{RUBY_VERSION}, rack #{rack_version}) #{@server.mode}, pid #{Process.pid}, " \
-        "up to #{@server.max_connections} connections (#{open_files}), listening on #{@server.addresses.join(', ')}"
+        "up to #{@server.max_connections} connections (#{open_files}), listening on #{@server.addresses.join(', ')}" \
+        "#{@control ? "; control app on #{@control.addresses.join(', ')}" : ''}"
     end
 
     # A graceful stop (TERM, the control app's /stop).
@@ -47,6 +54,9 @@ module Lunar
       notify("STOPPING=1")
       say("Lunar stopping gracefully (up to #{config[:shutdown_timeout]}s); INT to stop now", trap: true)
     end
+
+    # The control app's /phased-restart: with no workers to replace one by one, a restart (as USR1).
+    def phased_restart = restart
 
     def halt
       @server.halt
@@ -72,6 +82,17 @@ module Lunar
     def open_files
       before, now = @server.open_files
       before == now ? "open files: #{now}" : "open files raised #{before} → #{now}"
+    end
+
+    # WATCHDOG=1 while the server runs (its Ruby side included: a stuck GVL starves this thread).
+    def keep_watchdog_fed
+      every = watchdog_every or return
+      Thread.new do
+        while @server.running?
+          notify("WATCHDOG=1")
+          sleep every
+        end
+      end
     end
 
     def trap_signals

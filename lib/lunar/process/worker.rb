@@ -2,6 +2,7 @@
 
 require "json"
 require "lunar/process/log"
+require "lunar/process/stats"
 
 module Lunar
   # One forked worker of a cluster: a whole Lunar (its own tokio runtime, Ruby threads or
@@ -27,6 +28,7 @@ module Lunar
       trap_signals
       run_hooks(:before_worker_boot)
       @server = Server.new(@launcher.app, @config.merge(@launcher.binder.options)).start
+      Stats.source = self
       tell("booted #{@server.max_connections} #{@server.mode}")
       Thread.new { report }
       Thread.new { leave_with_master }
@@ -39,6 +41,9 @@ module Lunar
       Log.exception("worker #{@index} (pid #{Process.pid}) failed", e)
       finish(1)
     end
+
+    # This worker's own stats (what `Lunar.stats` gives in a worker), as it reports them.
+    def stats = @server.stats
 
     private
 

@@ -29,6 +29,21 @@ RSpec.describe "server lifecycle" do
     expect(reactor.join(5)).to be_truthy # and stopped with the last one
   end
 
+  it "serves a keep-alive connection's next request during a graceful stop, with Connection: close" do
+    server = serve(shutdown_timeout: 5) { [200, { "content-length" => "2" }, ["ok"]] }
+    sock = connect(server)
+    sock.write("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+    expect(read_until(sock, /ok\z/)).to start_with("HTTP/1.1 200")
+    sleep 0.6 # older than the grace every new connection gets: the rule under test is the keep-alive one
+    server.stop
+    eventually { refused?(server.port) } # the stop has begun
+    sock.write("GET /next HTTP/1.1\r\nHost: x\r\n\r\n") # a client that sent it as the stop began
+    answer = read_to_eof(sock, within: 5)
+    expect(answer).to start_with("HTTP/1.1 200").and include("Connection: close").and end_with("ok")
+  ensure
+    sock&.close
+  end
+
   it "lets an in-flight request finish on a graceful stop, and refuses new connections" do
     started = Queue.new
     release = Queue.new

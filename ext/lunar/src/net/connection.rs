@@ -10,8 +10,8 @@
 //!   responses whose bytes wait for the client's window for `--timeout` close it;
 //! - the cut switch (`ConnectionInfo::cut`): a streamed response cut off as too slow closes
 //!   the connection at once, even while hyper waits to write;
-//! - graceful stop: hyper's own `graceful_shutdown` (idle keep-alive connections close,
-//!   HTTP/2 sends GOAWAY, in-flight requests finish).
+//! - graceful stop: hyper's own `graceful_shutdown` (HTTP/2 sends GOAWAY, in-flight
+//!   requests finish), after a moment's grace for HTTP/1 (see `drive`).
 //!
 //! Dropping hyper's connection drops the in-flight request futures, which is how a pending
 //! async response learns its client is gone (see `bridge::disconnect`).
@@ -36,19 +36,20 @@ use crate::net::service;
 use crate::net::socket::{ActivityIo, Transport};
 use crate::net::state::ServerState;
 
-/// How long a connection accepted just before a stop may take to send its first request.
-const FIRST_REQUEST_ON_STOP: Duration = Duration::from_millis(500);
+/// How long, on a stop, a connection accepted just before it may take to send its first
+/// request, and an idle HTTP/1 keep-alive connection its next one.
+const NEXT_REQUEST_ON_STOP: Duration = Duration::from_millis(500);
 
 /// Serves one accepted connection until the client leaves, it idles out, or the server stops.
 pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<ConnectionInfo>, state: Arc<ServerState>) {
     let _live = state.track_connection();
-    // Before hyper has the connection, a stop closes it after FIRST_REQUEST_ON_STOP: a
+    // Before hyper has the connection, a stop closes it after NEXT_REQUEST_ON_STOP: a
     // client that connected just before the stop gets to send its request, and a browser's
     // preconnect that never sends a byte does not hold the stop for its whole grace period.
     let mut shutdown = state.shutdown.clone();
     let stopped_then_waited = async {
         let _ = shutdown.wait_for(|stopping| *stopping).await;
-        Box::pin(tokio::time::sleep(FIRST_REQUEST_ON_STOP)).await; // boxed: rarely needed, kept out of every task
+        Box::pin(tokio::time::sleep(NEXT_REQUEST_ON_STOP)).await; // boxed: rarely needed, kept out of every task
     };
     let opened = tokio::select! {
         opened = Box::pin(open(transport, tls, state.config.first_data_timeout)) => opened,
@@ -67,14 +68,14 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
         // With upgrades: `rack.hijack` hands the connection over through hyper's upgrade.
         Protocol::Http1 => {
             let conn = std::pin::pin!(state.http1.serve_connection(io, service).with_upgrades());
-            drive(conn, |c| c.graceful_shutdown(), &info, &state).await;
+            drive(conn, |c| c.graceful_shutdown(), Linger::Always, &info, &state).await;
         }
         // Boxed: hyper's HTTP/2 connection is 1.5 KiB, its HTTP/1 one 0.6; the task is sized
         // by its largest state, and most held connections are HTTP/1.
         Protocol::Http2 => {
             info.speaks_http2();
             let conn = Box::pin(state.http2.serve_connection(io, service));
-            drive(conn, |c| c.graceful_shutdown(), &info, &state).await;
+            drive(conn, |c| c.graceful_shutdown(), Linger::WhenYoung, &info, &state).await;
         }
     }
 }
@@ -103,28 +104,50 @@ impl Drop for PersistentGuard<'_> {
     }
 }
 
+/// How long a connection is left to send a request once a stop begins, before hyper's
+/// graceful shutdown (which closes at once a connection with no request under way).
+#[derive(Clone, Copy)]
+enum Linger {
+    /// HTTP/1: NEXT_REQUEST_ON_STOP from the stop. A keep-alive client may be sending its
+    /// next request as the stop begins; closing under it loses that request (the client
+    /// sees a reset, and must not retry a POST). Meanwhile every response says
+    /// `Connection: close` (`service`), so busy connections end after their response.
+    Always,
+    /// HTTP/2: GOAWAY at once (it tells the client which streams will be served; it retries
+    /// the rest elsewhere), unless the connection is younger than NEXT_REQUEST_ON_STOP.
+    WhenYoung,
+}
+
 /// Polls hyper's connection until it ends, the timer says close, the connection is cut,
-/// or (on a stop, through `graceful`) hyper's graceful shutdown has run its course.
-///
-/// hyper's graceful shutdown closes at once a connection that has not started a request;
-/// one opened less than FIRST_REQUEST_ON_STOP ago gets that long to send it first (its
+/// or (on a stop, through `graceful`) hyper's graceful shutdown has run its course. On a
+/// stop, `linger` says how long the connection keeps taking requests first; a connection
+/// opened less than NEXT_REQUEST_ON_STOP ago always gets that long from its opening (its
 /// client connected before the stop, and a phased restart must not fail its request).
-async fn drive<C: Future>(mut conn: Pin<impl DerefMut<Target = C>>, graceful: impl Fn(Pin<&mut C>), info: &ConnectionInfo, state: &ServerState) {
+async fn drive<C: Future>(
+    mut conn: Pin<impl DerefMut<Target = C>>,
+    graceful: impl Fn(Pin<&mut C>),
+    linger: Linger,
+    info: &ConnectionInfo,
+    state: &ServerState,
+) {
     let mut shutdown = state.shutdown.clone();
     let mut draining = false;
     let opened = Instant::now();
     // Boxed, and only on a stop: a timer in every connection's task would cost its size.
-    let mut young: Option<Pin<Box<Sleep>>> = None;
+    let mut lingering: Option<Pin<Box<Sleep>>> = None;
     let mut timer = Timer::new(&state.config, opened);
     loop {
         let stopping = !draining && *shutdown.borrow();
-        if stopping && young.is_none() {
-            let drain_from = opened + FIRST_REQUEST_ON_STOP;
+        if stopping && lingering.is_none() {
+            let drain_from = match linger {
+                Linger::Always => Instant::now() + NEXT_REQUEST_ON_STOP,
+                Linger::WhenYoung => opened + NEXT_REQUEST_ON_STOP,
+            };
             if Instant::now() >= drain_from {
                 draining = true;
                 graceful(conn.as_mut());
             } else {
-                young = Some(Box::pin(tokio::time::sleep_until(drain_from)));
+                lingering = Some(Box::pin(tokio::time::sleep_until(drain_from)));
             }
         }
         tokio::select! {
@@ -136,7 +159,7 @@ async fn drive<C: Future>(mut conn: Pin<impl DerefMut<Target = C>>, graceful: im
             }
             _ = poll_fn(|cx| info.poll_cut(cx)) => return, // a response was cut off: close now
             changed = shutdown.changed(), if !stopping && !draining => if changed.is_err() { return },
-            _ = async { young.as_mut().expect("set when stopping").await }, if young.is_some() && !draining => {
+            _ = async { lingering.as_mut().expect("set when stopping").await }, if lingering.is_some() && !draining => {
                 draining = true;
                 graceful(conn.as_mut());
             }

@@ -54,6 +54,19 @@ RSpec.describe "cluster mode (lunar -w N)" do
     expect(log.grep(/shutdown/).size).to eq(2)
   end
 
+  it "leaves new connections to an idle worker while every thread of another is busy (wait_for_less_busy_worker)" do
+    child, port = start_cluster("-w", "2", "-t", "1")
+    slow = Thread.new { get(port, "/slow?3") }
+    busy = Integer(child.wait_for(%r{started /slow in (\d+)})[1])
+    answered = Array.new(6) do
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      [get(port).body.to_i, Process.clock_gettime(Process::CLOCK_MONOTONIC) - started]
+    end
+    expect(answered.map(&:first)).not_to include(busy) # none queued behind the 3 s request
+    expect(answered.map(&:last).max).to be < 1
+    expect(slow.value.code).to eq("200")
+  end
+
   it "replaces a worker killed with -9, and keeps serving" do
     child, port = start_cluster("-w", "2")
     victim, survivor = answering_pids(port, 2).to_a

@@ -78,6 +78,23 @@ RSpec.describe "operating a running Lunar" do
       expect(child.exit_status.exitstatus).to eq(0)
     end
 
+    it "adds Lunar's own keys: topics and their subscribers, the Redis link and what it dropped" do
+      redis = RedisServer.instance.start
+      child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "--async", "--control-url", "tcp://127.0.0.1:0", "--control-token", token,
+                                    fixture("redis_topic.ru")),
+                          env: { "REDIS_URL" => redis.url, "TOPIC" => "stats-#{Process.pid}" })
+      port, control_url = child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+); control app on (tcp://[\d.:]+)}).captures
+      stream = TCPSocket.new("127.0.0.1", port)
+      stream.write("GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+      read_until(stream, /held by/)
+      stats = JSON.parse(control(control_url, "stats").body)
+      expect(stats).to include("topics" => 1, "topic_subscribers" => 1, "redis_links" => 1, "redis_links_up" => 1,
+                               "redis_dropped_publishes" => 0, "websockets" => 0)
+      expect(prometheus_families(control(control_url, "metrics").body).fetch("lunar_topic_subscribers")).to eq([[{}, 1.0]])
+    ensure
+      stream&.close
+    end
+
     it "gives Lunar.stats in the app, as Puma.stats" do
       in_app = File.join(dir, "stats.ru")
       File.write(in_app, "run ->(env) { [200, { 'content-type' => 'application/json' }, [Lunar.stats]] }\n")

@@ -57,6 +57,10 @@ pub struct ServerConfig {
     pub max_persistent: Option<usize>,
     /// `PATH_INFO` for `OPTIONS *`: `""` before Rack 3.1, `"*"` from 3.1 on.
     pub asterisk_path_info: bool,
+    /// A cluster worker in threaded mode whose Ruby threads are all busy waits this long
+    /// before taking its next connection from the shared socket, so that an idle sibling
+    /// takes it (Puma's `wait_for_less_busy_worker`). `None`: take it at once.
+    pub less_busy_wait: Option<Duration>,
 }
 
 #[cfg(test)]
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             max_persistent: None,
             asterisk_path_info: false,
+            less_busy_wait: None,
         }
     }
 }

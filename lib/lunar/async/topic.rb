@@ -45,6 +45,22 @@ module Lunar
 
       @name = name&.to_s
       @native = url ? Native::Topic.redis(url.to_s, @name, Integer(history)) : Native::Topic.new
+      Topic.registry[self] = true
+    end
+
+    class << self
+      # Every live topic of this process (weakly held: a topic dropped by the app leaves it).
+      def registry = (@registry ||= ObjectSpace::WeakMap.new)
+
+      # This process's topics for the stats: how many, their subscribers, and its Redis
+      # links (connected, publishes dropped).
+      def stats
+        topics = registry.keys
+        links = Native::Topic.redis_links
+        { topics: topics.size, topic_subscribers: topics.sum(&:size),
+          redis_links: links.size, redis_links_up: links.count { |_url, up, _dropped| up },
+          redis_dropped_publishes: links.sum { |_url, _up, dropped| dropped } }
+      end
     end
 
     attr_reader :name

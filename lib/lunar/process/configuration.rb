@@ -13,7 +13,7 @@ module Lunar
     # Keys besides the table's options: the binds as resolved URIs (embedding code gives
     # them directly), sockets inherited from a cluster master or systemd, the app's error
     # handler (`lowlevel_error_handler`), and the hooks of a config file.
-    INTERNAL = %i[binds listen_fds error_handler hooks].freeze
+    INTERNAL = %i[binds listen_fds error_handler hooks cluster_worker].freeze
     # Values whose presence in a layer means "this layer names the binds".
     BIND_KEYS = %i[binds bind port address].freeze
 

@@ -154,9 +154,9 @@ module Lunar
                                                      doc: "a worker that has not checked in for this long is replaced"),
       option(:worker_check_interval, :positive_seconds, 5, flags: ["--worker-check-interval SEC"], section: :process,
                                                            doc: "how often each worker reports its status to the master"),
-      option(:wait_for_less_busy_worker, :seconds, 0.005, flags: ["--wait-for-less-busy-worker SEC"], section: :process,
-                                                          doc: "cluster mode: a worker whose threads are all busy leaves new connections " \
-                                                               "to idle siblings; 0 = no"),
+      option(:wait_for_less_busy_worker, :seconds, 0.005, flags: ["--wait-for-less-busy-worker SEC"], section: :process, native: true,
+                                                          doc: "cluster mode, threaded: a worker whose threads are all busy takes no new " \
+                                                               "connection until one is free (a sibling takes it); 0 turns it off"),
       # Limits and timeouts
       option(:timeout, :seconds, 30, flags: ["--timeout SEC"], native: true, section: :limits,
                                      doc: "Thin's inactivity timeout: a connection with a request under way and no traffic either way " \

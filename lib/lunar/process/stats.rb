@@ -7,7 +7,9 @@ module Lunar
   # puma-plugin-statsd, autoscalers) read Lunar's unchanged, plus Lunar's own keys:
   #
   #   single:  started_at, backlog, running, pool_capacity, busy_threads, max_threads,
-  #            requests_count, and connections, max_connections, async_pending, parked_bodies
+  #            requests_count, and connections, max_connections, async_pending, parked_bodies,
+  #            websockets, topics, topic_subscribers, redis_links, redis_links_up,
+  #            redis_dropped_publishes
   #   cluster: started_at, workers, phase, booted_workers, old_workers, worker_status[]
   #            (each: started_at, pid, index, phase, booted, last_checkin, last_status{single})
   #
@@ -80,6 +82,12 @@ module Lunar
       max_connections: ["Connections allowed at once (--max-conns)", "gauge"],
       async_pending: ["Async responses held and deferrable or parked bodies streaming", "gauge"],
       parked_bodies: ["Streamed bodies parked, waiting for a slow client", "gauge"],
+      websockets: ["Native WebSockets open (Topic#websocket)", "gauge"],
+      topics: ["Lunar::Topic objects in the process", "gauge"],
+      topic_subscribers: ["Streams, held polls and WebSockets subscribed to a topic", "gauge"],
+      redis_links: ["Redis links the topics use", "gauge"],
+      redis_links_up: ["Redis links connected now", "gauge"],
+      redis_dropped_publishes: ["Publishes dropped (Redis unreachable past 10,000 waiting, or refused)", "counter"],
     }.freeze
     CLUSTER_METRICS = {
       workers: ["Worker processes", "gauge"],

@@ -43,7 +43,7 @@ module Lunar
                                    error_handler: @config[:error_handler], environment: @config[:environment])
       rack_env = RackEnv.new(multithread: mode == :threaded && @config.threads > 1, async: async)
       runner = AppRunner.new(@app, rack_env, @context, async: async, defer: mode == :evented ? method(:defer) : nil)
-      @native = Native::Server.start(@config.native_options)
+      @native = Native::Server.start(native_options(mode))
       @workers = build_workers(mode, runner)
       self
     rescue StandardError
@@ -101,7 +101,7 @@ module Lunar
       { backlog: @native ? @native.queue_length : 0, running: threads, pool_capacity: threads - busy, busy_threads: busy,
         max_threads: threads, requests_count: @native ? @native.requests_count : 0,
         connections: live_connections, max_connections: max_connections, async_pending: pending_async,
-        parked_bodies: parked_bodies }
+        parked_bodies: parked_bodies, websockets: @native ? @native.websockets : 0 }.merge(Topic.stats)
     end
 
     # Reopens the access log file (HUP, after logrotate moved it).
@@ -159,6 +159,14 @@ module Lunar
 
       require "lunar/async/reactor"
       Reactor.start
+    end
+
+    # What the native core is handed. Balancing across workers (Puma's
+    # wait_for_less_busy_worker) needs siblings and a thread pool whose busy threads it can see.
+    def native_options(mode)
+      options = @config.native_options
+      options[:wait_for_less_busy_worker] = 0 unless @config[:cluster_worker] && mode == :threaded
+      options
     end
 
     def build_workers(mode, runner)

@@ -111,4 +111,9 @@ impl DispatchQueue {
     pub fn len(&self) -> usize {
         self.requests_rx.len()
     }
+
+    /// Ruby threads parked, waiting for a request: none means every one is busy.
+    pub fn idle_workers(&self) -> usize {
+        self.notices.idle_workers()
+    }
 }

@@ -37,6 +37,11 @@ impl IdleWorkers {
         }
     }
 
+    /// Workers parked now, waiting for work (a snapshot: for balancing, not for correctness).
+    pub fn parked(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
     pub fn wake_all(&self) {
         fence(Ordering::SeqCst);
         let workers = std::mem::take(&mut *lock(&self.parked));

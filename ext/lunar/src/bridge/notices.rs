@@ -77,6 +77,11 @@ impl Notices {
         }
     }
 
+    /// Ruby workers parked, waiting for work.
+    pub fn idle_workers(&self) -> usize {
+        self.idle.parked()
+    }
+
     /// Parks the calling worker until rung (see `IdleWorkers::park_unless`).
     pub fn park_unless(&self, ready: impl Fn() -> bool) {
         self.idle.park_unless(ready);

@@ -17,6 +17,7 @@
 //! (up to OUTBOX_LIMIT) and go out on reconnect.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -82,6 +83,15 @@ pub enum Command {
 
 pub struct Link {
     commands: mpsc::UnboundedSender<Command>,
+    health: Arc<Health>,
+}
+
+/// What the stats show of a link: connected now, and publishes dropped since it started
+/// (past OUTBOX_LIMIT while unreachable, or refused by Redis).
+#[derive(Default)]
+struct Health {
+    connected: AtomicBool,
+    dropped: AtomicU64,
 }
 
 impl Link {
@@ -122,10 +132,18 @@ pub fn link(url: &str) -> Result<Arc<Link>> {
     }
     let client = open(url)?;
     let (commands, inbox) = mpsc::unbounded_channel();
-    links.runtime.spawn(run(client, url.to_string(), inbox));
-    let link = Arc::new(Link { commands });
+    let health = Arc::new(Health::default());
+    links.runtime.spawn(run(client, url.to_string(), inbox, health.clone()));
+    let link = Arc::new(Link { commands, health });
     links.by_url.insert(url.to_string(), link.clone());
     Ok(link)
+}
+
+/// This process's links: `(url, connected, publishes dropped)` each.
+pub fn health() -> Vec<(String, bool, u64)> {
+    let links = lock(&LINKS);
+    let Some(links) = links.as_ref().filter(|l| l.pid == std::process::id()) else { return Vec::new() };
+    links.by_url.iter().map(|(url, link)| (url.clone(), link.health.connected.load(Ordering::Relaxed), link.health.dropped.load(Ordering::Relaxed))).collect()
 }
 
 /// Checks a Redis URL without connecting.
@@ -151,10 +169,11 @@ struct State {
     channels: HashMap<String, Channel>,
     outbox: VecDeque<(String, usize, Bytes)>,
     dropped: usize,
+    health: Arc<Health>,
 }
 
-async fn run(client: redis::Client, url: String, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let mut state = State { url, channels: HashMap::new(), outbox: VecDeque::new(), dropped: 0 };
+async fn run(client: redis::Client, url: String, mut commands: mpsc::UnboundedReceiver<Command>, health: Arc<Health>) {
+    let mut state = State { url, channels: HashMap::new(), outbox: VecDeque::new(), dropped: 0, health };
     let mut backoff = MIN_BACKOFF;
     let mut failures = 0u32;
     let mut lost = false;
@@ -166,7 +185,10 @@ async fn run(client: redis::Client, url: String, mut commands: mpsc::UnboundedRe
                 }
                 failures = 0;
                 backoff = MIN_BACKOFF;
-                match session.serve(&mut state, &mut commands).await {
+                state.health.connected.store(true, Ordering::Relaxed);
+                let served = session.serve(&mut state, &mut commands).await;
+                state.health.connected.store(false, Ordering::Relaxed);
+                match served {
                     Ok(()) => return, // the process is going away
                     Err(e) => log::warn(&format!("Redis {}: connection lost ({e}); reconnecting", state.url)),
                 }
@@ -206,6 +228,7 @@ impl State {
                 if self.outbox.len() >= OUTBOX_LIMIT {
                     self.outbox.pop_front();
                     self.dropped += 1;
+                    self.health.dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 self.outbox.push_back((channel, history, message));
             }
@@ -376,7 +399,10 @@ impl Session {
                 Err(e) if is_fatal(&e) => return Err(e), // sent again once reconnected
                 // Refused by Redis itself (a wrong key type, out of memory): retrying the
                 // same publish would block every one behind it.
-                Err(e) => log::warn(&format!("Redis {}: publish to {channel:?} refused ({e}); dropped", state.url)),
+                Err(e) => {
+                    state.health.dropped.fetch_add(1, Ordering::Relaxed);
+                    log::warn(&format!("Redis {}: publish to {channel:?} refused ({e}); dropped", state.url));
+                }
                 Ok(()) => {}
             }
             state.outbox.pop_front();

@@ -5,7 +5,8 @@
 //! inherited (a cluster master bound it before forking, or systemd passed it): then that
 //! socket is served as the URI says, and never unlinked or rebound. Past `max_connections` a
 //! new connection gets a short 503 (plain binds) or is closed (TLS binds) while the held ones
-//! are served as before.
+//! are served as before. A cluster worker whose Ruby threads are all busy leaves new
+//! connections to its siblings (`accept_when_free`).
 
 use std::io;
 use std::net::ToSocketAddrs;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
+use tokio::io::unix::AsyncFd;
 use tokio_rustls::TlsAcceptor;
 
 use crate::bridge::connection::ConnectionInfo;
@@ -147,16 +149,23 @@ pub struct Listener {
     tls: Option<TlsAcceptor>,
 }
 
+/// Accepted through `AsyncFd` rather than tokio's listeners: they accept as soon as the
+/// socket is readable, and a worker must be able to look at its threads first.
 enum ListenSocket {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
+    Tcp(AsyncFd<std::net::TcpListener>),
+    Unix(AsyncFd<std::os::unix::net::UnixListener>),
 }
 
 impl Listener {
+    // `AsyncFd::new` is deprecated (tokio#8587) because an arbitrary `T` could close or swap
+    // its descriptor while registered; a std listener owned by the `AsyncFd` cannot (its fd
+    // lives exactly as long as it does, and only `get_ref` reaches it), so the safe
+    // constructor is sound here, and keeps `unsafe` at the Ruby boundary alone.
+    #[allow(deprecated)]
     pub fn from_bound(b: Bound) -> io::Result<Listener> {
         let socket = match b.socket {
-            BoundSocket::Tcp(l) => ListenSocket::Tcp(tokio::net::TcpListener::from_std(l)?),
-            BoundSocket::Unix(l) => ListenSocket::Unix(tokio::net::UnixListener::from_std(l)?),
+            BoundSocket::Tcp(l) => ListenSocket::Tcp(AsyncFd::new(l)?),
+            BoundSocket::Unix(l) => ListenSocket::Unix(AsyncFd::new(l)?),
         };
         Ok(Listener { socket, tls: b.tls })
     }
@@ -164,12 +173,18 @@ impl Listener {
     async fn accept_one(&self, state: &Arc<ServerState>) -> io::Result<()> {
         let (transport, info) = match &self.socket {
             ListenSocket::Tcp(l) => {
-                let (stream, peer) = l.accept().await?;
+                let (stream, peer) = accept_when_free(l, state, std::net::TcpListener::accept).await?;
+                stream.set_nonblocking(true)?;
+                let stream = tokio::net::TcpStream::from_std(stream)?;
                 let _ = stream.set_nodelay(true);
                 let info = ConnectionInfo::tcp(peer, stream.local_addr()?, self.tls.is_some());
                 (Transport::Tcp(stream), info)
             }
-            ListenSocket::Unix(l) => (Transport::Unix(l.accept().await?.0), ConnectionInfo::unix()),
+            ListenSocket::Unix(l) => {
+                let (stream, _) = accept_when_free(l, state, std::os::unix::net::UnixListener::accept).await?;
+                stream.set_nonblocking(true)?;
+                (Transport::Unix(tokio::net::UnixStream::from_std(stream)?), ConnectionInfo::unix())
+            }
         };
         // Counted after the accept: it may have waited while connections came and went.
         if state.live_connections() >= state.config.max_connections {
@@ -178,6 +193,30 @@ impl Listener {
         }
         tokio::spawn(connection::serve(transport, self.tls.clone(), Arc::new(info), state.clone()));
         Ok(())
+    }
+}
+
+/// The next connection, once one is waiting. In a cluster worker (`less_busy_wait`) whose
+/// Ruby threads are all busy, a waiting connection is left in the kernel's queue, where a
+/// sibling worker blocked in accept on the same socket takes it (Puma's
+/// `wait_for_less_busy_worker`); this worker looks again once one of its threads is free.
+/// The check comes after the socket turns readable, not before waiting: a worker that became
+/// busy while it waited must not take the connection that woke it.
+async fn accept_when_free<L: std::os::fd::AsRawFd, T>(listener: &AsyncFd<L>, state: &ServerState, accept: impl Fn(&L) -> io::Result<T>) -> io::Result<T> {
+    loop {
+        let mut ready = listener.readable().await?;
+        if let Some(wait) = state.config.less_busy_wait.filter(|_| state.queue.idle_workers() == 0) {
+            drop(ready); // readiness kept: the next look comes at once
+            let poll = wait.min(Duration::from_millis(1));
+            while state.queue.idle_workers() == 0 {
+                tokio::time::sleep(poll).await;
+            }
+            continue;
+        }
+        match ready.try_io(|inner| accept(inner.get_ref())) {
+            Ok(accepted) => return accepted,
+            Err(_would_block) => continue, // a sibling took it: readiness cleared, wait again
+        }
     }
 }
 

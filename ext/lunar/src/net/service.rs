@@ -73,7 +73,11 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
             let upgrade = upgrade.ok_or(CloseConnection)?; // Ruby only offers it on upgradable requests
             let route = websocket::MessageRoute { id, messages, notices: state.queue.notices().clone() };
             let limits = websocket::Limits { max_message: state.config.max_ws_message, write_timeout: state.config.write_timeout };
-            tokio::spawn(websocket::serve(upgrade, outgoing, route, connection, limits));
+            let open = state.track_websocket();
+            tokio::spawn(async move {
+                let _open = open;
+                websocket::serve(upgrade, outgoing, route, connection, limits).await
+            });
             return Ok(body::prepare(*head, false));
         }
     };

@@ -29,6 +29,7 @@ pub struct ServerState {
     next_id: AtomicU64,
     live_connections: AtomicUsize,
     persistent_connections: AtomicUsize,
+    websockets: Arc<AtomicUsize>,
     all_closed: Notify,
 }
 
@@ -44,6 +45,7 @@ impl ServerState {
             next_id: AtomicU64::new(1),
             live_connections: AtomicUsize::new(0),
             persistent_connections: AtomicUsize::new(0),
+            websockets: Arc::default(),
             all_closed: Notify::new(),
             config,
         }
@@ -58,6 +60,17 @@ impl ServerState {
     /// Requests received since the start (Puma's `requests_count`): every request takes an id.
     pub fn requests_count(&self) -> u64 {
         self.next_id.load(Ordering::Relaxed) - 1
+    }
+
+    /// Counts a native WebSocket (`Topic#websocket`) as open until the returned guard drops.
+    pub fn track_websocket(&self) -> WebSocketGuard {
+        self.websockets.fetch_add(1, Ordering::Relaxed);
+        WebSocketGuard(self.websockets.clone())
+    }
+
+    /// Native WebSockets open (they no longer count as connections: see `websocket`).
+    pub fn websockets(&self) -> usize {
+        self.websockets.load(Ordering::Relaxed)
     }
 
     /// Counts a connection as live until the returned guard drops.
@@ -99,6 +112,14 @@ impl ServerState {
             }
             notified.await;
         }
+    }
+}
+
+pub struct WebSocketGuard(Arc<AtomicUsize>);
+
+impl Drop for WebSocketGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -57,6 +57,7 @@ pub fn from_options(ruby: &Ruby, opts: RHash) -> Result<(ServerConfig, (u64, u64
         max_connections: max_conns.map_or_else(|| limits::default_max_connections(open_files.1), |n| n.max(1)),
         max_persistent: get(ruby, opts, "max_persistent_conns")?,
         asterisk_path_info: get(ruby, opts, "asterisk_path_info")?,
+        less_busy_wait: duration(ruby, opts, "wait_for_less_busy_worker")?,
     };
     Ok((config, open_files))
 }

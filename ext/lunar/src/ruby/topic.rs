@@ -176,11 +176,17 @@ impl Topic {
         self.redis.is_some()
     }
 
+    /// `Lunar::Native::Topic.redis_links`: `[[url, connected, publishes dropped], …]`, for the stats.
+    fn redis_links() -> Vec<(String, bool, u64)> {
+        redis::health()
+    }
+
     pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
         use magnus::{function, method, Module, Object};
         let class = native.define_class("Topic", ruby.class_object())?;
         class.define_singleton_method("new", function!(Topic::new, 0))?;
         class.define_singleton_method("redis", function!(Topic::redis, 3))?;
+        class.define_singleton_method("redis_links", function!(Topic::redis_links, 0))?;
         class.define_method("hold", method!(Topic::hold, 3))?;
         class.define_method("attach", method!(Topic::attach, 4))?;
         class.define_method("join", method!(Topic::join, 0))?;

@@ -24,11 +24,17 @@ RSpec.describe "under systemd" do
     spawn_child(command, env: { "NOTIFY_SOCKET" => notify_path }, spawn: { 3 => activated })
   end
 
+  # The next datagram's state (its first line); the STATUS= lines that came with it are
+  # kept in `statuses`.
   def state(timeout: 20)
     raise "no sd_notify state within #{timeout}s" unless notify.wait_readable(timeout)
 
-    notify.recv(4096)
+    first, *rest = notify.recv(4096).split("\n")
+    statuses.concat(rest)
+    first
   end
+
+  def statuses = (@statuses ||= [])
 
   def get(path = "/")
     Net::HTTP.get_response(URI("http://127.0.0.1:#{activated.addr[1]}#{path}"))
@@ -60,6 +66,7 @@ RSpec.describe "under systemd" do
   it "serves the socket it was passed, and says READY=1 and STOPPING=1" do
     child = start
     expect(state).to eq("READY=1")
+    expect(statuses).to match([/\ASTATUS=Lunar \S+ serving, threaded mode/])
     expect(child.wait_for(/listening on (\S+)/)[1]).to eq("tcp://127.0.0.1:#{activated.addr[1]}")
     expect(get.body).to eq(child.pid.to_s)
     child.signal("TERM")
@@ -76,6 +83,8 @@ RSpec.describe "under systemd" do
     child.signal("USR1")
     expect(state).to eq("RELOADING=1")
     expect(state(timeout: 60)).to eq("READY=1")
+    expect(statuses).to eq(["STATUS=Lunar #{Lunar::VERSION}: 2 of 2 workers serving, phase 0",
+                            "STATUS=Lunar #{Lunar::VERSION}: 2 of 2 workers serving, phase 1"])
     after = answering_pids(2)
     expect(after & before).to be_empty # new workers, serving it too
     expect(after).to eq(children_pids(child.pid))

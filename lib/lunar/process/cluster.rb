@@ -177,7 +177,7 @@ module Lunar
 
     def finish_phase
       @replacing = nil
-      notify("READY=1")
+      ready(cluster_status)
       say("phased restart done")
     end
 
@@ -214,13 +214,15 @@ module Lunar
       return unless serving.size >= @count && serving.all?(&:booted?)
 
       @announced = true
-      notify("READY=1")
+      ready(cluster_status)
       run_hooks(:after_booted)
       per_worker = serving.first.max_connections
       say("Lunar #{VERSION} (ruby #{RUBY_VERSION}, rack #{rack_version}) cluster of #{@count} workers, #{serving.first.mode} each, " \
           "master pid #{Process.pid}, up to #{@count} × #{per_worker} = #{@count * per_worker} connections, " \
           "listening on #{launcher.binder.addresses.join(', ')}")
     end
+
+    def cluster_status = "Lunar #{VERSION}: #{serving.count(&:booted?)} of #{@count} workers serving, phase #{@phase}"
 
     # Collects every exited worker.
     def reap

@@ -64,6 +64,9 @@ module Lunar
 
     def notify(state) = Systemd.notify(state)
 
+    # READY=1, with a STATUS= line `systemctl status` shows.
+    def ready(status) = notify("READY=1\nSTATUS=#{status}")
+
     # systemd's watchdog (WatchdogSec=): how often to send WATCHDOG=1 (half its interval), or
     # nil when it watches no process here.
     def watchdog_every

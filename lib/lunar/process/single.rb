@@ -23,7 +23,7 @@ module Lunar
       write_pid
       trap_signals
       say(boot_line)
-      notify("READY=1")
+      ready("Lunar #{VERSION} serving, #{@server.mode}")
       keep_watchdog_fed
       run_hooks(:after_booted)
       @server.wait

@@ -132,16 +132,64 @@ RSpec.describe "rack.hijack and WebSockets" do
     expect(text).to eq("HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\nhijacked")
   end
 
-  it "offers no hijack where hyper cannot hand the connection over: no Upgrade header, or HTTP/2" do
+  it "offers rack.hijack on every HTTP/1 request, and none over HTTP/2" do
     seen = Queue.new
     server = serve do |env|
-      seen << [env["SERVER_PROTOCOL"], env["rack.hijack?"], env.key?("rack.hijack")]
+      seen << [env["SERVER_PROTOCOL"], env["rack.hijack?"], env["rack.hijack"].respond_to?(:call)]
       [200, { "content-length" => "2" }, ["ok"]]
     end
     get(server)
-    expect(pop_within(seen)).to eq(["HTTP/1.1", false, false])
+    expect(pop_within(seen)).to eq(["HTTP/1.1", true, true])
+    raw(server, "GET / HTTP/1.0\r\n\r\n")
+    expect(pop_within(seen)).to eq(["HTTP/1.0", true, true])
     out, = Open3.capture2("curl", "-s", "--http2-prior-knowledge", "http://127.0.0.1:#{server.port}/")
     expect(out).to eq("ok")
     expect(pop_within(seen)).to eq(["HTTP/2", false, false])
+  end
+
+  # What message_bus does on Puma: take an ordinary POST (its long-poll) and answer on the socket.
+  ordinary = lambda do |env|
+    io = env["rack.hijack"].call
+    io.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n" \
+             "#{env['REQUEST_METHOD']} #{env['PATH_INFO']} #{env['rack.input'].read}")
+    io.close
+    [200, {}, []]
+  end
+  { "threaded" => { mode: :threaded }, "evented" => { mode: :evented } }.each do |label, options|
+    it "hands over an ordinary GET and POST (no Upgrade header), #{label}" do
+      server = serve(ordinary, **options)
+      response = get(server, "/poll")
+      expect([response.code, response.body]).to eq(["200", "GET /poll "])
+      response = http(server) { |h| h.post("/message-bus/poll", "__seq=1") }
+      expect([response.code, response.body]).to eq(["200", "POST /message-bus/poll __seq=1"])
+    end
+  end
+
+  it "hands over on a Unix socket and over TLS as well" do
+    path = File.join(Dir.mktmpdir("lunar-hijack"), "s.sock")
+    server = serve(ordinary, binds: ["unix://#{path}", TestCertificate.bind])
+    UNIXSocket.open(path) do |sock|
+      sock.write("GET /unix HTTP/1.1\r\nHost: h\r\n\r\n")
+      expect(read_to_eof(sock)).to end_with("\r\n\r\nGET /unix ")
+    end
+    tls_port = server.addresses.find { |a| a.start_with?("ssl://") }[/:(\d+)\z/, 1]
+    out, = Open3.capture2("curl", "-sk", "--http1.1", "https://127.0.0.1:#{tls_port}/tls")
+    expect(out).to eq("GET /tls ")
+  end
+
+  it "gives the app what the client sent past an ordinary request (a pipelined one) before anything else" do
+    server = serve do |env|
+      io = env["rack.hijack"].call
+      io.write("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nnext: #{io.gets.chomp}")
+      io.close
+      [200, {}, []]
+    end
+    text = raw(server, "GET /first HTTP/1.1\r\nHost: h\r\n\r\nGET /second HTTP/1.1\r\nHost: h\r\n\r\n")
+    expect(text).to end_with("\r\n\r\nnext: GET /second HTTP/1.1")
+  end
+
+  it "answers a rack.hijack response header on an ordinary response with a 500 that says why" do
+    server = serve { |_env| [200, { "rack.hijack" => ->(io) { io.close } }, []] }
+    expect(get(server).code).to eq("500")
   end
 end

@@ -214,7 +214,8 @@ module Lunar
     # The callable of a partial hijack (a `rack.hijack` response header), where the request
     # can be hijacked.
     def partial_hijack(headers)
-      @env[RackEnv::RACK_HIJACK_P] && headers.is_a?(Hash) && headers[RackEnv::RACK_HIJACK]
+      callable = @env[RackEnv::RACK_HIJACK_P] && headers.is_a?(Hash) && headers[RackEnv::RACK_HIJACK]
+      callable if callable.respond_to?(:call) # anything else is a rack.* header, never written
     end
 
     # Known to the registry, so a disconnect notice can find this exchange. Once: an async

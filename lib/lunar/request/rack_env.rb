@@ -39,7 +39,7 @@ module Lunar
       env = request.env(@base)
       env[RACK_INPUT] = input(request.take_body)
       env[ASYNC_CLOSE] = @close_class.new if @close_class
-      if request.upgradable? # an HTTP/1.1 upgrade request: hyper can hand the connection over
+      if request.hijackable? # any HTTP/1 request: the connection can be taken
         env[RACK_HIJACK_P] = true
         env[RACK_HIJACK] = Hijack.new(request, env)
       end

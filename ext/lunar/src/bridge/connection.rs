@@ -34,6 +34,9 @@ pub struct ConnectionInfo {
     multiplexed: AtomicBool,
     /// hyper's writes are dropped (a full `rack.hijack`: the app writes its own handshake).
     muted: AtomicBool,
+    /// A full `rack.hijack` of a request that asked for no upgrade: the app's end of the
+    /// relay waits here for the connection, which hyper gives back once it is done with it.
+    handover: Mutex<Option<std::os::unix::net::UnixStream>>,
     cut: CutSwitch,
 }
 
@@ -52,6 +55,7 @@ impl ConnectionInfo {
             outbox: Outbox::default(),
             multiplexed: AtomicBool::new(false),
             muted: AtomicBool::new(false),
+            handover: Mutex::new(None),
             cut: CutSwitch::default(),
         }
     }
@@ -85,6 +89,18 @@ impl ConnectionInfo {
 
     pub fn is_muted(&self) -> bool {
         self.muted.load(Ordering::Acquire)
+    }
+
+    /// Hands the connection to `relay_end` once hyper lets go of it (see `take_handover`);
+    /// meanwhile hyper's writes are dropped and it will not shut the socket down.
+    pub fn hand_over_later(&self, relay_end: std::os::unix::net::UnixStream) {
+        self.mute(true);
+        *lock(&self.handover) = Some(relay_end);
+    }
+
+    /// The relay end a hijack left for the connection, if any.
+    pub fn take_handover(&self) -> Option<std::os::unix::net::UnixStream> {
+        lock(&self.handover).take()
     }
 
     /// Asks the connection's task to close it now, whatever it is doing.

@@ -32,6 +32,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::reply::ReplyBody;
 use crate::config::ServerConfig;
+use crate::net::relay;
 use crate::net::service;
 use crate::net::socket::{ActivityIo, Transport};
 use crate::net::state::ServerState;
@@ -67,8 +68,14 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
     match protocol {
         // With upgrades: `rack.hijack` hands the connection over through hyper's upgrade.
         Protocol::Http1 => {
-            let conn = std::pin::pin!(state.http1.serve_connection(io, service).with_upgrades());
-            drive(conn, |c| c.graceful_shutdown(), Linger::Always, &info, &state).await;
+            let mut conn = state.http1.serve_connection(io, service).with_upgrades();
+            drive(Pin::new(&mut conn), |c| c.graceful_shutdown(), Linger::Always, &info, &state).await;
+            // A full `rack.hijack` of a request that asked for no upgrade: hyper has let go
+            // of the connection (without shutting it down); the app's relay takes it.
+            // Its own task: the relay's state is no part of every connection's.
+            if let (Some(relay_end), Some(parts)) = (info.take_handover(), conn.into_parts()) {
+                tokio::spawn(hand_over(parts.io, parts.read_buf, relay_end));
+            }
         }
         // Boxed: hyper's HTTP/2 connection is 1.5 KiB, its HTTP/1 one 0.6; the task is sized
         // by its largest state, and most held connections are HTTP/1.
@@ -78,6 +85,13 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
             drive(conn, |c| c.graceful_shutdown(), Linger::WhenYoung, &info, &state).await;
         }
     }
+}
+
+/// Relays a connection hyper gave back to the app's end of the socket pair, what hyper had
+/// read past the request first.
+async fn hand_over(io: TokioIo<ActivityIo>, read_buf: Bytes, relay_end: std::os::unix::net::UnixStream) {
+    let Ok(app) = relay_end.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(relay_end)) else { return };
+    relay::relay_parts(io, read_buf, app).await;
 }
 
 /// The TLS handshake if any, then the protocol: `None` if either fails or takes longer than

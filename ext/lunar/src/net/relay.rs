@@ -33,11 +33,17 @@ pub async fn relay(upgraded: Upgraded, mut app: UnixStream) {
             return;
         }
     };
-    // What the client sent after its request head, already read by hyper, comes first.
-    if write_all(&app, parts.read_buf).await.is_err() {
+    relay_parts(parts.io, parts.read_buf, app).await;
+}
+
+/// Joins the client's connection, taken back from hyper with what it had read past the
+/// request (`read_buf`), to the app's end of the socket pair until both are done.
+pub async fn relay_parts(io: TokioIo<ActivityIo>, read_buf: Bytes, mut app: UnixStream) {
+    // What the client sent after its request, already read by hyper, comes first.
+    if write_all(&app, read_buf).await.is_err() {
         return;
     }
-    let _ = match parts.io.into_inner().into_inner() {
+    let _ = match io.into_inner().into_inner() {
         Transport::Tcp(client) => tokio::try_join!(pump(&client, &app), pump(&app, &client)).map(drop),
         Transport::Unix(client) => tokio::try_join!(pump(&client, &app), pump(&app, &client)).map(drop),
         Transport::Tls(mut client) => tokio::io::copy_bidirectional_with_sizes(&mut *client, &mut app, COPY_BUF, COPY_BUF).await.map(drop),

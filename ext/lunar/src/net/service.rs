@@ -121,7 +121,16 @@ fn hijack(
     head: Option<Box<Response<ReplyBody>>>,
     connection: Arc<ConnectionInfo>,
 ) -> Result<Response<ResponseBody>, CloseConnection> {
-    let upgrade = upgrade.ok_or(CloseConnection)?; // Ruby only hijacks upgradable requests
+    let Some(upgrade) = upgrade else {
+        // A request that asked for no upgrade: hyper "writes" an empty response into the
+        // muted connection and, told to close, gives the connection back (`connection`
+        // takes it, with what hyper read past the request, and relays it to `relay_end`).
+        let _ = head; // Ruby makes partial hijacks (with a head to write) on upgrades only
+        connection.hand_over_later(relay_end);
+        let mut closing = Response::new(ReplyBody::Empty);
+        closing.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(body::prepare(closing, false));
+    };
     let head = head.unwrap_or_else(|| {
         connection.mute(true);
         switching_protocols(HeaderMap::new())

@@ -138,6 +138,9 @@ impl AsyncWrite for ActivityIo {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.info.is_muted() {
+            return Poll::Ready(Ok(())); // being handed over: the app's, not hyper's, to end
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -31,13 +31,17 @@ pub struct NativeRequest {
     body: Mutex<Option<RequestBody>>,
     reply: Mutex<Option<oneshot::Sender<Reply>>>,
     state: Arc<ServerState>,
+    /// An HTTP/1.1 request that asked for an upgrade: hyper can write a 101 and hand over.
     upgradable: bool,
+    /// HTTP/1.0 or 1.1: the connection can be taken (`rack.hijack`); HTTP/2 streams cannot.
+    hijackable: bool,
 }
 
 impl NativeRequest {
     pub fn new(job: RequestJob, state: Arc<ServerState>) -> Self {
         NativeRequest {
             id: job.id,
+            hijackable: job.head.version <= http::Version::HTTP_11,
             head: Mutex::new(Some(job.head)),
             connection: job.connection,
             body: Mutex::new(Some(job.body)),
@@ -156,10 +160,15 @@ impl NativeRequest {
         (Box::new(stream), BodyWriter::new(sender, self.state.runtime.clone()))
     }
 
-    /// Whether `rack.hijack` is offered: an HTTP/1.1 request that asked for an upgrade (hyper
-    /// hands a connection over only through one).
+    /// Whether the request asked for an upgrade (a partial hijack needs one: hyper writes its
+    /// 101, then hands over).
     fn is_upgradable(&self) -> bool {
         self.upgradable
+    }
+
+    /// Whether `rack.hijack` is offered: every HTTP/1.0 and 1.1 request.
+    fn is_hijackable(&self) -> bool {
+        self.hijackable
     }
 
     /// Full `rack.hijack`: the connection becomes the app's. Returns the fd of the app's end
@@ -184,7 +193,8 @@ impl NativeRequest {
 
     fn hand_over(&self, ruby: &Ruby, head: Option<Box<http::Response<ReplyBody>>>) -> Result<Option<i32>, Error> {
         use std::os::fd::IntoRawFd;
-        if !self.upgradable || self.is_answered() {
+        let takeable = if head.is_some() { self.upgradable } else { self.hijackable };
+        if !takeable || self.is_answered() {
             return Ok(None);
         }
         let (relay_end, app_end) =
@@ -208,6 +218,7 @@ impl NativeRequest {
         class.define_method("stream", method!(NativeRequest::stream, 2))?;
         class.define_method("close_connection", method!(NativeRequest::close_connection, 0))?;
         class.define_method("upgradable?", method!(NativeRequest::is_upgradable, 0))?;
+        class.define_method("hijackable?", method!(NativeRequest::is_hijackable, 0))?;
         class.define_method("hijack", method!(NativeRequest::hijack, 0))?;
         class.define_method("upgrade", method!(NativeRequest::upgrade, 2))?;
         class.define_method("websocket", method!(NativeRequest::websocket, 2))?;

@@ -26,9 +26,9 @@ end
 
 def lunar(port, app) = lunar_command(port, app, "--evented", "--timeout", "0", "--queue", "20000")
 
-# A hijacked connection costs Lunar three descriptors: past this many faye sockets Lunar can
-# accept no more (the rest would wait out their connect timeouts), so it gets this many.
-HIJACK_CAP = [SOCKETS, (Process.getrlimit(:NOFILE).first - 500) / 3].min
+# A hijacked plain-TCP connection is handed over as the client's own socket: one
+# descriptor, as for Thin (it was three, with a relayed socket pair, before issue #17).
+HIJACK_CAP = [SOCKETS, Process.getrlimit(:NOFILE).first - 500].min
 
 FANOUT = {
   "Lunar, Topic#websocket" => ->(port) { [lunar(port, COMET_APP), "1", SOCKETS] },

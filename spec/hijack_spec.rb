@@ -177,6 +177,23 @@ RSpec.describe "rack.hijack and WebSockets" do
     expect(out).to eq("GET /tls ")
   end
 
+  it "hands over the client's own socket where nothing sits in between: one descriptor, no relay" do
+    seen = Queue.new
+    server = serve do |env|
+      io = env["rack.hijack"].call
+      seen << [io.class, io.remote_address.ip_port]
+      io.write("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nmine")
+      io.close
+      [200, {}, []]
+    end
+    sock = connect(server)
+    sock.write("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    expect(read_to_eof(sock)).to end_with("\r\n\r\nmine")
+    expect(pop_within(seen)).to eq([TCPSocket, sock.local_address.ip_port]) # the very connection
+  ensure
+    sock&.close
+  end
+
   it "gives the app what the client sent past an ordinary request (a pipelined one) before anything else" do
     server = serve do |env|
       io = env["rack.hijack"].call

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::bridge::handover::Giver;
 use crate::bridge::outbox::Outbox;
 use crate::sync::lock;
 
@@ -34,9 +35,9 @@ pub struct ConnectionInfo {
     multiplexed: AtomicBool,
     /// hyper's writes are dropped (a full `rack.hijack`: the app writes its own handshake).
     muted: AtomicBool,
-    /// A full `rack.hijack` of a request that asked for no upgrade: the app's end of the
-    /// relay waits here for the connection, which hyper gives back once it is done with it.
-    handover: Mutex<Option<std::os::unix::net::UnixStream>>,
+    /// A full `rack.hijack` of a request that asked for no upgrade: the waiting Ruby thread's
+    /// end, for the connection hyper gives back once it is done with it.
+    handover: Mutex<Option<Giver>>,
     cut: CutSwitch,
 }
 
@@ -91,15 +92,15 @@ impl ConnectionInfo {
         self.muted.load(Ordering::Acquire)
     }
 
-    /// Hands the connection to `relay_end` once hyper lets go of it (see `take_handover`);
+    /// Gives the connection to `giver` once hyper lets go of it (see `take_handover`);
     /// meanwhile hyper's writes are dropped and it will not shut the socket down.
-    pub fn hand_over_later(&self, relay_end: std::os::unix::net::UnixStream) {
+    pub fn hand_over_later(&self, giver: Giver) {
         self.mute(true);
-        *lock(&self.handover) = Some(relay_end);
+        *lock(&self.handover) = Some(giver);
     }
 
-    /// The relay end a hijack left for the connection, if any.
-    pub fn take_handover(&self) -> Option<std::os::unix::net::UnixStream> {
+    /// Where a hijack wants the connection to go, if one does.
+    pub fn take_handover(&self) -> Option<Giver> {
         lock(&self.handover).take()
     }
 

@@ -5,11 +5,13 @@
 //! thread; its way out: a `reply`, whose body may be a `stream` Ruby writes later. What
 //! travels back besides requests (`disconnect` watches, messages) goes through `notices`,
 //! whose doorbell wakes parked workers (`idle`) or the reactor (`reactor_waker`); a thread's
-//! `inbox` tells it a parked body can go on.
+//! `inbox` tells it a parked body can go on; a hijacked connection reaches Ruby through
+//! `handover`.
 
 pub mod connection;
 pub mod disconnect;
 pub mod dispatch;
+pub mod handover;
 pub mod idle;
 pub mod inbox;
 pub mod job;

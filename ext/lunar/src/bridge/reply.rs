@@ -13,6 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::bridge::connection::ConnectionInfo;
+use crate::bridge::handover::Giver;
 use crate::bridge::stream::{ChunkStream, Handoff};
 
 /// How Ruby answered a request.
@@ -25,11 +26,11 @@ pub enum Reply {
     /// A held long-poll answered by a `Topic`: Ruby did not write it, so the I/O side tells
     /// Ruby afterwards (a Closed notice) to finish the exchange (async.close and the rest).
     Published(Box<Response<ReplyBody>>),
-    /// `rack.hijack`: the connection is handed over through hyper's upgrade, and relayed
-    /// between the client and `relay_end` (Ruby holds the other end of that socket pair).
-    /// `head`: the 101 the app asked Lunar to write (partial hijack); `None` for a full
-    /// hijack, where the app writes its own and hyper's is dropped.
-    Hijack { relay_end: std::os::unix::net::UnixStream, head: Option<Box<Response<ReplyBody>>> },
+    /// `rack.hijack`: once hyper lets go of the connection (through its upgrade, or after an
+    /// empty response to a request that asked for none), it is given to the waiting Ruby
+    /// thread through `giver`. `head`: the 101 the app asked Lunar to write (partial
+    /// hijack); `None` for a full hijack, where the app writes its own and hyper's is dropped.
+    Hijack { giver: Giver, head: Option<Box<Response<ReplyBody>>> },
     /// A native WebSocket (`Topic#websocket`): hyper writes `head` (the 101 handshake), then
     /// every chunk queued in `outgoing` goes out as one message; incoming messages go to
     /// Ruby when `messages` (the app gave a block).

@@ -73,8 +73,8 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
             // A full `rack.hijack` of a request that asked for no upgrade: hyper has let go
             // of the connection (without shutting it down); the app's relay takes it.
             // Its own task: the relay's state is no part of every connection's.
-            if let (Some(relay_end), Some(parts)) = (info.take_handover(), conn.into_parts()) {
-                tokio::spawn(hand_over(parts.io, parts.read_buf, relay_end));
+            if let (Some(giver), Some(parts)) = (info.take_handover(), conn.into_parts()) {
+                tokio::spawn(relay::hand_over(parts.io.into_inner().into_inner(), parts.read_buf, giver));
             }
         }
         // Boxed: hyper's HTTP/2 connection is 1.5 KiB, its HTTP/1 one 0.6; the task is sized
@@ -85,13 +85,6 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
             drive(conn, |c| c.graceful_shutdown(), Linger::WhenYoung, &info, &state).await;
         }
     }
-}
-
-/// Relays a connection hyper gave back to the app's end of the socket pair, what hyper had
-/// read past the request first.
-async fn hand_over(io: TokioIo<ActivityIo>, read_buf: Bytes, relay_end: std::os::unix::net::UnixStream) {
-    let Ok(app) = relay_end.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(relay_end)) else { return };
-    relay::relay_parts(io, read_buf, app).await;
 }
 
 /// The TLS handshake if any, then the protocol: `None` if either fails or takes longer than

@@ -1,6 +1,7 @@
-//! The bytes of a hijacked connection, between the client and the app's end of a socket
-//! pair (`rack.hijack` must hand Ruby an IO before hyper has let go of the connection, so
-//! the app gets one end of a pair and this task joins the other end to the client).
+//! A hijacked connection given to the app (`rack.hijack`), once hyper has let go of it:
+//! the client's own socket when nothing sits in between, else the app's end of a socket
+//! pair whose other end this module joins to the client (TLS, whose bytes Ruby cannot read
+//! raw; or bytes hyper had already read past the request, which must come first).
 //!
 //! A plain TCP or Unix client is relayed by readiness: each read goes through a buffer on
 //! the stack, and a connection keeps memory only for bytes the other side could not take
@@ -11,12 +12,14 @@
 
 use std::io;
 use std::net::Shutdown;
+use std::os::fd::OwnedFd;
 
 use bytes::Bytes;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpStream, UnixStream};
 
+use crate::bridge::handover::{Giver, Kind};
 use crate::net::socket::{ActivityIo, Transport};
 
 /// Bytes moved per read on the copying path (TLS): WebSocket messages are small.
@@ -24,26 +27,47 @@ const COPY_BUF: usize = 4096;
 /// The stack buffer of the readiness path.
 const READ_BUF: usize = 16 * 1024;
 
-/// Joins the client (`upgraded`) to the app's end of the socket pair until both are done.
-pub async fn relay(upgraded: Upgraded, mut app: UnixStream) {
-    let parts = match upgraded.downcast::<TokioIo<ActivityIo>>() {
-        Ok(parts) => parts,
-        Err(upgraded) => {
-            let _ = tokio::io::copy_bidirectional_with_sizes(&mut TokioIo::new(upgraded), &mut app, COPY_BUF, COPY_BUF).await;
-            return;
-        }
+/// Gives a connection hyper let go of (`transport`, with `read_buf`: what hyper had read
+/// past the request) to the Ruby thread waiting in `rack.hijack`: the client's own socket
+/// when nothing sits in between (plain TCP or Unix, nothing buffered), one descriptor and
+/// no task; else the app's end of a socket pair, relayed to the client until both are done.
+pub async fn hand_over(transport: Transport, read_buf: Bytes, giver: Giver) {
+    let transport = match transport {
+        Transport::Tcp(client) if read_buf.is_empty() => return give_own(client.into_std(), Kind::Tcp, giver),
+        Transport::Unix(client) if read_buf.is_empty() => return give_own(client.into_std(), Kind::Unix, giver),
+        other => other,
     };
-    relay_parts(parts.io, parts.read_buf, app).await;
+    let Ok((relay_end, app_end)) = UnixStream::pair() else { return }; // out of descriptors: the hijack fails
+    giver.give(app_end.into_std().map(OwnedFd::from).expect("a fresh tokio socket converts"), Kind::Unix);
+    relay(transport, read_buf, relay_end).await;
 }
 
-/// Joins the client's connection, taken back from hyper with what it had read past the
-/// request (`read_buf`), to the app's end of the socket pair until both are done.
-pub async fn relay_parts(io: TokioIo<ActivityIo>, read_buf: Bytes, mut app: UnixStream) {
-    // What the client sent after its request, already read by hyper, comes first.
+fn give_own<S: Into<OwnedFd>>(socket: io::Result<S>, kind: Kind, giver: Giver) {
+    if let Ok(socket) = socket {
+        giver.give(socket.into(), kind); // dropped, so closed, if Ruby gave up waiting
+    }
+}
+
+/// After an upgrade: the connection back from hyper's `Upgraded`, then as `hand_over`.
+pub async fn hand_over_upgraded(upgraded: Upgraded, giver: Giver) {
+    match upgraded.downcast::<TokioIo<ActivityIo>>() {
+        Ok(parts) => hand_over(parts.io.into_inner().into_inner(), parts.read_buf, giver).await,
+        Err(upgraded) => {
+            // Not our transport (cannot happen: every connection is one): relay by copying.
+            let Ok((mut relay_end, app_end)) = UnixStream::pair() else { return };
+            giver.give(app_end.into_std().map(OwnedFd::from).expect("a fresh tokio socket converts"), Kind::Unix);
+            let _ = tokio::io::copy_bidirectional_with_sizes(&mut TokioIo::new(upgraded), &mut relay_end, COPY_BUF, COPY_BUF).await;
+        }
+    }
+}
+
+/// Joins the client to the app's end of the socket pair until both are done, `read_buf`
+/// (what the client sent past its request, already read by hyper) first.
+async fn relay(transport: Transport, read_buf: Bytes, mut app: UnixStream) {
     if write_all(&app, read_buf).await.is_err() {
         return;
     }
-    let _ = match io.into_inner().into_inner() {
+    let _ = match transport {
         Transport::Tcp(client) => tokio::try_join!(pump(&client, &app), pump(&app, &client)).map(drop),
         Transport::Unix(client) => tokio::try_join!(pump(&client, &app), pump(&app, &client)).map(drop),
         Transport::Tls(mut client) => tokio::io::copy_bidirectional_with_sizes(&mut *client, &mut app, COPY_BUF, COPY_BUF).await.map(drop),

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::disconnect::DisconnectWatch;
+use crate::bridge::handover::Giver;
 use crate::bridge::job::{RequestBody, RequestJob};
 use crate::bridge::reply::{plain, switching_protocols, Reply, ReplyBody};
 use crate::bridge::stream::ChunkStream;
@@ -68,7 +69,7 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
     let id = state.next_id();
     let mut reply = match dispatch(id, Box::new(parts), body, connection.clone(), upgrade.is_some(), &state).await? {
         Answer::Respond(reply) => reply,
-        Answer::Hijack { relay_end, head } => return hijack(upgrade, relay_end, head, connection),
+        Answer::Hijack { giver, head } => return hijack(upgrade, giver, head, connection),
         Answer::WebSocket { head, outgoing, messages } => {
             let upgrade = upgrade.ok_or(CloseConnection)?; // Ruby only offers it on upgradable requests
             let route = websocket::MessageRoute { id, messages, notices: state.queue.notices().clone() };
@@ -117,16 +118,16 @@ fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
 /// A relay, not the raw socket: bytes hyper had already read come first, and TLS works.
 fn hijack(
     upgrade: Option<OnUpgrade>,
-    relay_end: std::os::unix::net::UnixStream,
+    giver: Giver,
     head: Option<Box<Response<ReplyBody>>>,
     connection: Arc<ConnectionInfo>,
 ) -> Result<Response<ResponseBody>, CloseConnection> {
     let Some(upgrade) = upgrade else {
         // A request that asked for no upgrade: hyper "writes" an empty response into the
         // muted connection and, told to close, gives the connection back (`connection`
-        // takes it, with what hyper read past the request, and relays it to `relay_end`).
+        // takes it, with what hyper read past the request, and gives it to `giver`).
         let _ = head; // Ruby makes partial hijacks (with a head to write) on upgrades only
-        connection.hand_over_later(relay_end);
+        connection.hand_over_later(giver);
         let mut closing = Response::new(ReplyBody::Empty);
         closing.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(body::prepare(closing, false));
@@ -135,21 +136,18 @@ fn hijack(
         connection.mute(true);
         switching_protocols(HeaderMap::new())
     });
-    tokio::spawn(relay_hijacked(upgrade, relay_end, connection));
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        connection.mute(false); // hyper's 101 is out (dropped): from here on the app's bytes flow
+        relay::hand_over_upgraded(upgraded, giver).await;
+    });
     Ok(body::prepare(*head, false))
-}
-
-async fn relay_hijacked(upgrade: OnUpgrade, relay_end: std::os::unix::net::UnixStream, connection: Arc<ConnectionInfo>) {
-    let Ok(upgraded) = upgrade.await else { return };
-    connection.mute(false); // hyper's 101 is out (dropped): from here on the app's bytes flow
-    let Ok(app) = relay_end.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(relay_end)) else { return };
-    relay::relay(upgraded, app).await;
 }
 
 /// What Ruby answered, as the service sees it.
 enum Answer {
     Respond(Box<Response<ReplyBody>>),
-    Hijack { relay_end: std::os::unix::net::UnixStream, head: Option<Box<Response<ReplyBody>>> },
+    Hijack { giver: Giver, head: Option<Box<Response<ReplyBody>>> },
     WebSocket { head: Box<Response<ReplyBody>>, outgoing: Box<ChunkStream>, messages: bool },
 }
 
@@ -181,9 +179,9 @@ async fn dispatch(
             drop(watch); // armed: Ruby learns the exchange ended and finishes it
             Ok(Answer::Respond(res))
         }
-        Ok(Reply::Hijack { relay_end, head }) => {
+        Ok(Reply::Hijack { giver, head }) => {
             watch.disarm(); // the connection is the app's now
-            Ok(Answer::Hijack { relay_end, head })
+            Ok(Answer::Hijack { giver, head })
         }
         Ok(Reply::WebSocket { head, mut outgoing, messages }) => {
             outgoing.watch(watch); // armed until the socket ends: then async.close

@@ -5,6 +5,7 @@
 //! `async.callback` is built on. If the object is collected unanswered, dropping the slot
 //! makes the I/O side answer 503, so no request is ever left hanging.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::request::Parts;
@@ -12,6 +13,7 @@ use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
 use tokio::sync::oneshot;
 
 use crate::bridge::connection::ConnectionInfo;
+use crate::bridge::handover;
 use crate::bridge::job::{RequestBody, RequestJob};
 use crate::bridge::reply::{self, switching_protocols, Counted, FileBody, Reply, ReplyBody};
 use crate::bridge::stream::{self, Caps, ChunkStream};
@@ -19,6 +21,7 @@ use crate::net::state::ServerState;
 use crate::ruby::body_writer::BodyWriter;
 use crate::ruby::env;
 use crate::ruby::error::OrRaise;
+use crate::ruby::gvl::{check_interrupts, without_gvl};
 use crate::ruby::response::{self, WholeBody};
 use crate::sync::lock;
 
@@ -171,16 +174,17 @@ impl NativeRequest {
         self.hijackable
     }
 
-    /// Full `rack.hijack`: the connection becomes the app's. Returns the fd of the app's end
-    /// of a socket pair the I/O side relays to the client (nil if the request cannot be
-    /// hijacked or was already answered). The app writes its own response bytes.
-    fn hijack(ruby: &Ruby, rb_self: &Self) -> Result<Option<i32>, Error> {
+    /// Full `rack.hijack`: the connection becomes the app's. Returns `[fd, tcp?]`: the
+    /// client's own socket where nothing sits in between, else the app's end of a socket
+    /// pair the I/O side relays to the client (nil if the request cannot be hijacked or
+    /// was already answered). The app writes its own response bytes.
+    fn hijack(ruby: &Ruby, rb_self: &Self) -> Result<Option<(i32, bool)>, Error> {
         rb_self.hand_over(ruby, None)
     }
 
     /// Partial hijack (a `rack.hijack` response header): Lunar writes `status` (101) and
     /// `headers`, then the connection is the app's, as for `hijack`.
-    fn upgrade(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<i32>, Error> {
+    fn upgrade(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<(i32, bool)>, Error> {
         if status != 101 {
             return Err(Error::new(
                 ruby.exception_arg_error(),
@@ -191,15 +195,28 @@ impl NativeRequest {
         rb_self.hand_over(ruby, Some(head))
     }
 
-    fn hand_over(&self, ruby: &Ruby, head: Option<Box<http::Response<ReplyBody>>>) -> Result<Option<i32>, Error> {
+    /// Answers the request with the hijack, then waits (GVL released; microseconds: until
+    /// hyper lets go of the connection) for the descriptor the I/O side hands over.
+    fn hand_over(&self, ruby: &Ruby, head: Option<Box<http::Response<ReplyBody>>>) -> Result<Option<(i32, bool)>, Error> {
         use std::os::fd::IntoRawFd;
         let takeable = if head.is_some() { self.upgradable } else { self.hijackable };
         if !takeable || self.is_answered() {
             return Ok(None);
         }
-        let (relay_end, app_end) =
-            std::os::unix::net::UnixStream::pair().map_err(|e| Error::new(ruby.exception_io_error(), format!("rack.hijack: socketpair: {e}")))?;
-        Ok(self.send(Reply::Hijack { relay_end, head }).then(|| app_end.into_raw_fd()))
+        let (giver, taker) = handover::channel();
+        if !self.send(Reply::Hijack { giver, head }) {
+            return Ok(None);
+        }
+        loop {
+            let interrupted = AtomicBool::new(false);
+            match without_gvl(ruby, || taker.wait(&interrupted), || interrupted.store(true, Ordering::Release))? {
+                Some(Ok(handed)) => return Ok(Some((handed.fd.into_raw_fd(), handed.kind == handover::Kind::Tcp))),
+                Some(Err(())) => {
+                    return Err(Error::new(ruby.exception_io_error(), "rack.hijack: the client went away before the connection could be handed over"));
+                }
+                None => check_interrupts(ruby)?, // an interrupt: Ruby acts on it, then the wait goes on
+            }
+        }
     }
 
     /// Closes the connection without a byte of response (a `nil` Rack result).

@@ -132,14 +132,13 @@ report = <<~MD
   ### #{SOCKETS} WebSocket subscribers, one publish
 
   The Comet demo's `/socket` (`examples/comet`): Lunar's native `Topic#websocket`
-  (`?native=1`), faye-websocket on Lunar `--evented` (through `rack.hijack` and a relay),
+  (`?native=1`), faye-websocket on Lunar `--evented` (through `rack.hijack`: the client's own socket),
   and faye-websocket on Thin (its own adapter). RSS per socket is the server's growth while
   holding them; delivery runs from just before `POST /publish` until each client has the
   message. Then every client closes at once and RSS is read 2 s later; then as many
   sockets open and close again, and RSS is read once more (a leak would show as growth
-  from the first storm to the second). faye on Lunar gets at most
-  #{HIJACK_CAP} sockets: a hijacked connection costs three descriptors (client socket and
-  the relay's socket pair) under an open-file limit of #{Process.getrlimit(:NOFILE).first}.
+  from the first storm to the second). A hijacked plain-TCP connection is one descriptor
+  (the client's socket, handed to the app); open-file limit #{Process.getrlimit(:NOFILE).first}.
 
   | server | sockets held | time to open | RSS per held socket | fan-out p50 | p99 | max | got the message | RSS before → held → after storm 1 → after storm 2 |
   | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |

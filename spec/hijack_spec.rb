@@ -205,8 +205,66 @@ RSpec.describe "rack.hijack and WebSockets" do
     expect(text).to end_with("\r\n\r\nnext: GET /second HTTP/1.1")
   end
 
-  it "answers a rack.hijack response header on an ordinary response with a 500 that says why" do
-    server = serve { |_env| [200, { "rack.hijack" => ->(io) { io.close } }, []] }
+  it "writes the head of an ordinary response, then hands the stream to its rack.hijack header (partial hijack)" do
+    server = serve do |env|
+      stream = lambda do |io|
+        io.write("written by the app after #{env['PATH_INFO']}")
+        io.close
+      end
+      [200, { "content-type" => "text/plain", "x-app" => "1", "rack.hijack" => stream }, []]
+    end
+    text = raw(server, "GET /partial HTTP/1.1\r\nHost: h\r\n\r\n")
+    head, body = text.split("\r\n\r\n", 2)
+    expect(head).to start_with("HTTP/1.0 200 OK\r\n").and include("Connection: close", "X-App: 1")
+    expect(head).not_to match(/content-length|transfer-encoding|hijack/i) # unframed: the close ends the body
+    expect(body).to eq("written by the app after /partial")
+  end
+
+  it "answers a partial hijack whose head declares its own framing with a 500 that says why" do
+    server = serve { |_env| [200, { "content-length" => "5", "rack.hijack" => ->(io) { io.close } }, []] }
     expect(get(server).code).to eq("500")
+  end
+end
+
+# An app written the way message_bus's middleware is: each long-poll is an ordinary POST
+# whose connection it hijacks; on a publish it writes a chunked reply to every held one
+# over time, then ends and closes it.
+RSpec.describe "a message_bus-style app on hijacked ordinary POSTs" do
+  clients = 500
+
+  let(:app) do
+    held = Queue.new
+    lambda do |env|
+      if env["PATH_INFO"] == "/publish"
+        message = env["rack.input"].read
+        clients.times do
+          io = held.pop
+          io.write("3\r\n[1,\r\n") # a first chunk, then the rest a moment later
+          io.write("#{(message.bytesize + 1).to_s(16)}\r\n#{message}]\r\n0\r\n\r\n")
+          io.close
+        end
+        [200, { "content-type" => "text/plain", "content-length" => "2" }, ["ok"]]
+      else
+        io = env["rack.hijack"].call
+        io.write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        held << io
+        [418, {}, []] # ignored: the connection is the app's
+      end
+    end
+  end
+
+  { "threaded" => { mode: :threaded }, "--async" => { mode: :threaded, async: true }, "evented" => { mode: :evented } }.each do |label, options|
+    it "holds #{clients} polls and delivers one publish to every one (#{label})" do
+      server = serve(app, queue: clients + 10, **options)
+      polls = Array.new(clients) do
+        connect(server).tap { |s| s.write("POST /message-bus/poll HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\n\r\n__seq=1") }
+      end
+      polls.each { |s| read_until(s, /\r\n\r\n/) } # every head out: every poll is held
+      expect(http(server) { |h| h.post("/publish", "hello") }.body).to eq("ok")
+      bodies = polls.map { |s| read_to_eof(s) }
+      expect(bodies.uniq).to eq(["3\r\n[1,\r\n6\r\nhello]\r\n0\r\n\r\n"])
+    ensure
+      polls&.each(&:close)
+    end
   end
 end

@@ -11,8 +11,10 @@ module Lunar
   # upgrade request is handed over through hyper's upgrade, any other through hyper giving
   # the connection back once it has "written" an empty response into the muted connection.
   # Not over HTTP/2 (a stream is not a connection). A partial hijack (a `rack.hijack`
-  # response header) needs an upgrade request and status 101. Rack 2 also finds the IO in
-  # `env['rack.hijack_io']`.
+  # response header): a 101 on an upgrade request goes out as hyper's upgrade; any other
+  # status as an HTTP/1.0 head with `Connection: close`, the app's bytes being the body
+  # (hyper frames what it writes, so a head with Content-Length or Transfer-Encoding is
+  # refused). Rack 2 also finds the IO in `env['rack.hijack_io']`.
   class Hijack
     HIJACK_IO = "rack.hijack_io"
 
@@ -38,8 +40,7 @@ module Lunar
     # `callable` gets the IO. Raises if the request cannot be taken that way.
     def self.partial(request, status, headers, callable)
       handed = request.upgrade(status, headers) or
-        raise IOError, "a rack.hijack response header needs a request that asked for an upgrade (and status 101); " \
-                       "take the whole connection with env['rack.hijack'].call, or stream with a Rack 3 body instead"
+        raise IOError, "a rack.hijack response header with status 101 needs a request that asked for an upgrade"
       callable.call(socket(*handed))
       true
     end

@@ -93,10 +93,17 @@ impl ConnectionInfo {
     }
 
     /// Gives the connection to `giver` once hyper lets go of it (see `take_handover`);
-    /// meanwhile hyper's writes are dropped and it will not shut the socket down.
-    pub fn hand_over_later(&self, giver: Giver) {
-        self.mute(true);
+    /// meanwhile hyper will not shut the socket down, and with `mute` its writes are
+    /// dropped (a full hijack: the app writes its own response; a partial one lets hyper
+    /// write the head).
+    pub fn hand_over_later(&self, giver: Giver, mute: bool) {
+        self.mute(mute);
         *lock(&self.handover) = Some(giver);
+    }
+
+    /// Whether a hijack waits for the connection (hyper must not shut it down).
+    pub fn is_handing_over(&self) -> bool {
+        lock(&self.handover).is_some()
     }
 
     /// Where a hijack wants the connection to go, if one does.

@@ -54,6 +54,9 @@ pub enum ReplyBody {
     /// (so the connection closes instead of the body completing) if it aborted.
     Chunks(Box<ChunkStream>),
     File(Box<FileBody>),
+    /// No bytes and no length: hyper frames nothing after the head (an HTTP/1.0 response is
+    /// close-delimited). The head of a partial hijack, whose body the app writes itself.
+    Unframed,
 }
 
 /// A complete body counted in its connection's `Outbox` until hyper takes it, handed over
@@ -146,7 +149,7 @@ impl ReplyBody {
             ReplyBody::Empty => Some(0),
             ReplyBody::Full(data) => Some(data.len() as u64),
             ReplyBody::Counted(counted) => Some(counted.rest.len() as u64),
-            ReplyBody::Chunks(..) => None,
+            ReplyBody::Chunks(..) | ReplyBody::Unframed => None,
             ReplyBody::File(f) => Some(f.remaining),
         }
     }
@@ -159,7 +162,7 @@ impl Body for ReplyBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
         let this = self.get_mut();
         let next = match this {
-            ReplyBody::Empty => return Poll::Ready(None),
+            ReplyBody::Empty | ReplyBody::Unframed => return Poll::Ready(None),
             ReplyBody::Full(_) => match std::mem::replace(this, ReplyBody::Empty) {
                 ReplyBody::Full(data) if !data.is_empty() => Some(Ok(data)),
                 _ => None,
@@ -177,7 +180,7 @@ impl Body for ReplyBody {
             ReplyBody::Full(data) => data.is_empty(),
             ReplyBody::Counted(counted) => counted.rest.is_empty(),
             ReplyBody::File(f) => f.remaining == 0,
-            ReplyBody::Chunks(_) => false,
+            ReplyBody::Chunks(_) | ReplyBody::Unframed => false,
         }
     }
 

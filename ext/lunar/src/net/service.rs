@@ -122,15 +122,19 @@ fn hijack(
     head: Option<Box<Response<ReplyBody>>>,
     connection: Arc<ConnectionInfo>,
 ) -> Result<Response<ResponseBody>, CloseConnection> {
-    let Some(upgrade) = upgrade else {
-        // A request that asked for no upgrade: hyper "writes" an empty response into the
-        // muted connection and, told to close, gives the connection back (`connection`
-        // takes it, with what hyper read past the request, and gives it to `giver`).
-        let _ = head; // Ruby makes partial hijacks (with a head to write) on upgrades only
-        connection.hand_over_later(giver);
-        let mut closing = Response::new(ReplyBody::Empty);
-        closing.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return Ok(body::prepare(closing, false));
+    let switching = head.as_ref().is_none_or(|h| h.status() == StatusCode::SWITCHING_PROTOCOLS);
+    let Some(upgrade) = upgrade.filter(|_| switching) else {
+        // No upgrade: hyper writes the partial hijack's head (or, for a full hijack, an
+        // empty response into the muted connection) and, told to close, gives the
+        // connection back; `connection` takes it, with what hyper read past the request,
+        // and gives it to `giver`.
+        connection.hand_over_later(giver, head.is_none());
+        let head = head.unwrap_or_else(|| {
+            let mut closing = Response::new(ReplyBody::Empty);
+            closing.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Box::new(closing)
+        });
+        return Ok(body::prepare(*head, false));
     };
     let head = head.unwrap_or_else(|| {
         connection.mute(true);

@@ -138,7 +138,7 @@ impl AsyncWrite for ActivityIo {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.info.is_muted() {
+        if self.info.is_muted() || self.info.is_handing_over() {
             return Poll::Ready(Ok(())); // being handed over: the app's, not hyper's, to end
         }
         Pin::new(&mut self.inner).poll_shutdown(cx)

@@ -182,16 +182,32 @@ impl NativeRequest {
         rb_self.hand_over(ruby, None)
     }
 
-    /// Partial hijack (a `rack.hijack` response header): Lunar writes `status` (101) and
-    /// `headers`, then the connection is the app's, as for `hijack`.
+    /// Partial hijack (a `rack.hijack` response header): Lunar writes `status` and `headers`,
+    /// then the connection is the app's, as for `hijack`. A 101 goes through hyper's upgrade
+    /// (the request must have asked for one). Any other status is written by hyper as an
+    /// HTTP/1.0 head with `Connection: close` and no framing of its own (the app's bytes are
+    /// the body, ended by the close); a head that declares its own framing (Content-Length,
+    /// Transfer-Encoding) cannot be written that way and is refused.
     fn upgrade(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<(i32, bool)>, Error> {
-        if status != 101 {
+        use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+        let headers = response::header_map(ruby, headers)?;
+        if status == 101 {
+            if !rb_self.upgradable {
+                return Ok(None);
+            }
+            return rb_self.hand_over(ruby, Some(reply::response(status, headers, ReplyBody::Empty)));
+        }
+        if headers.contains_key(CONTENT_LENGTH) || headers.contains_key(TRANSFER_ENCODING) {
             return Err(Error::new(
                 ruby.exception_arg_error(),
-                format!("a rack.hijack response header needs status 101 (got {status}): hyper hands a connection over only through an upgrade"),
+                "a rack.hijack response header with Content-Length or Transfer-Encoding: hyper frames what it writes, \
+                 so Lunar sends a partial hijack's head unframed (HTTP/1.0, ended by the close); drop those headers, \
+                 or take the whole connection with env['rack.hijack'].call",
             ));
         }
-        let head = reply::response(status, response::header_map(ruby, headers)?, ReplyBody::Empty);
+        let mut head = reply::response(status, headers, ReplyBody::Unframed);
+        *head.version_mut() = http::Version::HTTP_10;
+        head.headers_mut().insert(CONNECTION, http::HeaderValue::from_static("close"));
         rb_self.hand_over(ruby, Some(head))
     }
 
@@ -199,8 +215,7 @@ impl NativeRequest {
     /// hyper lets go of the connection) for the descriptor the I/O side hands over.
     fn hand_over(&self, ruby: &Ruby, head: Option<Box<http::Response<ReplyBody>>>) -> Result<Option<(i32, bool)>, Error> {
         use std::os::fd::IntoRawFd;
-        let takeable = if head.is_some() { self.upgradable } else { self.hijackable };
-        if !takeable || self.is_answered() {
+        if !self.hijackable || self.is_answered() {
             return Ok(None);
         }
         let (giver, taker) = handover::channel();

@@ -8,12 +8,7 @@ RSpec.describe "the config file" do
 
   let(:dir) { Dir.mktmpdir("lunar-config") }
 
-  def write(path, text)
-    File.join(dir, path).tap do |full|
-      FileUtils.mkdir_p(File.dirname(full))
-      File.write(full, text)
-    end
-  end
+  def write(path, text) = write_file(dir, path, text)
 
   it "sets the options, and flags on the command line win over it" do
     config = write("lunar.rb", <<~RUBY)

@@ -12,12 +12,7 @@ RSpec.describe "dropped in where Puma or Thin ran" do
 
   after { FileUtils.rm_rf(dir) }
 
-  def in_dir(path, text)
-    File.join(dir, path).tap do |full|
-      FileUtils.mkdir_p(File.dirname(full))
-      File.write(full, text)
-    end
-  end
+  def in_dir(path, text) = write_file(dir, path, text)
 
   # A port free a moment ago: Puma's config files take theirs from PORT, not from -b.
   def free_port

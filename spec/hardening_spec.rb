@@ -62,7 +62,7 @@ RSpec.describe "HTTP/2 under abuse" do
     block = HTTP2::Header::Compressor.new.encode(":method" => "GET", ":scheme" => "http", ":path" => "/ping", ":authority" => "h")
     headers = HTTP2::Framer.new.generate(type: :headers, stream: 1, flags: %i[end_headers end_stream], payload: block)
     trickle = Thread.new do
-      headers.each_char do |byte|
+      headers.to_s.each_char do |byte| # HTTP2::Buffer is no String in http-2 0.11
         sock.write(byte)
         sleep 0.2
       end

@@ -2,6 +2,7 @@
 
 require "rbconfig"
 require "timeout"
+require "fileutils"
 
 # Running Lunar (or rackup, rails, a Sinatra script) as a child process and waiting for the
 # line that says it listens.
@@ -53,6 +54,14 @@ module ProcessHelpers
 
   def lunar_cmd(*args)
     [RbConfig.ruby, File.join(ROOT, "exe", "lunar"), *args]
+  end
+
+  # Writes `text` to `path` under `dir` (directories made as needed); returns the full path.
+  def write_file(dir, path, text)
+    File.join(dir, path).tap do |full|
+      FileUtils.mkdir_p(File.dirname(full))
+      File.write(full, text)
+    end
   end
 
   def fixture(name)

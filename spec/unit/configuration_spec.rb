@@ -7,11 +7,7 @@ require "lunar/process/dsl"
 # Settings in Puma's layers: command line > config file > the Rack handler's defaults >
 # environment > the table's defaults.
 RSpec.describe Lunar::Configuration do
-  def file(text)
-    path = File.join(Dir.mktmpdir("lunar-config"), "lunar.rb")
-    File.write(path, text)
-    Lunar::DSL.load(path)
-  end
+  def file(text) = load_config(text).first
 
   it "layers the command line over the file over the environment over the defaults" do
     env = { "PORT" => "4000", "PUMA_MAX_THREADS" => "11", "RACK_ENV" => "staging" }

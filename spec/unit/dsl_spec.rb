@@ -7,11 +7,7 @@ require "lunar/process/dsl"
 # Config files in Puma's DSL: the ones `rails new` writes load unchanged, and anything Lunar
 # cannot honour stops the boot with one line naming the file, the line and why.
 RSpec.describe Lunar::DSL do
-  def load_text(text)
-    path = File.join(Dir.mktmpdir("lunar-dsl"), "puma.rb")
-    File.write(path, text)
-    [described_class.load(path), path]
-  end
+  def load_text(text) = load_config(text, "puma.rb")
 
   def config(dsl, env = {})
     Lunar::Configuration.new({}, file: dsl, env: env)

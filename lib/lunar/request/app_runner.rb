@@ -89,7 +89,7 @@ module Lunar
       status, headers, body = result
       answered = true # here, or by the Exchange
       # respond is nil when the body does not fit its connection's budget: the Exchange streams it.
-      if body.instance_of?(Array) && result.instance_of?(Array) && (status = status.to_i) != -1 && !env[RackEnv::RACK_HIJACK_P] &&
+      if body.instance_of?(Array) && result.instance_of?(Array) && (status = status.to_i) != -1 && !RackEnv.hijacking?(env, headers) &&
          !request.respond(status, headers, body).nil?
         @context.finished(env, status, headers, nil, @timed ? body.sum(&:bytesize) : nil)
       else

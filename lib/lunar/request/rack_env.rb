@@ -29,7 +29,7 @@ module Lunar
         "rack.multithread" => multithread,
         "rack.multiprocess" => false,
         "rack.run_once" => false,
-        "rack.hijack?" => false,
+        "rack.hijack?" => true, # every HTTP/1 request; HTTP/2 ones say false
       }.freeze
     end
 
@@ -40,10 +40,20 @@ module Lunar
       env[RACK_INPUT] = input(request.take_body)
       env[ASYNC_CLOSE] = @close_class.new if @close_class
       if request.hijackable? # any HTTP/1 request: the connection can be taken
-        env[RACK_HIJACK_P] = true
         env[RACK_HIJACK] = Hijack.new(request, env)
+      else
+        env[RACK_HIJACK_P] = false
       end
       env
+    end
+
+    # Whether the app took the connection (a full hijack) or asks Lunar to hand it over after
+    # the head (a `rack.hijack` response header): then the response is no plain one.
+    def self.hijacking?(env, headers)
+      hijack = env[RACK_HIJACK]
+      return false unless hijack.is_a?(Hijack)
+
+      hijack.hijacked? || (headers.is_a?(Hash) && headers.key?(RACK_HIJACK))
     end
 
     private

@@ -123,7 +123,7 @@ RSpec.describe "operating a running Lunar" do
       expect(stats.keys).to include(*cluster_keys)
       expect(stats).to include("workers" => 2, "booted_workers" => 2, "phase" => 0)
       expect(stats["worker_status"].first.keys).to include(*worker_keys)
-      expect(stats["worker_status"].map { |w| w["pid"].to_s }).to match_array(served.uniq) if served.uniq.size == 2
+      expect(served.uniq - stats["worker_status"].map { |w| w["pid"].to_s }).to be_empty # every answer came from a worker listed
 
       out, = lunarctl("-C", "unix://#{socket}", "-T", token, "metrics")
       families = prometheus_families(out.split("\n", 2).last)

@@ -3,6 +3,7 @@
 require "json"
 require "socket"
 require "lunar/process/control_app"
+require "lunar/process/line_reader"
 require "lunar/process/log"
 
 module Lunar
@@ -38,7 +39,7 @@ module Lunar
         @lock = Mutex.new
       end
 
-      %i[stats gc_stats thread_backtraces phased_restart restart stop halt gc].each do |question|
+      ControlApp::QUESTIONS.each do |question|
         define_method(question) { ask(question) }
       end
 
@@ -57,31 +58,24 @@ module Lunar
 
     # The master's end: reads the control process's questions and answers each from `runner`.
     class Desk
-      QUESTIONS = %w[stats gc_stats thread_backtraces phased_restart restart stop halt gc].freeze
+      QUESTIONS = ControlApp::QUESTIONS.map(&:to_s).freeze
 
       attr_reader :socket
 
       def initialize(socket, runner)
         @socket = socket
         @runner = runner
-        @buffer = +""
+        @lines = LineReader.new(socket)
       end
 
-      # Answers every whole question waiting; false once the control process has gone.
+      # Answers every whole question waiting (the control process's exit is reaped apart).
       def answer
-        chunk = @socket.read_nonblock(4096, exception: false)
-        return false if chunk.nil?
-        return true if chunk == :wait_readable
-
-        @buffer << chunk
-        while (line = @buffer.slice!(/\A[^\n]*\n/))
-          question = line.chomp
+        @lines.each_line do |question|
           reply = QUESTIONS.include?(question) ? @runner.public_send(question) : { error: "unknown question" }
           @socket.write("#{JSON.generate(reply.is_a?(Hash) || reply.is_a?(Array) ? reply : { status: 'ok' })}\n")
         end
-        true
       rescue IOError, SystemCallError
-        false
+        nil
       end
     end
 

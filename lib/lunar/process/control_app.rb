@@ -13,8 +13,8 @@ module Lunar
   #
   # every one with `?token=TOKEN` (403 "Invalid auth token" without it, unless the token is
   # `none`); anything else is 404 "Unsupported action". `target` answers `stats`,
-  # `gc_stats`, `thread_backtraces`, `phased_restart`, `restart`, `stop`, `halt`, `gc`:
-  # the Single runner itself, or a cluster master reached through a ControlLink.
+  # `gc_stats`, `thread_backtraces`, `phased_restart`, `restart`, `stop`, `halt`, `gc`
+  # (QUESTIONS): the Single runner itself, or a cluster master reached through a Control::Link.
   class ControlApp
     NO_TOKEN = "none"
     OK = JSON.generate(status: "ok")
@@ -22,6 +22,8 @@ module Lunar
     TEXT_HEADERS = { "content-type" => "text/plain" }.freeze
     METRICS_HEADERS = { "content-type" => "text/plain; version=0.0.4; charset=utf-8" }.freeze
     ACTIONS = { "phased-restart" => :phased_restart, "restart" => :restart, "stop" => :stop, "halt" => :halt, "gc" => :gc }.freeze
+    # What the app asks its target: the three readings, then the actions.
+    QUESTIONS = (%i[stats gc_stats thread_backtraces] + ACTIONS.values).freeze
 
     def initialize(target, token:)
       @target = target

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "json"
+require "lunar/process/line_reader"
 
 module Lunar
   # A worker as the cluster master sees it: its process, its slot (index) and phase, and
@@ -27,22 +28,16 @@ module Lunar
       @last_status = {}
       @booted = false
       @retiring = false
-      @buffer = +""
+      @lines = LineReader.new(pipe)
     end
 
     def booted? = @booted
 
     # Reads what the worker wrote; true when it just booted.
     def read
-      chunk = @pipe.read_nonblock(65_536, exception: false)
-      return close_pipe && false if chunk.nil?
-      return false if chunk == :wait_readable
-
-      @buffer << chunk
       just_booted = false
-      while (line = @buffer.slice!(/\A[^\n]*\n/))
-        just_booted |= message(line.chomp)
-      end
+      open = @lines.each_line { |line| just_booted |= message(line) }
+      close_pipe unless open
       just_booted
     end
 

@@ -35,6 +35,8 @@ pub struct ConnectionInfo {
     multiplexed: AtomicBool,
     /// hyper's writes are dropped (a full `rack.hijack`: the app writes its own handshake).
     muted: AtomicBool,
+    /// HTTP/1 during a stop: every response says `Connection: close` (see `net::connection`).
+    keep_alive_ended: AtomicBool,
     /// A full `rack.hijack` of a request that asked for no upgrade: the waiting Ruby thread's
     /// end, for the connection hyper gives back once it is done with it.
     handover: Mutex<Option<Giver>>,
@@ -56,6 +58,7 @@ impl ConnectionInfo {
             outbox: Outbox::default(),
             multiplexed: AtomicBool::new(false),
             muted: AtomicBool::new(false),
+            keep_alive_ended: AtomicBool::new(false),
             handover: Mutex::new(None),
             cut: CutSwitch::default(),
         }
@@ -90,6 +93,15 @@ impl ConnectionInfo {
 
     pub fn is_muted(&self) -> bool {
         self.muted.load(Ordering::Acquire)
+    }
+
+    /// From now on each response says `Connection: close`, and hyper closes after it.
+    pub fn end_keep_alive(&self) {
+        self.keep_alive_ended.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_keep_alive_ended(&self) -> bool {
+        self.keep_alive_ended.load(Ordering::Relaxed)
     }
 
     /// Gives the connection to `giver` once hyper lets go of it (see `take_handover`);

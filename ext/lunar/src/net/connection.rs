@@ -118,7 +118,8 @@ enum Linger {
     /// HTTP/1: NEXT_REQUEST_ON_STOP from the stop. A keep-alive client may be sending its
     /// next request as the stop begins; closing under it loses that request (the client
     /// sees a reset, and must not retry a POST). Meanwhile every response says
-    /// `Connection: close` (`service`), so busy connections end after their response.
+    /// `Connection: close` (`ConnectionInfo::end_keep_alive`), so busy connections end
+    /// after their response.
     Always,
     /// HTTP/2: GOAWAY at once (it tells the client which streams will be served; it retries
     /// the rest elsewhere), unless the connection is younger than NEXT_REQUEST_ON_STOP.
@@ -147,7 +148,10 @@ async fn drive<C: Future>(
         let stopping = !draining && *shutdown.borrow();
         if stopping && lingering.is_none() {
             let drain_from = match linger {
-                Linger::Always => Instant::now() + NEXT_REQUEST_ON_STOP,
+                Linger::Always => {
+                    info.end_keep_alive();
+                    Instant::now() + NEXT_REQUEST_ON_STOP
+                }
                 Linger::WhenYoung => opened + NEXT_REQUEST_ON_STOP,
             };
             if Instant::now() >= drain_from {

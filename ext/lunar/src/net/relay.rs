@@ -37,9 +37,18 @@ pub async fn hand_over(transport: Transport, read_buf: Bytes, giver: Giver) {
         Transport::Unix(client) if read_buf.is_empty() => return give_own(client.into_std(), Kind::Unix, giver),
         other => other,
     };
-    let Ok((relay_end, app_end)) = UnixStream::pair() else { return }; // out of descriptors: the hijack fails
-    giver.give(app_end.into_std().map(OwnedFd::from).expect("a fresh tokio socket converts"), Kind::Unix);
-    relay(transport, read_buf, relay_end).await;
+    if let Some(relay_end) = give_pair_end(giver) {
+        relay(transport, read_buf, relay_end).await;
+    }
+}
+
+/// Gives the app one end of a new socket pair; returns the other, for the relay. None when
+/// no pair can be made (out of descriptors): the giver is dropped, and the hijack fails.
+fn give_pair_end(giver: Giver) -> Option<UnixStream> {
+    let (relay_end, app_end) = std::os::unix::net::UnixStream::pair().ok()?;
+    let relay_end = relay_end.set_nonblocking(true).and_then(|()| UnixStream::from_std(relay_end)).ok()?;
+    giver.give(app_end.into(), Kind::Unix);
+    Some(relay_end)
 }
 
 fn give_own<S: Into<OwnedFd>>(socket: io::Result<S>, kind: Kind, giver: Giver) {
@@ -54,8 +63,7 @@ pub async fn hand_over_upgraded(upgraded: Upgraded, giver: Giver) {
         Ok(parts) => hand_over(parts.io.into_inner().into_inner(), parts.read_buf, giver).await,
         Err(upgraded) => {
             // Not our transport (cannot happen: every connection is one): relay by copying.
-            let Ok((mut relay_end, app_end)) = UnixStream::pair() else { return };
-            giver.give(app_end.into_std().map(OwnedFd::from).expect("a fresh tokio socket converts"), Kind::Unix);
+            let Some(mut relay_end) = give_pair_end(giver) else { return };
             let _ = tokio::io::copy_bidirectional_with_sizes(&mut TokioIo::new(upgraded), &mut relay_end, COPY_BUF, COPY_BUF).await;
         }
     }

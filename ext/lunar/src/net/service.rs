@@ -55,7 +55,6 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
     let head_request = req.method() == Method::HEAD;
     // Only `--max-persistent-conns` needs to know (its header scan is skipped otherwise).
     let limit_keep_alive = state.config.max_persistent.is_some() && wants_keep_alive(req.version(), req.headers());
-    let http1 = req.version() <= Version::HTTP_11;
     // An HTTP/1.1 request asking for an upgrade (a WebSocket handshake) may be hijacked: keep
     // hyper's handle on the connection's handover. Other requests pay nothing for it.
     let upgrade = (req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE)).then(|| hyper::upgrade::on(&mut req));
@@ -83,10 +82,9 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
         }
     };
     // hyper closes an HTTP/1 connection after a response that says so: past the keep-alive
-    // limit, and once the server is stopping (the client then opens its next connection
+    // limit, and once its connection is stopping (the client then opens its next connection
     // to whichever server is taking them, instead of losing a request to a close).
-    let stopping = http1 && *state.shutdown.borrow();
-    if stopping || (limit_keep_alive && !state.keep_alive_allowed(&connection)) {
+    if connection.is_keep_alive_ended() || (limit_keep_alive && !state.keep_alive_allowed(&connection)) {
         reply.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let mut response = body::prepare(*reply, head_request);

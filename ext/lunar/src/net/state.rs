@@ -29,7 +29,7 @@ pub struct ServerState {
     next_id: AtomicU64,
     live_connections: AtomicUsize,
     persistent_connections: AtomicUsize,
-    websockets: Arc<AtomicUsize>,
+    websockets: AtomicUsize,
     all_closed: Notify,
 }
 
@@ -45,7 +45,7 @@ impl ServerState {
             next_id: AtomicU64::new(1),
             live_connections: AtomicUsize::new(0),
             persistent_connections: AtomicUsize::new(0),
-            websockets: Arc::default(),
+            websockets: AtomicUsize::new(0),
             all_closed: Notify::new(),
             config,
         }
@@ -63,9 +63,9 @@ impl ServerState {
     }
 
     /// Counts a native WebSocket (`Topic#websocket`) as open until the returned guard drops.
-    pub fn track_websocket(&self) -> WebSocketGuard {
+    pub fn track_websocket(self: &Arc<Self>) -> WebSocketGuard {
         self.websockets.fetch_add(1, Ordering::Relaxed);
-        WebSocketGuard(self.websockets.clone())
+        WebSocketGuard(self.clone())
     }
 
     /// Native WebSockets open (they no longer count as connections: see `websocket`).
@@ -115,11 +115,11 @@ impl ServerState {
     }
 }
 
-pub struct WebSocketGuard(Arc<AtomicUsize>);
+pub struct WebSocketGuard(Arc<ServerState>);
 
 impl Drop for WebSocketGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.websockets.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

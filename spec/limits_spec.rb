@@ -128,6 +128,29 @@ RSpec.describe "connection limits" do
     held&.each(&:close)
   end
 
+  it "counts hijacked sockets against --max-conns until the app closes them, handed whole or relayed" do
+    held = Queue.new
+    server = serve(max_conns: 2) do |env|
+      io = env["rack.hijack"].call
+      io.write("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nheld")
+      env["PATH_INFO"] == "/hold" ? held << io : io.close
+      [200, {}, []]
+    end
+    whole = connect(server)
+    whole.write("GET /hold HTTP/1.1\r\nHost: h\r\n\r\n") # nothing past the head: the socket itself
+    relayed = connect(server)
+    relayed.write("GET /hold HTTP/1.1\r\nHost: h\r\n\r\nearly") # bytes past the head: a relayed pair
+    expect([read_until(whole, /held\z/), read_until(relayed, /held\z/)]).to all(end_with("held"))
+    ios = [pop_within(held), pop_within(held)]
+    eventually { server.stats[:hijacked_sockets] == 1 && server.live_connections == 1 }
+    expect(raw(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")).to start_with("HTTP/1.1 503")
+    ios.each(&:close)
+    eventually { server.stats[:hijacked_sockets].zero? && server.live_connections.zero? }
+    expect(raw(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")).to end_with("held")
+  ensure
+    [whole, relayed].compact.each(&:close)
+  end
+
   it "raises its soft open-file limit to the hard limit and says so at boot" do
     _, hard = Process.getrlimit(:NOFILE)
     child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", fixture("hello.ru")), spawn: { rlimit_nofile: [256, hard] })

@@ -8,7 +8,7 @@ module Lunar
   #
   #   single:  started_at, backlog, running, pool_capacity, busy_threads, max_threads,
   #            requests_count, and connections, max_connections, async_pending, parked_bodies,
-  #            websockets, topics, topic_subscribers, redis_links, redis_links_up,
+  #            websockets, hijacked_sockets, topics, topic_subscribers, redis_links, redis_links_up,
   #            redis_dropped_publishes
   #   cluster: started_at, workers, phase, booted_workers, old_workers, worker_status[]
   #            (each: started_at, pid, index, phase, booted, last_checkin, last_status{single})
@@ -83,6 +83,7 @@ module Lunar
       async_pending: ["Async responses held and deferrable or parked bodies streaming", "gauge"],
       parked_bodies: ["Streamed bodies parked, waiting for a slow client", "gauge"],
       websockets: ["Native WebSockets open (Topic#websocket)", "gauge"],
+      hijacked_sockets: ["Sockets handed to the app whole by rack.hijack and not yet closed by it", "gauge"],
       topics: ["Lunar::Topic objects in the process", "gauge"],
       topic_subscribers: ["Streams, held polls and WebSockets subscribed to a topic", "gauge"],
       redis_links: ["Redis links the topics use", "gauge"],

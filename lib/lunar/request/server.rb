@@ -101,7 +101,8 @@ module Lunar
       { backlog: @native ? @native.queue_length : 0, running: threads, pool_capacity: threads - busy, busy_threads: busy,
         max_threads: threads, requests_count: @native ? @native.requests_count : 0,
         connections: live_connections, max_connections: max_connections, async_pending: pending_async,
-        parked_bodies: parked_bodies, websockets: @native ? @native.websockets : 0 }.merge(Topic.stats)
+        parked_bodies: parked_bodies, websockets: @native ? @native.websockets : 0,
+        hijacked_sockets: @native ? @native.hijacked_sockets : 0 }.merge(Topic.stats)
     end
 
     # Reopens the access log file (HUP, after logrotate moved it).

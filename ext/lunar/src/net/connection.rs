@@ -74,7 +74,7 @@ pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<Con
             // of the connection (without shutting it down); the app's relay takes it.
             // Its own task: the relay's state is no part of every connection's.
             if let (Some(giver), Some(parts)) = (info.take_handover(), conn.into_parts()) {
-                tokio::spawn(relay::hand_over(parts.io.into_inner().into_inner(), parts.read_buf, giver));
+                tokio::spawn(relay::hand_over(parts.io.into_inner().into_inner(), parts.read_buf, giver, state.clone()));
             }
         }
         // Boxed: hyper's HTTP/2 connection is 1.5 KiB, its HTTP/1 one 0.6; the task is sized

@@ -187,7 +187,7 @@ impl Listener {
             }
         };
         // Counted after the accept: it may have waited while connections came and went.
-        if state.live_connections() >= state.config.max_connections {
+        if state.at_capacity() {
             tokio::spawn(connection::refuse(transport, self.tls.clone()));
             return Ok(());
         }

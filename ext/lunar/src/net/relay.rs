@@ -13,6 +13,7 @@
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::upgrade::Upgraded;
@@ -21,6 +22,7 @@ use tokio::net::{TcpStream, UnixStream};
 
 use crate::bridge::handover::{Giver, Kind};
 use crate::net::socket::{ActivityIo, Transport};
+use crate::net::state::ServerState;
 
 /// Bytes moved per read on the copying path (TLS): WebSocket messages are small.
 const COPY_BUF: usize = 4096;
@@ -31,12 +33,15 @@ const READ_BUF: usize = 16 * 1024;
 /// past the request) to the Ruby thread waiting in `rack.hijack`: the client's own socket
 /// when nothing sits in between (plain TCP or Unix, nothing buffered), one descriptor and
 /// no task; else the app's end of a socket pair, relayed to the client until both are done.
-pub async fn hand_over(transport: Transport, read_buf: Bytes, giver: Giver) {
+/// Either way it counts against `--max-conns` until the app closes it: a relay holds a
+/// connection's place for its life, a socket given whole is remembered in `state.handed`.
+pub async fn hand_over(transport: Transport, read_buf: Bytes, giver: Giver, state: Arc<ServerState>) {
     let transport = match transport {
-        Transport::Tcp(client) if read_buf.is_empty() => return give_own(client.into_std(), Kind::Tcp, giver),
-        Transport::Unix(client) if read_buf.is_empty() => return give_own(client.into_std(), Kind::Unix, giver),
+        Transport::Tcp(client) if read_buf.is_empty() => return give_own(client.into_std(), Kind::Tcp, giver, &state),
+        Transport::Unix(client) if read_buf.is_empty() => return give_own(client.into_std(), Kind::Unix, giver, &state),
         other => other,
     };
+    let _live = state.track_connection();
     if let Some(relay_end) = give_pair_end(giver) {
         relay(transport, read_buf, relay_end).await;
     }
@@ -51,17 +56,20 @@ fn give_pair_end(giver: Giver) -> Option<UnixStream> {
     Some(relay_end)
 }
 
-fn give_own<S: Into<OwnedFd>>(socket: io::Result<S>, kind: Kind, giver: Giver) {
+fn give_own<S: Into<OwnedFd>>(socket: io::Result<S>, kind: Kind, giver: Giver, state: &ServerState) {
     if let Ok(socket) = socket {
-        giver.give(socket.into(), kind); // dropped, so closed, if Ruby gave up waiting
+        let socket: OwnedFd = socket.into();
+        state.handed.record(&socket);
+        giver.give(socket, kind); // dropped, so closed, if Ruby gave up waiting
     }
 }
 
 /// After an upgrade: the connection back from hyper's `Upgraded`, then as `hand_over`.
-pub async fn hand_over_upgraded(upgraded: Upgraded, giver: Giver) {
+pub async fn hand_over_upgraded(upgraded: Upgraded, giver: Giver, state: Arc<ServerState>) {
     match upgraded.downcast::<TokioIo<ActivityIo>>() {
-        Ok(parts) => hand_over(parts.io.into_inner().into_inner(), parts.read_buf, giver).await,
+        Ok(parts) => hand_over(parts.io.into_inner().into_inner(), parts.read_buf, giver, state).await,
         Err(upgraded) => {
+            let _live = state.track_connection();
             // Not our transport (cannot happen: every connection is one): relay by copying.
             let Some(mut relay_end) = give_pair_end(giver) else { return };
             let _ = tokio::io::copy_bidirectional_with_sizes(&mut TokioIo::new(upgraded), &mut relay_end, COPY_BUF, COPY_BUF).await;

@@ -68,7 +68,7 @@ pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>,
     let id = state.next_id();
     let mut reply = match dispatch(id, Box::new(parts), body, connection.clone(), upgrade.is_some(), &state).await? {
         Answer::Respond(reply) => reply,
-        Answer::Hijack { giver, head } => return hijack(upgrade, giver, head, connection),
+        Answer::Hijack { giver, head } => return hijack(upgrade, giver, head, connection, state),
         Answer::WebSocket { head, outgoing, messages } => {
             let upgrade = upgrade.ok_or(CloseConnection)?; // Ruby only offers it on upgradable requests
             let route = websocket::MessageRoute { id, messages, notices: state.queue.notices().clone() };
@@ -112,13 +112,14 @@ fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
 
 /// `rack.hijack`: hyper writes a 101 (the app's own, for a partial hijack; for a full one
 /// a 101 the muted connection drops, since the app writes its handshake itself) and hands
-/// the connection over; a task then relays it to the socket pair whose other end Ruby holds.
-/// A relay, not the raw socket: bytes hyper had already read come first, and TLS works.
+/// the connection over, or, for a request without an upgrade, the head and then the
+/// connection; `relay::hand_over` gives it to Ruby (the socket itself, or a relayed pair).
 fn hijack(
     upgrade: Option<OnUpgrade>,
     giver: Giver,
     head: Option<Box<Response<ReplyBody>>>,
     connection: Arc<ConnectionInfo>,
+    state: Arc<ServerState>,
 ) -> Result<Response<ResponseBody>, CloseConnection> {
     let switching = head.as_ref().is_none_or(|h| h.status() == StatusCode::SWITCHING_PROTOCOLS);
     let Some(upgrade) = upgrade.filter(|_| switching) else {
@@ -141,7 +142,7 @@ fn hijack(
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
         connection.mute(false); // hyper's 101 is out (dropped): from here on the app's bytes flow
-        relay::hand_over_upgraded(upgraded, giver).await;
+        relay::hand_over_upgraded(upgraded, giver, state).await;
     });
     Ok(body::prepare(*head, false))
 }

@@ -13,6 +13,7 @@ use tokio::sync::{watch, Notify};
 use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::dispatch::DispatchQueue;
 use crate::config::ServerConfig;
+use crate::net::handed::HandedSockets;
 
 /// hyper refuses a smaller read buffer; it is also the request-head limit.
 const HYPER_MIN_BUF: usize = 8192;
@@ -30,6 +31,8 @@ pub struct ServerState {
     live_connections: AtomicUsize,
     persistent_connections: AtomicUsize,
     websockets: AtomicUsize,
+    /// Sockets given to the app whole by `rack.hijack`.
+    pub handed: HandedSockets,
     all_closed: Notify,
 }
 
@@ -46,6 +49,7 @@ impl ServerState {
             live_connections: AtomicUsize::new(0),
             persistent_connections: AtomicUsize::new(0),
             websockets: AtomicUsize::new(0),
+            handed: HandedSockets::default(),
             all_closed: Notify::new(),
             config,
         }
@@ -81,6 +85,15 @@ impl ServerState {
 
     pub fn live_connections(&self) -> usize {
         self.live_connections.load(Ordering::Acquire)
+    }
+
+    /// Whether `--max-conns` is reached: connections Lunar serves (relayed hijacks among
+    /// them) plus sockets handed to the app that it has not closed yet. Which handed sockets
+    /// are closed is looked at only once the cheap count says the limit is reached.
+    pub fn at_capacity(&self) -> bool {
+        let max = self.config.max_connections;
+        let live = self.live_connections();
+        live + self.handed.counted() >= max && live + self.handed.open() >= max
     }
 
     /// Whether `connection` may stay open after this response: it already counts among

@@ -152,6 +152,10 @@ impl NativeServer {
         self.handle.state.websockets()
     }
 
+    fn hijacked_sockets(&self) -> usize {
+        self.handle.state.handed.open()
+    }
+
     fn requests_count(&self) -> u64 {
         self.handle.state.requests_count()
     }
@@ -182,6 +186,7 @@ impl NativeServer {
         class.define_method("live_connections", method!(NativeServer::live_connections, 0))?;
         class.define_method("requests_count", method!(NativeServer::requests_count, 0))?;
         class.define_method("websockets", method!(NativeServer::websockets, 0))?;
+        class.define_method("hijacked_sockets", method!(NativeServer::hijacked_sockets, 0))?;
         class.define_method("max_connections", method!(NativeServer::max_connections, 0))?;
         class.define_method("open_files", method!(NativeServer::open_files, 0))?;
         class.define_method("queue_length", method!(NativeServer::queue_length, 0))?;

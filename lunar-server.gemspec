@@ -18,7 +18,7 @@ Gem::Specification.new do |s|
   # No root Cargo.toml: the repository's workspace also lists benchmark crates that the gem
   # does not ship; ext/lunar/extconf.rb builds the crate standalone with the root Cargo.lock.
   s.files = Dir["lib/**/*.rb", "exe/*", "ext/lunar/extconf.rb", "ext/lunar/Cargo.toml", "ext/lunar/src/**/*.rs",
-                "Cargo.lock", "README.md", "LICENSE", "docs/*.md"]
+                "Cargo.lock", ".cargo/config.toml", "README.md", "LICENSE", "docs/*.md"]
   s.bindir = "exe"
   s.executables = %w[lunar lunarctl]
   s.extensions = ["ext/lunar/extconf.rb"]

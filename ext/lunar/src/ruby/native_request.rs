@@ -30,7 +30,10 @@ pub struct NativeRequest {
     id: u64,
     /// Taken by `env`: a held request keeps no copy of its head.
     head: Mutex<Option<Box<Parts>>>,
-    connection: Arc<ConnectionInfo>,
+    /// Let go of once the connection is handed to the app (`rack.hijack`): an app such as
+    /// faye-websocket keeps the env, so this object, for the socket's whole life, and a
+    /// connection's state kept that long pins allocator pages its short-lived neighbours left.
+    connection: Mutex<Option<Arc<ConnectionInfo>>>,
     body: Mutex<Option<RequestBody>>,
     reply: Mutex<Option<oneshot::Sender<Reply>>>,
     state: Arc<ServerState>,
@@ -46,7 +49,7 @@ impl NativeRequest {
             id: job.id,
             hijackable: job.head.version <= http::Version::HTTP_11,
             head: Mutex::new(Some(job.head)),
-            connection: job.connection,
+            connection: Mutex::new(Some(job.connection)),
             body: Mutex::new(Some(job.body)),
             reply: Mutex::new(Some(job.reply)),
             state,
@@ -62,7 +65,8 @@ impl NativeRequest {
     fn env(ruby: &Ruby, rb_self: &Self, base: RHash) -> Result<RHash, Error> {
         let head = lock(&rb_self.head).take();
         let head = head.ok_or_else(|| Error::new(ruby.exception_runtime_error(), "Lunar::Native::Request#env was already built"))?;
-        let job_view = env::JobView { head: &head, connection: &rb_self.connection };
+        let connection = rb_self.connection().ok_or_else(|| Error::new(ruby.exception_runtime_error(), "Lunar::Native::Request#env after a hijack"))?;
+        let job_view = env::JobView { head: &head, connection: &connection };
         env::build(ruby, base, &job_view, &rb_self.state.config)
     }
 
@@ -112,7 +116,8 @@ impl NativeRequest {
         let reply_body = if len == 0 {
             ReplyBody::Empty
         } else {
-            match Counted::reserve(&rb_self.connection, len, rb_self.state.config.connection_buffer) {
+            let Some(connection) = rb_self.connection() else { return Ok(Some(false)) }; // hijacked: answered
+            match Counted::reserve(&connection, len, rb_self.state.config.connection_buffer) {
                 Some(slot) => slot.with(body.to_bytes()?),
                 None => return Ok(None),
             }
@@ -132,7 +137,7 @@ impl NativeRequest {
     /// Sends the head now and returns a writer for the body chunks (nil if already answered).
     fn stream(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<BodyWriter>, Error> {
         let map = response::header_map(ruby, headers)?;
-        let (stream, writer) = rb_self.stream_pair();
+        let Some((stream, writer)) = rb_self.stream_pair() else { return Ok(None) };
         let sent = rb_self.send(Reply::Response(reply::response(status, map, ReplyBody::Chunks(stream))));
         Ok(sent.then_some(writer))
     }
@@ -152,15 +157,20 @@ impl NativeRequest {
         headers.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
         headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
         headers.insert(http::header::SEC_WEBSOCKET_ACCEPT, http::HeaderValue::from_str(&accept).ok()?);
-        let (outgoing, writer) = self.stream_pair();
+        let (outgoing, writer) = self.stream_pair()?;
         self.send(Reply::WebSocket { head: switching_protocols(headers), outgoing, messages }).then_some(writer)
     }
 
-    /// A streamed body's two ends: the connection's, and Ruby's writer (byte-capped).
-    fn stream_pair(&self) -> (Box<ChunkStream>, BodyWriter) {
+    /// A streamed body's two ends: the connection's, and Ruby's writer (byte-capped); None
+    /// once the connection was hijacked.
+    fn stream_pair(&self) -> Option<(Box<ChunkStream>, BodyWriter)> {
         let caps = Caps { stream: self.state.config.stream_buffer, connection: self.state.config.connection_buffer };
-        let (sender, stream) = stream::channel(self.connection.clone(), caps);
-        (Box::new(stream), BodyWriter::new(sender, self.state.runtime.clone()))
+        let (sender, stream) = stream::channel(self.connection()?, caps);
+        Some((Box::new(stream), BodyWriter::new(sender, self.state.runtime.clone())))
+    }
+
+    fn connection(&self) -> Option<Arc<ConnectionInfo>> {
+        lock(&self.connection).clone()
     }
 
     /// Whether the request asked for an upgrade (a partial hijack needs one: hyper writes its
@@ -225,7 +235,11 @@ impl NativeRequest {
         loop {
             let interrupted = AtomicBool::new(false);
             match without_gvl(ruby, || taker.wait(&interrupted), || interrupted.store(true, Ordering::Release))? {
-                Some(Ok(handed)) => return Ok(Some((handed.fd.into_raw_fd(), handed.kind == handover::Kind::Tcp))),
+                Some(Ok(handed)) => {
+                    lock(&self.connection).take(); // the app's now: nothing of it is kept here
+                    lock(&self.body).take();
+                    return Ok(Some((handed.fd.into_raw_fd(), handed.kind == handover::Kind::Tcp)));
+                }
                 Some(Err(())) => {
                     return Err(Error::new(ruby.exception_io_error(), "rack.hijack: the client went away before the connection could be handed over"));
                 }

@@ -33,8 +33,11 @@ pub const HTTP2_SLICE: usize = 16 * 1024;
 pub struct StreamState {
     /// Bytes written by Ruby and not yet taken by the connection.
     pub queued: AtomicUsize,
-    /// Signalled whenever the connection takes a chunk.
+    /// Signalled when the connection takes a chunk and leaves no more than `low_water`
+    /// queued (and when it ends): a writer waiting for room wakes once the stream has half
+    /// drained, not once per chunk (every wake is a thread switch).
     pub room: Notify,
+    low_water: usize,
     pub finished: AtomicBool,
     /// The body failed (the app raised, or the client was cut off): no more chunks are
     /// taken, and the response ends as an error instead of completing.
@@ -51,8 +54,14 @@ pub struct Caps {
 /// A streamed body's two ends: the writer's, and the connection's.
 pub fn channel(connection: Arc<ConnectionInfo>, caps: Caps) -> (StreamSender, ChunkStream) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let state = Arc::new(StreamState { queued: AtomicUsize::new(0), room: Notify::new(), finished: AtomicBool::new(false), failed: AtomicBool::new(false) });
     let caps = Caps { stream: caps.stream.max(1), connection: caps.connection.max(1) };
+    let state = Arc::new(StreamState {
+        queued: AtomicUsize::new(0),
+        room: Notify::new(),
+        low_water: caps.stream / 2,
+        finished: AtomicBool::new(false),
+        failed: AtomicBool::new(false),
+    });
     let sender = StreamSender { tx, state: state.clone(), caps, connection: connection.clone() };
     let stream = ChunkStream { rx, state, rest: None, handoff: Handoff::new(connection), watch: None, flushed: false };
     (sender, stream)
@@ -128,9 +137,14 @@ impl StreamSender {
         loop {
             let (stream, connection) = (self.state.room.notified(), self.connection.outbox.room.notified());
             tokio::pin!(stream, connection);
-            // Registered before the check: no wake-up is missed.
+            // Registered before the check: no wake-up is missed. The connection's budget,
+            // signalled on every byte hyper takes, is listened to only while it is what
+            // holds this writer back (HTTP/2 streams sharing a slow client).
             stream.as_mut().enable();
-            connection.as_mut().enable();
+            let connection_full = !self.connection.outbox.has_room(len, self.caps.connection);
+            if connection_full {
+                connection.as_mut().enable();
+            }
             if self.is_closed() {
                 return Room::Gone;
             }
@@ -145,7 +159,7 @@ impl StreamSender {
             };
             tokio::select! {
                 _ = stream => {}
-                _ = connection => {}
+                _ = connection, if connection_full => {}
                 _ = passed => return Room::Stalled,
             }
         }
@@ -240,8 +254,10 @@ impl ChunkStream {
     /// Hands over (the next slice of) `data`, keeping the rest for the next poll.
     fn hand(&mut self, mut data: Bytes) -> Bytes {
         let now = self.handoff.hand(&mut data);
-        self.state.queued.fetch_sub(now.len(), Ordering::AcqRel);
-        self.state.room.notify_waiters();
+        let left = self.state.queued.fetch_sub(now.len(), Ordering::AcqRel) - now.len();
+        if left <= self.state.low_water {
+            self.state.room.notify_waiters();
+        }
         if !data.is_empty() {
             self.rest = Some(data);
         }
@@ -394,6 +410,30 @@ mod tests {
             assert!(matches!(sender.room(1, Some(deadline)).await, Room::Stalled));
             drop(stream);
             assert!(matches!(sender.room(1, None).await, Room::Gone));
+        });
+    }
+
+    #[test]
+    fn a_waiting_writer_is_woken_once_the_stream_has_half_drained_not_per_chunk() {
+        use std::future::Future;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(async {
+            let (sender, mut stream) = pair(8);
+            for _ in 0..4 {
+                sender.try_send(bytes(2));
+            }
+            let room = sender.room(2, None);
+            tokio::pin!(room);
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(room.as_mut().poll(&mut cx).is_pending());
+            let notified = sender.state.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(_)))), "6 bytes left: above half");
+            assert!(notified.as_mut().poll(&mut cx).is_pending(), "no wake-up for one chunk taken");
+            assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(_)))), "4 bytes left: half");
+            assert!(notified.as_mut().poll(&mut cx).is_ready());
+            assert!(matches!(room.as_mut().poll(&mut cx), Poll::Ready(Room::Ready)));
         });
     }
 

@@ -64,6 +64,9 @@ def close_storm(pid, port, loads)
   rss_kib(pid)
 end
 
+# Descriptors the server process has open now.
+def descriptors(pid) = Dir.children("/proc/#{pid}/fd").size
+
 # One publish to every held socket: the sorted delivery latencies, in ms.
 def publish_latencies(port, loads)
   published_at = (Time.now.to_r * 1_000_000).to_i
@@ -80,13 +83,15 @@ def fanout(name)
   command, native, count = FANOUT.fetch(name).call(port)
   with_server(command, port, env: LIB_ENV, chdir: ROOT) do |pid|
     base = rss_kib(pid)
+    base_fds = descriptors(pid)
     loads, held, open_s = open_sockets(port, count, native)
     held_rss = rss_kib(pid)
+    fds = (descriptors(pid) - base_fds).fdiv([held, 1].max)
     latencies = publish_latencies(port, loads)
     after = close_storm(pid, port, loads)
     loads, = open_sockets(port, count, native)
     again = close_storm(pid, port, loads)
-    { held: held, of: count, open_s: open_s, kib: (held_rss - base).fdiv([held, 1].max),
+    { held: held, of: count, open_s: open_s, kib: (held_rss - base).fdiv([held, 1].max), fds: fds,
       base_mib: base / 1024.0, held_mib: held_rss / 1024.0, after_mib: after / 1024.0, again_mib: again / 1024.0,
       got: latencies.size, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies.last || Float::NAN }
   end
@@ -117,8 +122,9 @@ end
 
 fan = FANOUT.keys.to_h { |n| [n, fanout(n)] }
 fan.each do |n, r|
-  warn format("%-28s held %d/%d, open %.1fs, %.2f KiB/socket, p50 %.1f p99 %.1f ms, got %d, RSS %.0f→%.0f→%.0f→%.0f MiB", n, r[:held], r[:of], r[:open_s],
-              r[:kib], r[:p50], r[:p99], r[:got], r[:base_mib], r[:held_mib], r[:after_mib], r[:again_mib])
+  warn format("%-28s held %d/%d, open %.1fs, %.2f KiB/socket, %.2f fds/socket, p50 %.1f p99 %.1f ms, got %d, RSS %.0f→%.0f→%.0f→%.0f MiB",
+              n, r[:held], r[:of], r[:open_s],
+              r[:kib], r[:fds], r[:p50], r[:p99], r[:got], r[:base_mib], r[:held_mib], r[:after_mib], r[:again_mib])
 end
 echoes = [1, 100].flat_map { |n| ECHO.keys.map { |name| [[name, n], echo(name, n)] } }.to_h
 echoes.each { |(name, n), r| warn format("%-34s %3d sockets: %8.0f round trips/s, %.1f µs server CPU each", name, n, r[:rps], r[:cpu_us]) }
@@ -137,12 +143,13 @@ report = <<~MD
   holding them; delivery runs from just before `POST /publish` until each client has the
   message. Then every client closes at once and RSS is read 2 s later; then as many
   sockets open and close again, and RSS is read once more (a leak would show as growth
-  from the first storm to the second). A hijacked plain-TCP connection is one descriptor
-  (the client's socket, handed to the app); open-file limit #{Process.getrlimit(:NOFILE).first}.
+  from the first storm to the second). Descriptors per socket: the server's open descriptors
+  while holding them, less before, over the sockets held (a hijacked plain-TCP connection
+  is the client's own socket, handed to the app); open-file limit #{Process.getrlimit(:NOFILE).first}.
 
-  | server | sockets held | time to open | RSS per held socket | fan-out p50 | p99 | max | got the message | RSS before → held → after storm 1 → after storm 2 |
-  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
-  #{fan.map { |n, r| format('| %s | %d of %d | %.1f s | %.2f KiB | %.1f ms | %.1f ms | %.1f ms | %d | %.0f → %.0f → %.0f → %.0f MiB |', n, r[:held], r[:of], r[:open_s], r[:kib], r[:p50], r[:p99], r[:max], r[:got], r[:base_mib], r[:held_mib], r[:after_mib], r[:again_mib]) }.join("\n")}
+  | server | sockets held | time to open | RSS per held socket | descriptors per socket | fan-out p50 | p99 | max | got the message | RSS before → held → after storm 1 → after storm 2 |
+  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+  #{fan.map { |n, r| format('| %s | %d of %d | %.1f s | %.2f KiB | %.2f | %.1f ms | %.1f ms | %.1f ms | %d | %.0f → %.0f → %.0f → %.0f MiB |', n, r[:held], r[:of], r[:open_s], r[:kib], r[:fds], r[:p50], r[:p99], r[:max], r[:got], r[:base_mib], r[:held_mib], r[:after_mib], r[:again_mib]) }.join("\n")}
 
   ### Echo round trips (faye-websocket, bench/apps/ws_echo.ru, #{ECHO_SECONDS} s)
 

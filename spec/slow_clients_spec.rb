@@ -59,7 +59,10 @@ RSpec.describe "slow clients" do
 
     it "delivers every byte to a client that reads slowly, parking many times (#{mode})" do
       server = serve(app, mode: mode, threads: 2, write_timeout: 2, stream_buffer: 64 * 1024)
-      %w[/big/64 /call/64].each do |path| # 4 MiB each
+      # 16 MiB each: more than the kernel's socket buffers can take (tcp_wmem's 4 MiB at most),
+      # so the body must wait for the reader; with 4 MiB a send buffer grown to its maximum
+      # could take it all, and the body never park (seen once under a loaded CI machine).
+      %w[/big/256 /call/256].each do |path|
         sock = connect(server)
         sock.setsockopt(Socket::SOL_SOCKET, Socket::SO_RCVBUF, 16_384)
         sock.write("GET #{path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
@@ -79,7 +82,7 @@ RSpec.describe "slow clients" do
         expect(parked).to be > 0 # the body did wait for the reader, parked
         head, body = text.split("\r\n\r\n", 2)
         expect(head).to start_with("HTTP/1.1 200").and include("Transfer-Encoding: chunked")
-        expect(dechunk(body)).to eq(SlowChunks::CHUNK * 64)
+        expect(dechunk(body)).to eq(SlowChunks::CHUNK * 256)
       end
     end
   end

@@ -7,9 +7,10 @@ module Lunar
   # websocket-driver, message_bus). The app gets the client's own socket (a TCPSocket or
   # UNIXSocket) where nothing sits in between; over TLS, or when hyper had read bytes past
   # the request (which must come first), one end of a socket pair the native side relays to
-  # the client. It reads what the client sends and writes its own response bytes. Offered on every HTTP/1.0 and 1.1 request (`rack.hijack?` is true there): an
-  # upgrade request is handed over through hyper's upgrade, any other through hyper giving
-  # the connection back once it has "written" an empty response into the muted connection.
+  # the client. It reads what the client sends and writes its own response bytes. Offered
+  # on every HTTP/1.0 and 1.1 request (`rack.hijack?` is true there): an upgrade request is
+  # handed over through hyper's upgrade, any other through hyper giving the connection back
+  # once it has "written" an empty response into the muted connection.
   # Not over HTTP/2 (a stream is not a connection). A partial hijack (a `rack.hijack`
   # response header): a 101 on an upgrade request goes out as hyper's upgrade; any other
   # status as an HTTP/1.0 head with `Connection: close`, the app's bytes being the body

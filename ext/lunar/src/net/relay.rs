@@ -66,14 +66,10 @@ fn give_own<S: Into<OwnedFd>>(socket: io::Result<S>, kind: Kind, giver: Giver, s
 
 /// After an upgrade: the connection back from hyper's `Upgraded`, then as `hand_over`.
 pub async fn hand_over_upgraded(upgraded: Upgraded, giver: Giver, state: Arc<ServerState>) {
-    match upgraded.downcast::<TokioIo<ActivityIo>>() {
-        Ok(parts) => hand_over(parts.io.into_inner().into_inner(), parts.read_buf, giver, state).await,
-        Err(upgraded) => {
-            let _live = state.track_connection();
-            // Not our transport (cannot happen: every connection is one): relay by copying.
-            let Some(mut relay_end) = give_pair_end(giver) else { return };
-            let _ = tokio::io::copy_bidirectional_with_sizes(&mut TokioIo::new(upgraded), &mut relay_end, COPY_BUF, COPY_BUF).await;
-        }
+    // Not our transport cannot happen (every connection is one); if it did, the giver is
+    // dropped and the waiting `rack.hijack` raises rather than get a socket nobody relays.
+    if let Ok(parts) = upgraded.downcast::<TokioIo<ActivityIo>>() {
+        hand_over(parts.io.into_inner().into_inner(), parts.read_buf, giver, state).await;
     }
 }
 

@@ -116,8 +116,9 @@ impl NativeRequest {
         let reply_body = if len == 0 {
             ReplyBody::Empty
         } else {
-            let Some(connection) = rb_self.connection() else { return Ok(Some(false)) }; // hijacked: answered
-            match Counted::reserve(&connection, len, rb_self.state.config.connection_buffer) {
+            let connection = lock(&rb_self.connection); // no Arc clone per response: the lock is enough
+            let Some(connection) = connection.as_ref() else { return Ok(Some(false)) }; // hijacked: answered
+            match Counted::reserve(connection, len, rb_self.state.config.connection_buffer) {
                 Some(slot) => slot.with(body.to_bytes()?),
                 None => return Ok(None),
             }

@@ -5,11 +5,12 @@
 //! its connection over through hyper's upgrade (`hijack`).
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 use tokio::sync::oneshot;
 
@@ -38,35 +39,57 @@ impl fmt::Display for CloseConnection {
 
 impl std::error::Error for CloseConnection {}
 
-pub async fn handle(mut req: Request<Incoming>, connection: Arc<ConnectionInfo>, state: Arc<ServerState>) -> Result<Response<ResponseBody>, CloseConnection> {
-    // What hyper parses but leaves to the server. A request with both Content-Length and
-    // Transfer-Encoding arrives here chunked, its Content-Length removed, and hyper closes
-    // the connection after it (RFC 9112 §6.1), so nothing smuggled after it is read.
-    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
-        return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, true), false)); // RFC 9112 §3.2
-    }
-    // HTTP/1 field values lose their surrounding whitespace in parsing; on HTTP/2 it would be
-    // part of the value, which RFC 9113 §8.2.1 calls malformed.
-    if req.version() == Version::HTTP_2 && req.headers().values().any(|v| has_outer_whitespace(v.as_bytes())) {
-        return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, false), false));
-    }
-    // Under way until the response body is over (the connection's timers, its `Outbox`).
-    let open = OpenResponse::began(&connection);
-    let head_request = req.method() == Method::HEAD;
-    // Only `--max-persistent-conns` needs to know (its header scan is skipped otherwise).
-    let limit_keep_alive = state.config.max_persistent.is_some() && wants_keep_alive(req.version(), req.headers());
+/// hyper's service: the request taken apart here, before any await, so that the future a
+/// held request keeps alive (hyper boxes one per request, and a held long-poll keeps it for
+/// its whole life) carries a boxed head rather than the whole `Request` its arguments would.
+pub fn handle(
+    mut req: Request<Incoming>,
+    connection: Arc<ConnectionInfo>,
+    state: Arc<ServerState>,
+) -> impl Future<Output = Result<Response<ResponseBody>, CloseConnection>> + Send + 'static {
     // An HTTP/1.1 request asking for an upgrade (a WebSocket handshake) may be hijacked: keep
     // hyper's handle on the connection's handover. Other requests pay nothing for it.
     let upgrade = (req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE)).then(|| hyper::upgrade::on(&mut req));
     let (parts, incoming) = req.into_parts();
+    respond(Box::new(parts), incoming, upgrade, connection, state)
+}
+
+async fn respond(
+    parts: Box<Parts>,
+    incoming: Incoming,
+    upgrade: Option<OnUpgrade>,
+    connection: Arc<ConnectionInfo>,
+    state: Arc<ServerState>,
+) -> Result<Response<ResponseBody>, CloseConnection> {
+    // What hyper parses but leaves to the server. A request with both Content-Length and
+    // Transfer-Encoding arrives here chunked, its Content-Length removed, and hyper closes
+    // the connection after it (RFC 9112 §6.1), so nothing smuggled after it is read.
+    if parts.headers.get_all(header::HOST).iter().nth(1).is_some() {
+        return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, true), false)); // RFC 9112 §3.2
+    }
+    // HTTP/1 field values lose their surrounding whitespace in parsing; on HTTP/2 it would be
+    // part of the value, which RFC 9113 §8.2.1 calls malformed.
+    if parts.version == Version::HTTP_2 && parts.headers.values().any(|v| has_outer_whitespace(v.as_bytes())) {
+        return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, false), false));
+    }
+    // Under way until the response body is over (the connection's timers, its `Outbox`).
+    let open = OpenResponse::began(&connection);
+    let head_request = parts.method == Method::HEAD;
+    // Only `--max-persistent-conns` needs to know (its header scan is skipped otherwise).
+    let limit_keep_alive = state.config.max_persistent.is_some() && wants_keep_alive(parts.version, &parts.headers);
     // Boxed: a held request's future should not carry the body reader's state.
-    let body = match Box::pin(intake::read_body(incoming, &parts.headers, &state.config)).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => return Ok(body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)),
-        Err(BodyError::Io) => return Err(CloseConnection),
+    // (A bodiless request, most of them, skips the box.)
+    let body = if incoming.is_end_stream() {
+        RequestBody::Empty
+    } else {
+        match Box::pin(intake::read_body(incoming, &parts.headers, &state.config)).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => return Ok(body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)),
+            Err(BodyError::Io) => return Err(CloseConnection),
+        }
     };
     let id = state.next_id();
-    let mut reply = match dispatch(id, Box::new(parts), body, connection.clone(), upgrade.is_some(), &state).await? {
+    let mut reply = match dispatch(id, parts, body, connection.clone(), upgrade.is_some(), &state).await? {
         Answer::Respond(reply) => reply,
         Answer::Hijack { giver, head } => return hijack(upgrade, giver, head, connection, state),
         Answer::WebSocket { head, outgoing, messages } => {

@@ -290,6 +290,16 @@ impl ChunkStream {
         }
     }
 
+    /// The next chunk if one is queued already, to go out in the same write as the one just
+    /// taken (`net::gather`); none on HTTP/2 (handed in slices), or once the body failed.
+    pub fn take_ready(&mut self) -> Option<Bytes> {
+        if self.rest.is_some() || self.handoff.connection.is_multiplexed() || self.state.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        let data = self.rx.try_recv().ok()?;
+        Some(self.hand(data))
+    }
+
     /// A failed body: the chunks the app had already yielded, then one `Pending` so hyper
     /// writes what it holds (it drops its buffer on a body error), then the error, which
     /// closes the connection.
@@ -352,6 +362,27 @@ mod tests {
         assert!(!sender.has_room(1));
         assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(b))) if b.len() == 6));
         assert!(sender.has_room(6));
+    }
+
+    /// What a write gathers (`net::gather`): the chunks queued behind the one polled, in
+    /// order and out of the cap; on HTTP/2 nothing (chunks go to hyper in slices).
+    #[test]
+    fn queued_chunks_are_taken_without_waiting_on_http1_only() {
+        let (sender, mut stream) = pair(100);
+        for n in [1, 2, 3] {
+            sender.try_send(bytes(n));
+        }
+        assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(b))) if b.len() == 1));
+        assert_eq!(stream.take_ready().map(|b| b.len()), Some(2));
+        assert_eq!(stream.take_ready().map(|b| b.len()), Some(3));
+        assert!(stream.take_ready().is_none(), "nothing queued: no wait");
+        assert_eq!(sender.state.queued.load(Ordering::Acquire), 0);
+
+        let connection = Arc::new(ConnectionInfo::unix());
+        connection.speaks_http2();
+        let (sender, mut stream) = channel(connection, Caps { stream: 100, connection: usize::MAX });
+        sender.try_send(bytes(1));
+        assert!(stream.take_ready().is_none());
     }
 
     #[test]

@@ -13,15 +13,15 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::reply::ReplyBody;
+use crate::net::gather::Gathered;
 use crate::net::unchunk::Unchunk;
 
 pub struct ResponseBody {
@@ -103,14 +103,20 @@ fn parse_length(raw: &[u8]) -> Option<u64> {
 }
 
 impl Body for ResponseBody {
-    type Data = Bytes;
+    type Data = Gathered;
     type Error = io::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        match &mut self.get_mut().kind {
-            Kind::Reply(body) => Pin::new(body).poll_frame(cx),
-            Kind::Unchunked(body) => Pin::new(&mut **body).poll_frame(cx),
-        }
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Gathered>>>> {
+        let frame = match &mut self.get_mut().kind {
+            Kind::Reply(ReplyBody::Chunks(stream)) => {
+                let frame = ready!(Pin::new(&mut **stream).poll_chunk(cx));
+                // What else the writer queued meanwhile goes in the same write.
+                return Poll::Ready(frame.map(|r| r.map(|first| Frame::data(Gathered::gather(first, || stream.take_ready())))));
+            }
+            Kind::Reply(body) => ready!(Pin::new(body).poll_frame(cx)),
+            Kind::Unchunked(body) => ready!(Pin::new(&mut **body).poll_frame(cx)),
+        };
+        Poll::Ready(frame.map(|r| r.map(|f| f.map_data(Gathered::One))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -133,6 +139,7 @@ mod tests {
     use super::*;
     use crate::bridge::connection::ConnectionInfo;
     use crate::bridge::stream::{channel, Caps};
+    use bytes::Bytes;
     use http::HeaderValue;
     use std::sync::Arc;
 

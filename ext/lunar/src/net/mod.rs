@@ -2,11 +2,12 @@
 //!
 //! `listener` accepts → `connection` runs hyper on the `socket` (+ `tls`) → `service` per
 //! request: `intake` reads the body, the job crosses to Ruby (`bridge`), and the reply goes
-//! back to hyper as a `body::ResponseBody`. A hijacked request's connection goes to Ruby
+//! back to hyper as a `body::ResponseBody` (a streamed body's queued chunks `gather`ed per write). A hijacked request's connection goes to Ruby
 //! (`relay`), counted until the app closes it (`handed`); a native WebSocket (`websocket`) stays here.
 
 pub mod body;
 pub mod connection;
+pub mod gather;
 pub mod handed;
 pub mod intake;
 pub mod limits;

@@ -33,6 +33,32 @@ RSpec.describe "streamed bodies" do
     sock&.close
   end
 
+  # Large frozen chunks are lent to the connection, not copied (ext/lunar/src/ruby/lent.rs):
+  # the String must stay alive and in place while its bytes wait for the client, even when
+  # nothing else refers to it and GC runs and compacts meanwhile.
+  it "delivers large frozen chunks intact when GC compacts while the client has not read them" do
+    chunk = ->(i) { format("%07d\n", i) * 8192 } # 64 KiB, different for each i
+    collected = Queue.new
+    body = Object.new
+    body.define_singleton_method(:each) do |&blk|
+      128.times { |i| blk.call(chunk.call(i).freeze) } # 8 MiB: more than the socket buffers hold
+      GC.start
+      GC.compact
+      collected << true
+    end
+    server = serve(stream_buffer: 16 * (1024**2), connection_buffer: 16 * (1024**2)) { [200, {}, body] }
+    sock = Socket.new(:INET, :STREAM)
+    sock.setsockopt(Socket::SOL_SOCKET, Socket::SO_RCVBUF, 16_384)
+    sock.connect(Socket.sockaddr_in(server.port, "127.0.0.1"))
+    sock.write("GET / HTTP/1.0\r\n\r\n")
+    expect(pop_within(collected)).to be(true) # nothing read yet: megabytes still queued
+    body_text = read_all(sock).split("\r\n\r\n", 2).last
+    expect(body_text.bytesize).to eq(128 * 65_536)
+    expect(body_text == 128.times.map(&chunk).join).to be(true)
+  ensure
+    sock&.close
+  end
+
   it "close-delimits a streamed body on HTTP/1.0" do
     server = serve { [200, {}, %w[a b c].each] }
     text = raw(server, "GET / HTTP/1.0\r\n\r\n")

@@ -1,6 +1,7 @@
 //! `Lunar::Native::BodyWriter`: the Ruby end of a streamed response body.
 //!
-//! `write` copies the chunk into Rust and queues it for the connection; it is callable from
+//! `write` takes the chunk's bytes (lent if the String is large and frozen, else copied:
+//! see `lent`) and queues them for the connection; it is callable from
 //! any Ruby thread. Past the connection's byte cap (see `stream::StreamSender`) it waits,
 //! GVL released, for the client to read: without limit when `max_wait` is nil (a worker
 //! thread), else at most `max_wait` seconds, after which the client is cut off as too slow
@@ -22,6 +23,7 @@ use tokio::sync::oneshot;
 use crate::bridge::stream::{Queued, Room, StreamSender};
 use crate::ruby::gvl::{check_interrupts, without_gvl};
 use crate::ruby::inbox::RubyInbox;
+use crate::ruby::lent;
 use crate::sync::lock;
 
 /// The moment `seconds` from now; `None` (no deadline) when that is past what a clock can
@@ -66,7 +68,7 @@ impl BodyWriter {
     /// Queues one chunk. `false` once the client is gone or the writer closed. Past the byte
     /// cap it waits, GVL released, for the client to read (at most `max_wait` seconds).
     fn write(ruby: &Ruby, rb_self: &Self, chunk: RString, max_wait: Option<f64>) -> Result<bool, Error> {
-        let mut bytes = match rb_self.offer(chunk.to_bytes()) {
+        let mut bytes = match rb_self.offer(lent::chunk_bytes(ruby, chunk)) {
             Queued::Sent => return Ok(true),
             Queued::Gone => return Ok(false),
             Queued::Full(bytes) => bytes,
@@ -94,8 +96,8 @@ impl BodyWriter {
 
     /// Queues one chunk if it fits: `true` sent, `false` the client is gone, `nil` full (the
     /// chunk was not taken; see `park`).
-    fn try_write(&self, chunk: RString) -> Option<bool> {
-        match self.offer(chunk.to_bytes()) {
+    fn try_write(ruby: &Ruby, rb_self: &Self, chunk: RString) -> Option<bool> {
+        match rb_self.offer(lent::chunk_bytes(ruby, chunk)) {
             Queued::Sent => Some(true),
             Queued::Gone => Some(false),
             Queued::Full(_) => None,

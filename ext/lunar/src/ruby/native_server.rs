@@ -55,6 +55,7 @@ impl NativeServer {
     /// The next event without waiting, or nil; `true` when `inbox` has tokens (parked bodies
     /// that can go on: see `Lunar::Parking`).
     fn try_next_event(ruby: &Ruby, rb_self: &Self, inbox: Option<&RubyInbox>) -> Option<Value> {
+        crate::ruby::lent::return_loans(ruby); // lent Strings the connections are done with
         if inbox.is_some_and(|i| i.inbox().is_ready()) {
             return Some(ruby.qtrue().as_value());
         }

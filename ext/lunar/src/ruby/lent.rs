@@ -1,0 +1,146 @@
+//! Large frozen Strings lent to the I/O side instead of copied.
+//!
+//! A streamed chunk used to be copied out of its String (a memmove per chunk, a tenth of a
+//! 1 GiB stream's CPU). A frozen String's bytes cannot change, so a large one is lent: the
+//! `Bytes` the connection gets points into the String's own buffer, and the String is held
+//! in `LENDERS`, marked in place, until that `Bytes` is dropped. The drop may happen on a
+//! tokio thread, which must not touch Ruby: it only sends the loan's slot number back, and a
+//! Ruby thread lets the String go the next time it lends (`chunk_bytes`) or takes an event
+//! (`return_loans`).
+//!
+//! Only Strings whose buffer is their own are lent: frozen (never written again), not
+//! embedded (the bytes are outside the object) and not sharing another String's buffer.
+//! `rb_gc_mark` pins what it marks, so compaction never moves a lent String, and a pinned
+//! String is never re-embedded.
+
+use std::sync::{Mutex, OnceLock};
+
+use bytes::Bytes;
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use magnus::gc::Marker;
+use magnus::typed_data::{DataTypeFunctions, Obj};
+use magnus::value::{Lazy, Opaque, ReprValue};
+use magnus::{RString, Ruby};
+
+use crate::sync::lock;
+
+/// Chunks below this are copied: a copy that small costs less than the loan's bookkeeping.
+const LEND_MIN: usize = 16 * 1024;
+
+/// The Strings on loan, by slot. Reachable forever (registered with the GC), so its mark
+/// function keeps every lent String alive and in place.
+#[derive(Default, magnus::TypedData)]
+#[magnus(class = "Lunar::Native::Lenders", mark, free_immediately)]
+struct Lenders {
+    slots: Mutex<Slots>,
+}
+
+#[derive(Default)]
+struct Slots {
+    strings: Vec<Option<Opaque<RString>>>,
+    free: Vec<usize>,
+}
+
+impl DataTypeFunctions for Lenders {
+    fn mark(&self, marker: &Marker) {
+        // `mark`, not `mark_movable`: a lent String must stay where its Bytes point.
+        for string in lock(&self.slots).strings.iter().flatten() {
+            marker.mark(*string);
+        }
+    }
+}
+
+static LENDERS: Lazy<Obj<Lenders>> = Lazy::new(|ruby| {
+    let lenders = ruby.obj_wrap(Lenders::default());
+    ruby.gc_register_mark_object(lenders);
+    lenders
+});
+
+/// Slots whose Bytes were dropped, from any thread, for a Ruby thread to empty.
+fn returns() -> &'static (Sender<usize>, Receiver<usize>) {
+    static RETURNS: OnceLock<(Sender<usize>, Receiver<usize>)> = OnceLock::new();
+    RETURNS.get_or_init(unbounded)
+}
+
+/// The owner of a lent String's bytes inside a `Bytes`.
+struct Loan {
+    ptr: *const u8,
+    len: usize,
+    slot: usize,
+}
+
+// SAFETY: `ptr..ptr+len` is the buffer of a frozen, unshared, non-embedded String held
+// (and pinned) in LENDERS until this Loan's drop returns its slot; nothing writes to it, so
+// reading it from any thread is sound.
+unsafe impl Send for Loan {}
+unsafe impl Sync for Loan {}
+
+impl AsRef<[u8]> for Loan {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: see `impl Send for Loan`: the buffer outlives the Loan, unchanged.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Loan {
+    fn drop(&mut self) {
+        let _ = returns().0.send(self.slot); // the receiver is static: never gone
+    }
+}
+
+/// Whether `string`'s bytes may be lent (see the module's doc).
+fn lendable(string: RString) -> bool {
+    use magnus::rb_sys::AsRawValue;
+    use rb_sys::{ruby_fl_type, ruby_rstring_flags, RBasic};
+    if string.len() < LEND_MIN || !string.is_frozen() {
+        return false;
+    }
+    // SAFETY: a live String (an argument of the calling method, on a Ruby thread): reading
+    // its flags word is what the RSTRING macros do.
+    let flags = unsafe { (*(string.as_raw() as *const RBasic)).flags };
+    let embedded = flags & ruby_rstring_flags::RSTRING_NOEMBED as u64 == 0;
+    let shared = flags & ruby_fl_type::RUBY_FL_USER2 as u64 != 0; // STR_SHARED in string.c
+    !embedded && !shared
+}
+
+/// The bytes of a chunk for the I/O side: lent when `string` allows it, else copied.
+pub fn chunk_bytes(ruby: &Ruby, string: RString) -> Bytes {
+    return_loans(ruby);
+    if !lendable(string) {
+        return string.to_bytes();
+    }
+    // SAFETY: on a Ruby thread; the slice is read only for its address and length, and
+    // the String is frozen, so they stay valid while it is held in LENDERS (below).
+    let (ptr, len) = unsafe {
+        let bytes = string.as_slice();
+        (bytes.as_ptr(), bytes.len())
+    };
+    let lenders = ruby.get_inner(&LENDERS);
+    let mut slots = lock(&lenders.slots);
+    let slot = match slots.free.pop() {
+        Some(slot) => {
+            slots.strings[slot] = Some(string.into());
+            slot
+        }
+        None => {
+            slots.strings.push(Some(string.into()));
+            slots.strings.len() - 1
+        }
+    };
+    drop(slots);
+    Bytes::from_owner(Loan { ptr, len, slot })
+}
+
+/// Lets go of the Strings whose Bytes are gone. Cheap when there are none.
+pub fn return_loans(ruby: &Ruby) {
+    let receiver = &returns().1;
+    if receiver.is_empty() {
+        return;
+    }
+    let lenders = ruby.get_inner(&LENDERS);
+    let mut slots = lock(&lenders.slots);
+    for slot in receiver.try_iter() {
+        slots.strings[slot] = None;
+        slots.free.push(slot);
+    }
+}

@@ -100,6 +100,28 @@ RSpec.describe "server lifecycle" do
     expect(get(server).body).to eq("hello")
   end
 
+  # A burst wakes one worker, not one per request (bridge/idle.rs): the woken worker must
+  # wake the next for what it leaves queued, or requests wait behind a busy one.
+  it "runs a burst of requests on every worker at once" do
+    workers = 8
+    inside = Queue.new
+    all_in = Queue.new
+    app = lambda do |_env|
+      inside << true
+      all_in.pop # until every request is inside the app
+      [200, {}, ["together"]]
+    end
+    server = serve(app, threads: workers)
+    socks = Array.new(workers) { connect(server) }
+    socks.each { |s| s.write("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n") } # one burst
+    workers.times { pop_within(inside) } # raises unless all are in the app at once
+    workers.times { all_in << true }
+    expect(socks.map { |s| read_all(s) }).to all(end_with("together"))
+  ensure
+    workers.times { all_in << true } # frees the workers if a request was left behind
+    socks&.each(&:close)
+  end
+
   it "answers 503 when the thread running a request is killed" do
     started = Queue.new
     server = serve(threads: 2) do |env|

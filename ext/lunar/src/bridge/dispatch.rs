@@ -86,16 +86,22 @@ impl DispatchQueue {
     /// token, or `interrupted` is set and the thread unparked (Ruby's unblock function does
     /// both). Call only with the GVL released.
     pub fn wait_pop(&self, interrupted: &AtomicBool, inbox: Option<&Inbox>) -> Option<Event> {
-        loop {
+        let event = loop {
             if let Some(event) = self.try_pop() {
-                return Some(event);
+                break Some(event);
             }
             let stop = || self.is_closed() || interrupted.load(Ordering::Acquire) || inbox.is_some_and(Inbox::is_ready);
             if stop() {
-                return None;
+                break None;
             }
             self.notices.park_unless(|| self.has_events() || stop());
+        };
+        // Whatever is left goes to another worker: pushes made while this one was waking up
+        // woke nobody (`IdleWorkers::wake_one`).
+        if self.has_events() {
+            self.notices.ring();
         }
+        event
     }
 
     pub fn is_closed(&self) -> bool {

@@ -18,21 +18,30 @@ pub struct IdleWorkers {
     parked: Mutex<Vec<Thread>>,
     /// `parked.len()`, readable without the lock: a push with nobody asleep costs one load.
     count: AtomicUsize,
+    /// Workers woken and not yet back at the queue (see `wake_one`).
+    waking: AtomicUsize,
 }
 
 impl IdleWorkers {
     /// Wakes one parked worker, if any: the most recently parked, whose cache is warm. Call it
     /// after publishing the work it is woken for.
+    ///
+    /// Not while another woken worker has yet to look at the queue: that one will take the
+    /// work, and, finding more, wake the next itself (`DispatchQueue::wait_pop`). Waking one
+    /// per push instead woke workers into an emptied queue and into one another's GVL:
+    /// hello world under wrk -c64 on -t 4, 0.29 -> 0.11 worker sleeps per request and 8 %
+    /// less CPU per request.
     pub fn wake_one(&self) {
         // Pairs with the fence in `park_unless`: either this sees the worker registered, or
         // the worker's last look sees the work (Dekker's handshake).
         fence(Ordering::SeqCst);
-        if self.count.load(Ordering::SeqCst) == 0 {
+        if self.count.load(Ordering::SeqCst) == 0 || self.waking.load(Ordering::SeqCst) > 0 {
             return;
         }
         let worker = lock(&self.parked).pop();
         if let Some(worker) = worker {
             self.count.fetch_sub(1, Ordering::SeqCst);
+            self.waking.fetch_add(1, Ordering::SeqCst);
             worker.unpark(); // outside the lock, so the worker does not wake into it
         }
     }
@@ -46,6 +55,7 @@ impl IdleWorkers {
         fence(Ordering::SeqCst);
         let workers = std::mem::take(&mut *lock(&self.parked));
         self.count.fetch_sub(workers.len(), Ordering::SeqCst);
+        self.waking.fetch_add(workers.len(), Ordering::SeqCst);
         for worker in workers {
             worker.unpark();
         }
@@ -71,7 +81,11 @@ impl IdleWorkers {
         if let Some(i) = parked.iter().position(|t| t.id() == me.id()) {
             parked.swap_remove(i);
             self.count.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            self.waking.fetch_sub(1, Ordering::SeqCst); // a waker took it off the list
         }
+        drop(parked);
+        fence(Ordering::SeqCst);
     }
 }
 

@@ -13,8 +13,9 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::bridge::connection::ConnectionInfo;
+use crate::bridge::handoff::Handoff;
 use crate::bridge::handover::Giver;
-use crate::bridge::stream::{ChunkStream, Handoff};
+use crate::bridge::stream::ChunkStream;
 
 /// How Ruby answered a request.
 pub enum Reply {
@@ -60,7 +61,7 @@ pub enum ReplyBody {
 }
 
 /// A complete body counted in its connection's `Outbox` until hyper takes it, handed over
-/// in slices on HTTP/2 (see `stream::Handoff`).
+/// in slices on HTTP/2 (see `handoff`).
 pub struct Counted {
     rest: Bytes,
     handoff: Handoff,

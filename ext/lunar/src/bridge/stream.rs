@@ -8,10 +8,8 @@
 //! connection). `finished` tells a normal end (Ruby closed the body) from the client
 //! leaving first.
 //!
-//! On HTTP/2, hyper takes a chunk before it has window to send it and keeps it while the
-//! client's window stays shut; chunks are handed to it in `HTTP2_SLICE`s so that what it
-//! holds per stream stays small, and the rest stays counted here. A `Handoff` tells the
-//! connection which bodies hyper holds data of without coming back (see `Outbox`).
+//! On HTTP/2 chunks are handed to hyper in slices, the rest staying counted here (see
+//! `handoff`).
 
 use std::io;
 use std::pin::Pin;
@@ -24,10 +22,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::disconnect::DisconnectWatch;
-
-/// What hyper is handed at a time on an HTTP/2 connection: one DATA frame's worth (the
-/// protocol's default maximum frame size).
-pub const HTTP2_SLICE: usize = 16 * 1024;
+use crate::bridge::handoff::Handoff;
 
 /// Shared by the Ruby writer and the connection writing the body.
 pub struct StreamState {
@@ -187,54 +182,6 @@ impl StreamSender {
     }
 }
 
-/// A body's side of its connection's `Outbox` on HTTP/2: whether it handed hyper data that
-/// hyper has not come back for, and slicing what it hands over. On HTTP/1 it only
-/// releases bytes.
-pub struct Handoff {
-    connection: Arc<ConnectionInfo>,
-    handed: bool,
-}
-
-impl Handoff {
-    pub fn new(connection: Arc<ConnectionInfo>) -> Self {
-        Handoff { connection, handed: false }
-    }
-
-    /// hyper polls the body: whatever it was handed before, it came back for.
-    pub fn polled(&mut self) {
-        if self.handed {
-            self.handed = false;
-            self.connection.outbox.came_back();
-            self.connection.activity.response_moved();
-        }
-    }
-
-    /// Takes what hyper gets now out of `data` (all of it on HTTP/1, a slice on HTTP/2),
-    /// leaving the rest; releases it from the outbox and notes the handoff.
-    pub fn hand(&mut self, data: &mut Bytes) -> Bytes {
-        let multiplexed = self.connection.is_multiplexed();
-        let now = if multiplexed && data.len() > HTTP2_SLICE { data.split_to(HTTP2_SLICE) } else { std::mem::take(data) };
-        self.connection.outbox.release(now.len());
-        if multiplexed && !now.is_empty() {
-            self.handed = true;
-            self.connection.outbox.handed();
-            self.connection.activity.response_moved();
-        }
-        now
-    }
-
-    /// Bytes that will never be handed (the body was dropped): out of the budget.
-    pub fn drop_unsent(&self, len: usize) {
-        self.connection.outbox.release(len);
-    }
-}
-
-impl Drop for Handoff {
-    fn drop(&mut self) {
-        self.polled();
-    }
-}
-
 /// The connection's end of a streamed body, polled by hyper. An app-declared
 /// Content-Length is hyper's to keep: it writes no byte past it (the rest is dropped and
 /// the connection stays correctly framed), and closes the connection if the body ends short.
@@ -293,7 +240,7 @@ impl ChunkStream {
     /// The next chunk if one is queued already, to go out in the same write as the one just
     /// taken (`net::gather`); none on HTTP/2 (handed in slices), or once the body failed.
     pub fn take_ready(&mut self) -> Option<Bytes> {
-        if self.rest.is_some() || self.handoff.connection.is_multiplexed() || self.state.failed.load(Ordering::Acquire) {
+        if self.rest.is_some() || self.handoff.multiplexed() || self.state.failed.load(Ordering::Acquire) {
             return None;
         }
         let data = self.rx.try_recv().ok()?;
@@ -336,6 +283,7 @@ impl Drop for ChunkStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bridge::handoff::HTTP2_SLICE;
     use std::task::Waker;
 
     fn pair(cap: usize) -> (StreamSender, ChunkStream) {

@@ -82,7 +82,7 @@ module Lunar
       @status = status.to_i
       @headers = headers
       @body = body
-      if (callable = partial_hijack(headers))
+      if (callable = RackEnv.partial_hijack(@env, headers))
         Hijack.partial(@request, @status, headers, callable)
         finish
       elsif body.respond_to?(:callback) && body.respond_to?(:errback)
@@ -210,13 +210,6 @@ module Lunar
     end
 
     private
-
-    # The callable of a partial hijack (a `rack.hijack` response header), where the request
-    # can be hijacked.
-    def partial_hijack(headers)
-      callable = @env[RackEnv::RACK_HIJACK_P] && headers.is_a?(Hash) && headers[RackEnv::RACK_HIJACK]
-      callable if callable.respond_to?(:call) # anything else is a rack.* header, never written
-    end
 
     # Known to the registry, so a disconnect notice can find this exchange. Once: an async
     # response registers when it pends, and stays registered while its body streams.

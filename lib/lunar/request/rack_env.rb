@@ -48,12 +48,19 @@ module Lunar
     end
 
     # Whether the app took the connection (a full hijack) or asks Lunar to hand it over after
-    # the head (a `rack.hijack` response header): then the response is no plain one.
+    # the head (a partial one): then the response is no plain one.
     def self.hijacking?(env, headers)
       hijack = env[RACK_HIJACK]
       return false unless hijack.is_a?(Hijack)
 
-      hijack.hijacked? || (headers.is_a?(Hash) && headers.key?(RACK_HIJACK))
+      hijack.hijacked? || !partial_hijack(env, headers).nil?
+    end
+
+    # The callable of a partial hijack (a `rack.hijack` response header), where the request
+    # can be hijacked. Any other value is a rack.* header, never written.
+    def self.partial_hijack(env, headers)
+      callable = env[RACK_HIJACK_P] && headers.is_a?(Hash) && headers[RACK_HIJACK]
+      callable if callable.respond_to?(:call)
     end
 
     private

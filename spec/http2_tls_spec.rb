@@ -63,6 +63,23 @@ RSpec.describe "HTTP/2 and TLS" do
     expect(curl_json("-k", url).first["rack.url_scheme"]).to eq("https")
   end
 
+  # Large frozen chunks are lent, not copied (ruby/lent.rs); on HTTP/2 they go to hyper in
+  # slices, over TLS through rustls: every byte must arrive, in order, each way.
+  it "streams large frozen chunks intact over h2c, h2 over TLS and HTTP/1.1 over TLS" do
+    chunk = ->(i) { format("%07d\n", i) * 8192 } # 64 KiB, different for each i
+    body = Object.new
+    body.define_singleton_method(:each) { |&blk| 32.times { |i| blk.call(chunk.call(i).freeze) } }
+    expected = 32.times.map(&chunk).join
+    plain = serve { [200, { "content-type" => "text/plain" }, body] }
+    tls = serve(binds: [ssl_bind]) { [200, { "content-type" => "text/plain" }, body] }
+    [[plain, "http", ["--http2-prior-knowledge"], "2"], [tls, "https", ["-k", "--http2"], "2"], [tls, "https", ["-k", "--http1.1"], "1.1"]]
+      .each do |server, scheme, flags, want|
+        got, version = curl(*flags, "#{scheme}://127.0.0.1:#{server.port}/")
+        expect(version).to eq(want)
+        expect(got == expected).to be(true), "#{scheme} #{want}: #{got.bytesize} bytes, not the #{expected.bytesize} sent"
+      end
+  end
+
   it "answers an async response over HTTP/2 in evented mode" do
     server = serve(mode: :evented) do |env|
       EM.add_timer(0.05) { env["async.callback"].call([200, { "content-type" => "text/plain" }, ["later over h2"]]) }

@@ -57,17 +57,38 @@ def reactor_cpu(kind, pid)
   thread ? thread_cpu_seconds(pid, thread) : cpu_seconds(pid)
 end
 
-# Opens `count` held polls; returns the loaders and what opening them cost.
+# Opens `count` held polls, a tenth first and then the rest; returns the loaders and what
+# opening them cost. RSS is read at idle, with the first tenth held, and with all held: the
+# growth from the first tenth to all, over the polls added then, is the cost of one more
+# poll, without what a server's first requests cost once (its heap growing, code paged in).
 def hold_polls(pid, port, native, count)
   base_rss = rss_kib(pid)
   cpu_start = cpu_seconds(pid)
-  loads = spawn_loaders(port, count, "/poll?after=0&native=#{native}", 60)
-  opened = loads.map { |io| io.gets.split }.map { |_, ok, failed, ms| [ok.to_i, failed.to_i, ms.to_i] }
-  wait_until(30) { comet_stats(port)["polls"] >= opened.sum(&:first) }
+  first = [count / 10, 1].max
+  loads, opened = open_polls(port, native, first, [])
+  held_first = comet_stats(port)["polls"]
+  first_rss = rss_kib(pid)
+  more, opened_more = open_polls(port, native, count - first, loads)
+  loads += more
   held = comet_stats(port)["polls"] # subscribers the app holds, not just connections opened
   held_rss = rss_kib(pid)
-  [loads, { held: held, failed: opened.sum { |o| o[1] }, open_s: opened.map(&:last).max / 1000.0,
-            kib_per_conn: (held_rss - base_rss).fdiv([held, 1].max), rss_mib: held_rss / 1024.0, cpu_open: cpu_seconds(pid) - cpu_start }]
+  open_ms = [opened, opened_more].sum { |phase| phase.map(&:last).max || 0 } # one phase after the other
+  opened += opened_more
+  [loads, { held: held, failed: opened.sum { |o| o[1] }, open_s: open_ms / 1000.0,
+            kib_per_conn: (held_rss - base_rss).fdiv([held, 1].max),
+            kib_per_added: (held_rss - first_rss).fdiv([held - held_first, 1].max),
+            rss_mib: held_rss / 1024.0, cpu_open: cpu_seconds(pid) - cpu_start }]
+end
+
+# Opens `count` more polls (beside `loads`, already holding) and waits until the app holds them.
+def open_polls(port, native, count, loads)
+  return [[], []] if count <= 0
+
+  already = loads.empty? ? 0 : comet_stats(port)["polls"]
+  more = spawn_loaders(port, count, "/poll?after=0&native=#{native}", 60)
+  opened = more.map { |io| io.gets.split }.map { |_, ok, failed, ms| [ok.to_i, failed.to_i, ms.to_i] }
+  wait_until(30) { comet_stats(port)["polls"] >= already + opened.sum(&:first) }
+  [more, opened]
 end
 
 # One publish to every held poll; returns its latencies and cost.
@@ -103,16 +124,16 @@ SIZES.each do |n|
   VARIANTS.each do |name, (kind, native)|
     r = measure(kind, native, n)
     rows << [name, n, r]
-    warn format("%-26s N=%-6d held %-6d failed %-4d open %.1fs  %.2f KiB/conn  fan-out p50 %.1f p99 %.1f max %.1f ms " \
-                "(%d got it, %d refused)  CPU fan-out %.2fs  reactor %s us/msg", name, n, r[:held], r[:failed], r[:open_s], r[:kib_per_conn],
+    warn format("%-26s N=%-6d held %-6d failed %-4d open %.1fs  %.2f KiB/conn (%.2f per added)  fan-out p50 %.1f p99 %.1f max %.1f ms " \
+                "(%d got it, %d refused)  CPU fan-out %.2fs  reactor %s us/msg", name, n, r[:held], r[:failed], r[:open_s], r[:kib_per_conn], r[:kib_per_added],
                 r[:p50], r[:p99], r[:max], r[:received], r[:refused], r[:cpu_fanout],
                 r[:reactor_us] ? format("%.1f", r[:reactor_us]) : "-")
   end
 end
 
 table = rows.map do |name, n, r|
-  format("| %s | %d | %d | %.1f s | %.2f KiB | %.0f MiB | %.2f s | %.1f ms | %.1f ms | %.1f ms | %d | %.2f s | %s |",
-         name, n, r[:held], r[:open_s], r[:kib_per_conn], r[:rss_mib], r[:cpu_open], r[:p50], r[:p99], r[:max], r[:received], r[:cpu_fanout],
+  format("| %s | %d | %d | %.1f s | %.2f KiB | %.2f KiB | %.0f MiB | %.2f s | %.1f ms | %.1f ms | %.1f ms | %d | %.2f s | %s |",
+         name, n, r[:held], r[:open_s], r[:kib_per_conn], r[:kib_per_added], r[:rss_mib], r[:cpu_open], r[:p50], r[:p99], r[:max], r[:received], r[:cpu_fanout],
          r[:reactor_us] ? format("%.1f µs", r[:reactor_us]) : "–")
 end
 report = <<~MD
@@ -128,12 +149,14 @@ report = <<~MD
   bare tokio writing one fixed response to every held socket (`bench/crates/fanout-floor`).
   "held" is the server's own subscriber count (`/stats`). Reactor CPU per message: the
   EventMachine thread's CPU during the publish divided by the messages delivered (Thin: its
-  one thread). RSS per connection is the server's RSS growth
-  while holding them, divided by the subscribers held. Only 200 answers count as delivered. Fan-out latency
+  one thread). RSS per held connection is the server's RSS growth from idle to holding them
+  all, divided by the subscribers held; per added connection, its growth from holding a
+  tenth of them to holding all, divided by the subscribers added then (what one more costs,
+  without what the first requests cost once). Only 200 answers count as delivered. Fan-out latency
   runs from just before `POST /publish` until each subscriber's first response byte.
 
-  | server | N asked | held | time to open | RSS per held connection | server RSS | server CPU to open | fan-out p50 | p99 | max | got the message | server CPU for the publish | reactor CPU per message |
-  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+  | server | N asked | held | time to open | RSS per held connection | RSS per added connection | server RSS | server CPU to open | fan-out p50 | p99 | max | got the message | server CPU for the publish | reactor CPU per message |
+  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
   #{table.join("\n")}
 MD
 File.write(File.join(ROOT, "docs/benchmarks.md"), report, mode: "a")

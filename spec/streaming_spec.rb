@@ -34,14 +34,17 @@ RSpec.describe "streamed bodies" do
   end
 
   # Large frozen chunks are lent to the connection, not copied (ext/lunar/src/ruby/lent.rs):
-  # the String must stay alive and in place while its bytes wait for the client, even when
-  # nothing else refers to it and GC runs and compacts meanwhile.
+  # the String (and the String whose buffer it shares, for a slice) must stay alive and in
+  # place while its bytes wait for the client, even when nothing else refers to it and GC
+  # runs and compacts meanwhile.
   it "delivers large frozen chunks intact when GC compacts while the client has not read them" do
     chunk = ->(i) { format("%07d\n", i) * 8192 } # 64 KiB, different for each i
     collected = Queue.new
     body = Object.new
     body.define_singleton_method(:each) do |&blk|
-      128.times { |i| blk.call(chunk.call(i).freeze) } # 8 MiB: more than the socket buffers hold
+      128.times do |i| # 8 MiB: more than the socket buffers hold; odd chunks share a larger String's buffer
+        blk.call(i.odd? ? (format("%07d\n", i) * 16_384)[65_536, 65_536].freeze : chunk.call(i).freeze)
+      end
       GC.start
       GC.compact
       collected << true

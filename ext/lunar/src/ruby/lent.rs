@@ -8,10 +8,9 @@
 //! Ruby thread lets the String go the next time it lends (`chunk_bytes`) or takes an event
 //! (`return_loans`).
 //!
-//! Only Strings whose buffer is their own are lent: frozen (never written again), not
-//! embedded (the bytes are outside the object) and not sharing another String's buffer.
-//! `rb_gc_mark` pins what it marks, so compaction never moves a lent String, and a pinned
-//! String is never re-embedded.
+//! Only large frozen Strings are lent: their bytes are in a heap buffer (theirs, or a
+//! frozen root's they share) that is never written again and never moves. `rb_gc_mark`
+//! pins what it marks besides, so compaction leaves a lent String where it is.
 
 use std::sync::{Mutex, OnceLock};
 
@@ -69,9 +68,9 @@ struct Loan {
     slot: usize,
 }
 
-// SAFETY: `ptr..ptr+len` is the buffer of a frozen, unshared, non-embedded String held
-// (and pinned) in LENDERS until this Loan's drop returns its slot; nothing writes to it, so
-// reading it from any thread is sound.
+// SAFETY: `ptr..ptr+len` is the heap buffer of a large frozen String held (and pinned) in
+// LENDERS until this Loan's drop returns its slot (see `lendable`); nothing writes to it,
+// so reading it from any thread is sound.
 unsafe impl Send for Loan {}
 unsafe impl Sync for Loan {}
 
@@ -90,17 +89,12 @@ impl Drop for Loan {
 
 /// Whether `string`'s bytes may be lent (see the module's doc).
 fn lendable(string: RString) -> bool {
-    use magnus::rb_sys::AsRawValue;
-    use rb_sys::{ruby_fl_type, ruby_rstring_flags, RBasic};
-    if string.len() < LEND_MIN || !string.is_frozen() {
-        return false;
-    }
-    // SAFETY: a live String (an argument of the calling method, on a Ruby thread): reading
-    // its flags word is what the RSTRING macros do.
-    let flags = unsafe { (*(string.as_raw() as *const RBasic)).flags };
-    let embedded = flags & ruby_rstring_flags::RSTRING_NOEMBED as u64 == 0;
-    let shared = flags & ruby_fl_type::RUBY_FL_USER2 as u64 != 0; // STR_SHARED in string.c
-    !embedded && !shared
+    // No String of LEND_MIN bytes is embedded (Ruby embeds at most a slot's few hundred
+    // bytes), and one sharing a buffer shares a frozen root's heap buffer, as large, which
+    // lives while the lent String (marked, so marking its root) does. So a frozen one's
+    // bytes sit in a malloc'd buffer that neither moves nor changes while it is held:
+    // no look at the flag bits, whose layout differs between Ruby versions.
+    string.len() >= LEND_MIN && string.is_frozen()
 }
 
 /// The bytes of a chunk for the I/O side: lent when `string` allows it, else copied.

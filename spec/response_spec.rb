@@ -37,6 +37,30 @@ RSpec.describe "responses" do
     expect([response["content-length"], response.body]).to eq(%w[4 abcd])
   end
 
+  # A large frozen String answered whole is lent to the connection, not copied
+  # (ext/lunar/src/ruby/lent.rs): it must stay alive and in place until the client has it all,
+  # though the app let go of it and GC runs and compacts meanwhile.
+  it "sends a large frozen to_ary body intact when GC compacts before the client reads it" do
+    twelve_mib = -> { Array.new(192) { |i| format("%07d\n", i) * 8192 }.join }
+    expected = twelve_mib.call
+    bodies = Queue.new << twelve_mib.call.freeze # its own buffer, held by nothing once answered
+    server = serve(connection_buffer: 16 * (1024**2)) { [200, { "content-type" => "text/plain" }, [bodies.pop]] }
+    sock = Socket.new(:INET, :STREAM)
+    sock.setsockopt(Socket::SOL_SOCKET, Socket::SO_RCVBUF, 16_384)
+    sock.connect(Socket.sockaddr_in(server.port, "127.0.0.1"))
+    sock.write("GET / HTTP/1.0\r\n\r\n")
+    head = read_until(sock, /\r\n\r\n/) # answered: megabytes wait in the server, unread
+    GC.start
+    GC.compact
+    text = head + read_all(sock)
+    expect(text).to start_with("HTTP/1.0 200")
+    got = text.split("\r\n\r\n", 2).last
+    expect(got.bytesize).to eq(expected.bytesize)
+    expect(got == expected).to be(true)
+  ensure
+    sock&.close
+  end
+
   it "serves a to_path body from the file" do
     file = Tempfile.new("lunar")
     file.write("from a file\n" * 10_000)

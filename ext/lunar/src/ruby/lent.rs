@@ -55,6 +55,13 @@ static LENDERS: Lazy<Obj<Lenders>> = Lazy::new(|ruby| {
     lenders
 });
 
+/// The registry's class (magnus needs one to wrap it); nothing is done with it in Ruby.
+pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), magnus::Error> {
+    use magnus::Module;
+    native.define_class("Lenders", ruby.class_object())?;
+    Ok(())
+}
+
 /// Slots whose Bytes were dropped, from any thread, for a Ruby thread to empty.
 fn returns() -> &'static (Sender<usize>, Receiver<usize>) {
     static RETURNS: OnceLock<(Sender<usize>, Receiver<usize>)> = OnceLock::new();

@@ -30,14 +30,14 @@ fn configure_log(ruby: &Ruby, format: String, level: String) -> Result<(), Error
 }
 
 pub fn define(ruby: &Ruby, native: RModule) -> Result<(), Error> {
-    use magnus::{function, Module, Object};
+    use magnus::{function, Object};
     native.define_singleton_method("configure_log", function!(configure_log, 2))?;
     native_server::NativeServer::define(ruby, native)?;
     native_listener::define(native)?;
     native_request::NativeRequest::define(ruby, native)?;
     body_writer::BodyWriter::define(ruby, native)?;
     inbox::RubyInbox::define(ruby, native)?;
-    native.define_class("Lenders", ruby.class_object())?; // lent::LENDERS' class
+    lent::define(ruby, native)?;
     topic::Topic::define(ruby, native)?;
     error::define_classes(ruby);
     resolve_class::<native_server::NativeServer>(ruby);

@@ -119,7 +119,7 @@ impl NativeRequest {
             let connection = lock(&rb_self.connection); // no Arc clone per response: the lock is enough
             let Some(connection) = connection.as_ref() else { return Ok(Some(false)) }; // hijacked: answered
             match Counted::reserve(connection, len, rb_self.state.config.connection_buffer) {
-                Some(slot) => slot.with(body.to_bytes()?),
+                Some(slot) => slot.with(body.to_bytes(ruby)?),
                 None => return Ok(None),
             }
         };

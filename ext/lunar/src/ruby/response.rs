@@ -5,6 +5,7 @@ use http::{header, HeaderMap, HeaderName};
 use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
 
 use crate::ruby::headers::{append_lines, header_name};
+use crate::ruby::lent;
 
 fn to_rstring(ruby: &Ruby, v: Value) -> Result<RString, Error> {
     match RString::from_value(v) {
@@ -110,11 +111,12 @@ impl WholeBody {
         }
     }
 
-    /// Copied out of Ruby (no Ruby object may cross to tokio) into one buffer.
-    pub fn to_bytes(&self) -> Result<Bytes, Error> {
+    /// Out of Ruby (no Ruby object may cross to tokio) as one buffer: one large frozen
+    /// String lent (see `lent`), anything else copied.
+    pub fn to_bytes(&self, ruby: &Ruby) -> Result<Bytes, Error> {
         match self {
             WholeBody::None => Ok(Bytes::new()),
-            WholeBody::One(s) => Ok(s.to_bytes()),
+            WholeBody::One(s) => Ok(lent::chunk_bytes(ruby, *s)),
             WholeBody::Parts(parts) => {
                 let mut buf = BytesMut::new();
                 for part in parts.into_iter() {

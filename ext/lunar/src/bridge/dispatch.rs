@@ -99,7 +99,7 @@ impl DispatchQueue {
         // Whatever is left goes to another worker: pushes made while this one was waking up
         // woke nobody (`IdleWorkers::wake_one`).
         if self.has_events() {
-            self.notices.ring();
+            self.notices.wake_worker();
         }
         event
     }

@@ -85,6 +85,8 @@ impl IdleWorkers {
             self.waking.fetch_sub(1, Ordering::SeqCst); // a waker took it off the list
         }
         drop(parked);
+        // Pairs with `wake_one`'s fence: a push that saw this worker still waking either sees
+        // it gone now, or this worker's next look at the queue sees the push.
         fence(Ordering::SeqCst);
     }
 }

@@ -64,6 +64,12 @@ impl Notices {
         self.wake_reactor();
     }
 
+    /// Wakes one parked Ruby worker only: for work a worker leaves queued, which already
+    /// rang the reactor when it was pushed.
+    pub fn wake_worker(&self) {
+        self.idle.wake_one();
+    }
+
     /// Wakes every parked worker, and the reactor (the queue closed).
     pub fn ring_all(&self) {
         self.idle.wake_all();

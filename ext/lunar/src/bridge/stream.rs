@@ -238,9 +238,10 @@ impl ChunkStream {
     }
 
     /// The next chunk if one is queued already, to go out in the same write as the one just
-    /// taken (`net::gather`); none on HTTP/2 (handed in slices), or once the body failed.
+    /// taken (`net::gather`); none on HTTP/2 (handed in slices, a chunk's `rest` first), or
+    /// once the body failed.
     pub fn take_ready(&mut self) -> Option<Bytes> {
-        if self.rest.is_some() || self.handoff.multiplexed() || self.state.failed.load(Ordering::Acquire) {
+        if self.handoff.multiplexed() || self.state.failed.load(Ordering::Acquire) {
             return None;
         }
         let data = self.rx.try_recv().ok()?;

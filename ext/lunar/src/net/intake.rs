@@ -99,10 +99,8 @@ fn temp_file() -> std::io::Result<std::fs::File> {
 /// Reads the whole body. Spool writes are small and go to the page cache, so they are done
 /// inline rather than on a blocking thread. A client that sends no body bytes for
 /// `--timeout` is given up on (on HTTP/2 its PINGs would otherwise hold the stream forever).
+/// A bodiless request never comes here: the service answers it `Empty` without this future.
 pub async fn read_body(mut body: Incoming, headers: &HeaderMap, config: &ServerConfig) -> Result<RequestBody, BodyError> {
-    if body.is_end_stream() {
-        return Ok(RequestBody::Empty);
-    }
     if body.size_hint().exact().is_some_and(|n| n > config.max_body) {
         // A client waiting for `100 Continue` has sent nothing more: answer at once.
         if !headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")) {

@@ -65,10 +65,10 @@ def hold_polls(pid, port, native, count)
   base_rss = rss_kib(pid)
   cpu_start = cpu_seconds(pid)
   first = [count / 10, 1].max
-  loads, opened = open_polls(port, native, first, [])
+  loads, opened = open_polls(port, native, first)
   held_first = comet_stats(port)["polls"]
   first_rss = rss_kib(pid)
-  more, opened_more = open_polls(port, native, count - first, loads)
+  more, opened_more = open_polls(port, native, count - first)
   loads += more
   held = comet_stats(port)["polls"] # subscribers the app holds, not just connections opened
   held_rss = rss_kib(pid)
@@ -80,11 +80,11 @@ def hold_polls(pid, port, native, count)
             rss_mib: held_rss / 1024.0, cpu_open: cpu_seconds(pid) - cpu_start }]
 end
 
-# Opens `count` more polls (beside `loads`, already holding) and waits until the app holds them.
-def open_polls(port, native, count, loads)
+# Opens `count` more polls and waits until the app holds them beside those it held already.
+def open_polls(port, native, count)
   return [[], []] if count <= 0
 
-  already = loads.empty? ? 0 : comet_stats(port)["polls"]
+  already = comet_stats(port)["polls"]
   more = spawn_loaders(port, count, "/poll?after=0&native=#{native}", 60)
   opened = more.map { |io| io.gets.split }.map { |_, ok, failed, ms| [ok.to_i, failed.to_i, ms.to_i] }
   wait_until(30) { comet_stats(port)["polls"] >= already + opened.sum(&:first) }

@@ -17,37 +17,53 @@ module Lunar
 
     # Runs the block with `exchange` as the request its scheduled callbacks belong to.
     def within(exchange)
-      previous = Thread.current[CURRENT]
-      Thread.current[CURRENT] = exchange
-      yield
-    ensure
-      Thread.current[CURRENT] = previous
+      thread = Thread.current
+      previous = thread[CURRENT]
+      return yield if previous.equal?(exchange) # nested: nothing to set or restore
+
+      thread[CURRENT] = exchange
+      begin
+        yield
+      ensure
+        thread[CURRENT] = previous
+      end
     end
 
     # `callable`, or a wrapper failing the current request if it raises.
     def wrap(callable)
       exchange = Thread.current[CURRENT]
-      return callable unless exchange && callable
+      exchange && callable ? Attributed.new(exchange, callable) : callable
+    end
 
-      proc do |*args|
-        within(exchange) { callable.call(*args) }
+    # A scheduled callback and the request it belongs to. An object rather than a closure:
+    # one allocation per `next_tick` or timer instead of a Proc and its captured frame, on
+    # the reactor's path for every async response.
+    class Attributed
+      def initialize(exchange, callable)
+        @exchange = exchange
+        @callable = callable
+      end
+
+      def call(*args)
+        CallbackAttribution.within(@exchange) { @callable.call(*args) }
       rescue StandardError, ScriptError, SystemStackError => e
-        exchange.fail_with(e)
+        @exchange.fail_with(e)
       end
     end
 
     # Prepended to EventMachine's singleton: the ways Thin apps schedule work.
+    # (EventMachine takes any callable where it takes a block.)
     module Hooks
       def next_tick(callable = nil, &block)
-        super(&CallbackAttribution.wrap(callable || block))
+        super(CallbackAttribution.wrap(callable || block), &nil)
       end
 
       def add_timer(interval, callable = nil, &block)
-        super(interval, CallbackAttribution.wrap(callable || block))
+        super(interval, CallbackAttribution.wrap(callable || block), &nil)
       end
 
       def add_periodic_timer(interval, callable = nil, &block)
-        super(interval, CallbackAttribution.wrap(callable || block))
+        super(interval, CallbackAttribution.wrap(callable || block), &nil)
       end
     end
 

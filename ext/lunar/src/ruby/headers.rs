@@ -21,6 +21,13 @@ pub fn header_name(name: &[u8]) -> Option<HeaderName> {
 pub fn append_lines(map: &mut HeaderMap, name: &HeaderName, value: &[u8]) -> usize {
     // HeaderValue refuses CR, NUL and other controls except tab. One bad line drops the
     // whole value: what remains of a poisoned value is not what the app meant to send.
+    if !value.contains(&b'\n') {
+        // Nearly every value is one line: no list to gather it in (this runs for every
+        // header of every response, on the Ruby thread).
+        let Ok(line) = HeaderValue::from_bytes(value) else { return 0 };
+        map.append(name.clone(), line);
+        return 1;
+    }
     let lines: Result<Vec<HeaderValue>, _> = value.split(|&b| b == b'\n').map(HeaderValue::from_bytes).collect();
     let Ok(lines) = lines else { return 0 };
     let written = lines.len();

@@ -51,4 +51,30 @@ RSpec.describe "errors in the app" do
     expect(get(server, "/x").code).to eq("500")
     expect(log.string).to include("SystemStackError").and include("NotImplementedError")
   end
+
+  # Thin rescues Exception around app.call and answers 500; Puma's threads survive it too.
+  # rack-timeout's RequestTimeoutException is an Exception on purpose (so apps do not
+  # rescue it), and an app may call `exit`: neither may take a Lunar thread with it.
+  stranger = Class.new(Exception) # rubocop:disable Lint/InheritException -- what the spec is about
+  %i[threaded evented].each do |mode|
+    it "answers 500 to any Exception from the app (an Exception subclass, exit), in #{mode} mode, and keeps every thread" do
+      server = serve(mode: mode, threads: 2) do |env|
+        env["rack.errors"] = log
+        case env["PATH_INFO"]
+        when "/stranger" then raise stranger, "not a StandardError"
+        when "/exit" then exit 3
+        when "/later"
+          EM.next_tick { raise stranger, "in a callback" } # the reactor's thread, not the app's
+          throw :async
+        else [200, { "content-length" => "2" }, ["ok"]]
+        end
+      end
+      paths = %w[/stranger /exit] * 3 # more than the threads there are
+      paths << "/later" if mode == :evented
+      expect(paths.map { |path| get(server, path).code }).to all(eq("500"))
+      expect(Array.new(4) { get(server, "/").body }).to eq(%w[ok ok ok ok])
+      expect(log.string).to include("not a StandardError", "SystemExit: exit")
+      expect(log.string).to include("in a callback") if mode == :evented
+    end
+  end
 end

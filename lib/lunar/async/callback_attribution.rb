@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "lunar/request/app_errors"
+
 module Lunar
   # EventMachine callbacks remember the request they were scheduled for.
   #
@@ -46,7 +48,7 @@ module Lunar
 
       def call(*args)
         CallbackAttribution.within(@exchange) { @callable.call(*args) }
-      rescue StandardError, ScriptError, SystemStackError => e
+      rescue *APP_ERRORS => e
         @exchange.fail_with(e)
       end
     end

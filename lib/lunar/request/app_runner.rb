@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "lunar/request/app_errors"
 require "lunar/request/rack_env"
 require "lunar/request/exchange"
 require "lunar/async/async_callback"
@@ -20,7 +21,6 @@ module Lunar
     ASYNC_RESPONSE = [-1, {}.freeze, [].freeze].freeze
     ASYNC_CALLBACK = "async.callback"
     RACK_MULTITHREAD = "rack.multithread"
-    FATAL = [StandardError, ScriptError, SystemStackError, NoMemoryError].freeze
     ASYNC_OFF = "async response (-1 / throw :async) but the async protocol is off: run lunar --evented or " \
                 "--async (rackup -O async, LUNAR_ASYNC=1 under rails server), or load EventMachine"
 
@@ -49,7 +49,7 @@ module Lunar
       return deferred(request, env) if @defer && @app.deferred?(env)
 
       @async ? call_async(request, env) : call_sync(request, env)
-    rescue *FATAL => e
+    rescue *APP_ERRORS => e
       fail_before_env(request, e)
     end
 
@@ -95,7 +95,7 @@ module Lunar
       else
         through_exchange(request, env, result)
       end
-    rescue *FATAL => e
+    rescue *APP_ERRORS => e
       answered = true
       Exchange.new(request, env, @context).fail_with(e)
     ensure
@@ -112,7 +112,7 @@ module Lunar
     # inside leaves it answered (503), never hanging.
     def guarded(exchange)
       yield
-    rescue *FATAL => e
+    rescue *APP_ERRORS => e
       exchange.fail_with(e)
     ensure
       exchange.abandon unless exchange.settled?

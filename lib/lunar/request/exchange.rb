@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "lunar/request/app_errors"
 require "lunar/request/server_context"
 require "lunar/request/response_writer"
 
@@ -90,7 +91,7 @@ module Lunar
       else
         ResponseWriter.write(self, @status, headers, body) || finish
       end
-    rescue StandardError, ScriptError, SystemStackError => e
+    rescue *APP_ERRORS => e
       fail_with(e)
     end
 
@@ -110,7 +111,7 @@ module Lunar
       parking.run do
         writing.call
         finish
-      rescue StandardError, ScriptError, SystemStackError => e
+      rescue *APP_ERRORS => e
         fail_with(e)
       end
       true
@@ -153,7 +154,7 @@ module Lunar
       fire_async_close
       @body.fail if @body.respond_to?(:fail)
       finish
-    rescue StandardError => e
+    rescue *APP_ERRORS => e
       @context.log_error(@env, "while closing after disconnect: #{e.class}: #{e.message}", e.backtrace)
       finish(e)
     end
@@ -200,7 +201,7 @@ module Lunar
     # A message from the client of a native WebSocket.
     def receive(message)
       @on_message&.call(message)
-    rescue StandardError, ScriptError, SystemStackError => e
+    rescue *APP_ERRORS => e
       @context.log_error(@env, "a WebSocket message block raised #{e.class}: #{e.message}", e.backtrace)
     end
 
@@ -259,7 +260,7 @@ module Lunar
       @status = status.to_i
       @headers = headers
       @request.respond(@status, headers, parts)
-    rescue StandardError => e
+    rescue *APP_ERRORS => e
       @context.log_error(@env, "the error's answer failed: #{e.class}: #{e.message}", e.backtrace)
       @request.respond(500, ERROR_HEADERS, ERROR_BODY)
     end
@@ -270,7 +271,7 @@ module Lunar
 
       @body_closed = true
       @body.close if @body.respond_to?(:close)
-    rescue StandardError => e
+    rescue *APP_ERRORS => e
       @context.log_error(@env, "body.close raised #{e.class}: #{e.message}", e.backtrace)
     end
 
@@ -279,7 +280,7 @@ module Lunar
 
       @async_closed = true
       @env[ASYNC_CLOSE]&.succeed
-    rescue StandardError => e
+    rescue *APP_ERRORS => e
       @context.log_error(@env, "an async.close callback raised #{e.class}: #{e.message}", e.backtrace)
     end
 

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "lunar/async/async_registry"
+require "lunar/request/app_errors"
 require "lunar/request/parking"
 
 module Lunar
@@ -95,7 +96,7 @@ module Lunar
       status = headers = nil if error
       callbacks.reverse_each do |callable|
         callable.call(env, status, headers, error)
-      rescue StandardError => e
+      rescue *APP_ERRORS => e
         log_error(env, "rack.response_finished callback failed: #{e.class}: #{e.message}", e.backtrace)
       end
     end
@@ -109,7 +110,7 @@ module Lunar
       when 2 then handler.call(error, env)
       else handler.call(error, env, status)
       end
-    rescue StandardError => e
+    rescue *APP_ERRORS => e
       log_error(env, "lowlevel_error_handler raised #{e.class}: #{e.message}", e.backtrace)
       [status, ERROR_HEADERS, ERROR_BODY]
     end

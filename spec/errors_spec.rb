@@ -77,4 +77,21 @@ RSpec.describe "errors in the app" do
       expect(log.string).to include("in a callback") if mode == :evented
     end
   end
+
+  # What rack-timeout does when its timer fires just as the request ends: the exception
+  # reaches the thread after the app has returned, while it waits for the next request.
+  it "keeps a worker thread that app code raised into while it waited for a request, and stops" do
+    armed = Queue.new
+    server = serve(threads: 1) do |env|
+      armed << Thread.current if env["PATH_INFO"] == "/arm"
+      [200, { "content-length" => "2" }, ["ok"]]
+    end
+    expect(get(server, "/arm").body).to eq("ok")
+    worker = armed.pop
+    Thread.pass until worker[Lunar::Threaded::BUSY] == false && worker.status == "sleep" # waiting, outside the app
+    worker.raise(stranger, "raised into an idle worker")
+    expect(Array.new(3) { get(server, "/").body }).to eq(%w[ok ok ok]) # the only thread still serves
+    expect(worker).to be_alive
+    server.stop(0).wait
+  end
 end

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "lunar/request/app_errors"
+
 module Lunar
   # Threaded mode (Puma's model): N Ruby threads take events off the native dispatch queue
   # and run the app. A thread keeps the GVL while events are queued and releases it only to
@@ -34,9 +36,11 @@ module Lunar
       deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + patience
       @threads.each do |t|
         left = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
-        t.kill unless t.join([left, 0].max)
+        next if ended?(t, [left, 0].max)
+
+        t.kill
+        ended?(t, nil)
       end
-      @threads.each(&:join)
     end
 
     private
@@ -55,15 +59,32 @@ module Lunar
       parking = @context.park_here(@native)
       me = Thread.current
       while @native.running?
-        event = @native.next_event(parking.inbox)
+        event = next_event(parking, me) or next
         me[BUSY] = true
         if event.equal?(true)
           parking.resume_ready
         elsif event
-          @runner.dispatch(event)
+          @runner.dispatch(event) # answers whatever the app raises (APP_ERRORS)
         end
         me[BUSY] = false
       end
+    end
+
+    # The next event; nil if app code raised into this thread while it waited (rack-timeout's
+    # timer firing as its request ended does): logged, and the thread goes on serving.
+    def next_event(parking, thread)
+      @native.next_event(parking.inbox)
+    rescue *APP_ERRORS => e
+      Log.exception("#{thread.name}: raised into while waiting for a request; ignored", e)
+      nil
+    end
+
+    # Whether `thread` ended within `seconds` (nil: however long it takes). Thread#join
+    # raises what a thread died of; Ruby reported it then, and a stop must not end there.
+    def ended?(thread, seconds)
+      thread.join(seconds)
+    rescue Exception # rubocop:disable Lint/RescueException -- the dead thread's own, reported when it died
+      true
     end
 
     def run_hooks(name)

@@ -78,6 +78,22 @@ RSpec.describe "errors in the app" do
     end
   end
 
+  # A Thin app's periodic timer set up at boot belongs to no request. EventMachine's error
+  # handler only ever sees StandardError (its C side rescues no more); anything else ended
+  # the reactor, and with it every response of the process, while the server kept accepting.
+  it "keeps the reactor when a callback scheduled outside any request raises an Exception" do
+    server = serve(mode: :evented) { [200, { "content-length" => "2" }, ["ok"]] }
+    ran = Queue.new
+    EM.next_tick do
+      ran << :raising
+      raise stranger, "outside any request"
+    end
+    expect(pop_within(ran)).to eq(:raising)
+    EM.next_tick { ran << :after }
+    expect(pop_within(ran)).to eq(:after) # the reactor still runs callbacks
+    expect(get(server, "/").body).to eq("ok")
+  end
+
   # What rack-timeout does when its timer fires just as the request ends: the exception
   # reaches the thread after the app has returned, while it waits for the next request.
   it "keeps a worker thread that app code raised into while it waited for a request, and stops" do

@@ -31,10 +31,13 @@ module Lunar
       end
     end
 
-    # `callable`, or a wrapper failing the current request if it raises.
+    # `callable`, wrapped: failing the current request if it raises (Attributed), or, outside
+    # any request, handing what it raises to EventMachine's error handler (Guarded).
     def wrap(callable)
+      return callable unless callable
+
       exchange = Thread.current[CURRENT]
-      exchange && callable ? Attributed.new(exchange, callable) : callable
+      exchange ? Attributed.new(exchange, callable) : Guarded.new(callable)
     end
 
     # A scheduled callback and the request it belongs to. An object rather than a closure:
@@ -50,6 +53,27 @@ module Lunar
         CallbackAttribution.within(@exchange) { @callable.call(*args) }
       rescue *APP_ERRORS => e
         @exchange.fail_with(e)
+      end
+    end
+
+    # A callback scheduled outside any request (a Thin app's periodic timer set up at boot).
+    # EventMachine hands what a callback raises to its error handler (Lunar's logs it; an app
+    # may install its own), but its C side rescues StandardError only: an Exception subclass
+    # or `exit` ended the reactor, and every response of the process with it, while the
+    # server went on accepting. Those go to the error handler too; with none installed,
+    # EventMachine's own rule holds and the reactor stops.
+    class Guarded
+      def initialize(callable)
+        @callable = callable
+      end
+
+      def call(*args)
+        @callable.call(*args)
+      rescue *APP_ERRORS => e
+        handler = !e.is_a?(StandardError) && ::EM.instance_variable_get(:@error_handler)
+        raise unless handler # StandardError: EventMachine's own rescue hands it over
+
+        handler.call(e)
       end
     end
 

@@ -7,8 +7,9 @@ module Lunar
   # with EventMachine loaded). If one is already running it is used as is; otherwise Lunar
   # runs one on its own thread, shared by every server of the process, and stops it with the
   # last of them. An exception raised by app code on the reactor (EM.next_tick,
-  # EM.add_timer) fails the request it was scheduled for (see CallbackAttribution), or else
-  # is logged, and the reactor goes on (unless the app installed its own EM.error_handler).
+  # EM.add_timer), whatever its class, fails the request it was scheduled for (see
+  # CallbackAttribution), or else is logged, and the reactor goes on (unless the app
+  # installed its own EM.error_handler).
   class Reactor
     LOCK = Mutex.new
     @thread = nil # the reactor thread Lunar started, while it runs
@@ -29,6 +30,7 @@ module Lunar
             @users += 1
             next true
           end
+          CallbackAttribution.install # before the reactor's first tick runs any callback
           @thread = run_reactor
           @users = 1
           true

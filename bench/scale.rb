@@ -14,6 +14,7 @@
 # docs/benchmarks.md.
 require "rbconfig"
 require_relative "support"
+require_relative "chart"
 include BenchSupport # rubocop:disable Style/MixinUsage -- a script, not a library
 
 APP = COMET_APP
@@ -104,7 +105,7 @@ def publish_once(kind, pid, port, loads)
   end
   latencies = times.map { |t| (t - published_at) / 1000.0 }.sort
   reactor_used = reactor_before && (reactor_cpu(kind, pid) - reactor_before)
-  { received: latencies.size, refused: refused, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
+  { latencies: latencies, received: latencies.size, refused: refused, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
     max: latencies.last || Float::NAN, cpu_fanout: cpu_seconds(pid) - cpu_before,
     reactor_us: reactor_used && (reactor_used / [latencies.size, 1].max * 1e6) }
 end
@@ -136,6 +137,25 @@ table = rows.map do |name, n, r|
          name, n, r[:held], r[:open_s], r[:kib_per_conn], r[:kib_per_added], r[:rss_mib], r[:cpu_open], r[:p50], r[:p99], r[:max], r[:received], r[:cpu_fanout],
          r[:reactor_us] ? format("%.1f µs", r[:reactor_us]) : "–")
 end
+# Issue #19's two rows from this run: fan-out p99 against the bare tokio floor, memory per
+# held poll against the bare hyper floor (≤ 1.5× and ≤ 1.10×).
+against = SIZES.flat_map do |n|
+  at = rows.select { |_, size, _| size == n }.to_h { |name, _, r| [name, r] }
+  tokio = at.fetch("bare tokio fan-out floor")
+  hyper = at.fetch("bare hyper floor")
+  ["Lunar, async.callback", "Lunar, Lunar::Topic"].map do |name|
+    r = at.fetch(name)
+    format("| %s | %d | %.2f× | %.2f× | %.2f× |", name, n, r[:p99] / tokio[:p99], r[:kib_per_conn] / hyper[:kib_per_conn],
+           r[:kib_per_added] / hyper[:kib_per_added])
+  end
+end
+charts = SIZES.map do |n|
+  series = rows.select { |_, size, _| size == n }.map { |name, _, r| [name, r[:latencies]] }
+  BenchChart.cdf("scale-fanout-#{n}", title: "One publish to #{n} held long-polls: share of subscribers with the message (left is better)",
+                                      series: series, unit: "ms since POST /publish")
+  "![fan-out to #{n}](charts/scale-fanout-#{n}.svg)"
+end
+
 report = <<~MD
 
   ## Comet at scale: held long-polls and one publish (same run)
@@ -158,6 +178,15 @@ report = <<~MD
   | server | N asked | held | time to open | RSS per held connection | RSS per added connection | server RSS | server CPU to open | fan-out p50 | p99 | max | got the message | server CPU for the publish | reactor CPU per message |
   | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
   #{table.join("\n")}
+
+  #{charts.join("\n\n")}
+
+  Against issue #19's goals (fan-out p99 ≤ 1.5× the tokio floor's; RSS per held poll ≤ 1.10×
+  the hyper floor's):
+
+  | server | N | fan-out p99 / tokio floor | RSS per held / hyper floor | RSS per added / hyper floor |
+  | --- | ---: | ---: | ---: | ---: |
+  #{against.join("\n")}
 MD
 File.write(File.join(ROOT, "docs/benchmarks.md"), report, mode: "a")
 puts report

@@ -248,4 +248,40 @@ RSpec.describe "the async response protocol (evented mode)" do
     expect(never.value).to eq("")
     expect([pop_within(events), pop_within(events)]).to contain_exactly([:closed, "/soon"], [:closed, "/never"])
   end
+
+  # Thin stops when its reactor does. A server whose reactor has gone would accept
+  # connections and never answer them, and its stop would wait on the reactor forever.
+  describe "when the reactor ends under the server" do
+    it "stops when the app calls EM.stop, firing async.close for what was pending; a new server gets a new reactor" do
+      server = evented do |env|
+        env["async.close"].callback { events << :closed }
+        if env["PATH_INFO"] == "/stop"
+          EM.next_tick { EM.stop }
+          next [200, { "content-length" => "2" }, ["ok"]]
+        end
+        [-1, {}, []] # pending until the stop
+      end
+      port = server.port
+      pending = Thread.new { raw(server, "GET /held HTTP/1.1\r\nHost: h\r\n\r\n") }
+      eventually { server.pending_async == 1 }
+      expect(get(server, "/stop").body).to eq("ok")
+      Timeout.timeout(10) { server.wait } # it stopped by itself
+      expect(pop_within(events)).to eq(:closed)
+      expect(pending.value).to eq("")
+      expect { TCPSocket.new("127.0.0.1", port).close }.to raise_error(Errno::ECONNREFUSED)
+      expect(get(evented { [200, { "content-length" => "5" }, ["again"]] }).body).to eq("again")
+    end
+
+    it "stops when an exception gets past the app's own error handler" do
+      stranger = Class.new(Exception) # rubocop:disable Lint/InheritException -- what the spec is about
+      server = evented { [200, { "content-length" => "2" }, ["ok"]] }
+      expect(get(server).body).to eq("ok")
+      EM.error_handler { |e| raise e } # an app's own, which lets it through
+      EM.next_tick { raise stranger, "past every handler" } # outside any request
+      Timeout.timeout(10) { server.wait }
+      expect(server.running?).to be(false)
+    ensure
+      EM.error_handler # removed: the next reactor gets Lunar's again
+    end
+  end
 end

@@ -10,46 +10,60 @@ module Lunar
   # EM.add_timer), whatever its class, fails the request it was scheduled for (see
   # CallbackAttribution), or else is logged, and the reactor goes on (unless the app
   # installed its own EM.error_handler).
+  #
+  # If Lunar's reactor ends while servers use it (the app called EM.stop, or an exception
+  # got past every handler), each of them is told (`on_end`) and stops, as Thin stops when
+  # its reactor does: a server whose reactor is gone would accept and never answer.
   class Reactor
     LOCK = Mutex.new
     @thread = nil # the reactor thread Lunar started, while it runs
     @users = 0    # servers using it
+    @ending = false # Lunar itself is stopping it
+    @on_end = {} # the servers' callbacks, by Reactor instance
 
     class << self
-      def start(errors: $stderr)
-        new(errors)
+      # `on_end`: called (with the exception, or nil) if the reactor ends under this server.
+      def start(errors: $stderr, on_end: nil)
+        new(errors, on_end)
       end
 
-      # Uses the running reactor, or starts Lunar's own; true when it is Lunar's (then
-      # `release` must follow).
+      # Uses the running reactor, or starts Lunar's own; that thread when it is Lunar's
+      # (then `release` must follow), else nil.
       def acquire
         LOCK.synchronize do
           if ::EM.reactor_running?
-            next false unless @thread && ::EM.reactor_thread.equal?(@thread)
+            next nil unless @thread && ::EM.reactor_thread.equal?(@thread)
 
             @users += 1
-            next true
+            next @thread
           end
           CallbackAttribution.install # before the reactor's first tick runs any callback
+          @ending = false
           @thread = run_reactor
           @users = 1
-          true
+          @thread
         end
       end
 
-      # One server less on Lunar's reactor; the last one stops it, holding the lock until
-      # it has stopped, so that a server starting meanwhile starts a new one rather than
-      # joining one about to end.
-      def release
+      # One server less on Lunar's reactor `thread`; the last one stops it, holding the lock
+      # until it has stopped, so that a server starting meanwhile starts a new one rather
+      # than joining one about to end. Nothing to stop if it ended already.
+      def release(thread)
         LOCK.synchronize do
+          next unless thread.equal?(@thread) # one that ended, replaced since
+
           @users -= 1
           next if @users.positive?
 
-          ::EM.schedule { ::EM.stop_event_loop }
-          @thread.join
+          @ending = true
+          ::EM.schedule { ::EM.stop_event_loop } if thread.alive?
+          joined(thread)
           @thread = nil
         end
       end
+
+      def listen(reactor, callback) = LOCK.synchronize { @on_end[reactor] = callback }
+      def forget(reactor) = LOCK.synchronize { @on_end.delete(reactor) }
 
       private
 
@@ -59,21 +73,46 @@ module Lunar
           Thread.current.name = "lunar-reactor"
           ::EM.epoll # as Thin does: select(2) stops at 1,024 descriptors
           ::EM.run { ready << true }
+          ended(nil)
+        rescue Exception => e # rubocop:disable Lint/RescueException -- whatever ended it, the servers must know
+          ended(e)
         end
         ready.pop
         thread
+      end
+
+      # The reactor thread's last act. Not under LOCK: `release` holds it while joining.
+      def ended(error)
+        return if @ending
+
+        callbacks = LOCK.synchronize { @on_end.values }
+        callbacks.each { |callback| callback.call(error) }
+      end
+
+      # Thread#join raises what the thread died of; that was handed to the servers already.
+      def joined(thread)
+        thread.join
+      rescue Exception # rubocop:disable Lint/RescueException -- see above
+        nil
       end
     end
 
     attr_reader :thread
 
-    def initialize(errors)
+    def initialize(errors, on_end = nil)
       require "eventmachine"
       @errors = errors
-      @shares_lunars = self.class.acquire
+      @lunars = self.class.acquire # Lunar's own reactor thread, or nil
       @thread = ::EM.reactor_thread
+      self.class.listen(self, on_end) if @lunars && on_end
       install_error_handler
       CallbackAttribution.install
+    end
+
+    # Whether the reactor still runs (false once it has ended under this server, even while
+    # its thread is still telling the servers so).
+    def alive?
+      !@thread.nil? && @thread.alive? && ::EM.reactor_running? && ::EM.reactor_thread.equal?(@thread)
     end
 
     # Runs `block` on the reactor: now when already there, else at its next turn. Not
@@ -83,9 +122,10 @@ module Lunar
       Thread.current.equal?(@thread) ? block.call : ::EM.next_tick(&block)
     end
 
-    # Runs `block` on the reactor and returns its value (at once when already there).
+    # Runs `block` on the reactor and returns its value (at once when already there, or
+    # when the reactor has ended: nothing else runs EventMachine's code then).
     def call(&block)
-      return block.call if Thread.current.equal?(@thread)
+      return block.call if Thread.current.equal?(@thread) || !alive?
 
       result = Thread::Queue.new
       ::EM.schedule do
@@ -99,10 +139,11 @@ module Lunar
 
     # This server is done with the reactor (Lunar's own stops with its last server).
     def stop
-      return unless @shares_lunars
+      return unless @lunars
 
-      @shares_lunars = false
-      self.class.release
+      self.class.forget(self)
+      self.class.release(@lunars)
+      @lunars = nil
     end
 
     private

@@ -43,7 +43,7 @@ module Lunar
     end
 
     def stop(_patience)
-      @reactor.call { @watch&.detach }
+      @reactor.call { @watch&.detach if @reactor.alive? } # an ended reactor has nothing to detach from
     end
 
     private

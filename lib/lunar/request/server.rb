@@ -159,7 +159,16 @@ module Lunar
       return unless mode == :evented || defined?(::EventMachine)
 
       require "lunar/async/reactor"
-      Reactor.start
+      Reactor.start(on_end: method(:reactor_ended))
+    end
+
+    # Lunar's reactor ended under this server (the app called EM.stop, or an exception got
+    # past every handler): stop, as Thin does when its reactor stops, rather than go on
+    # accepting connections nothing will answer. Called on the ending reactor's thread.
+    def reactor_ended(error)
+      message = "the EventMachine reactor stopped; this server stops too"
+      error ? Log.exception(message, error) : Log.error("#{message} (EM.stop)")
+      stop(0)
     end
 
     # What the native core is handed. Balancing across workers (Puma's

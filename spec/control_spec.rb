@@ -34,6 +34,13 @@ RSpec.describe "operating a running Lunar" do
     JSON.parse(out)
   end
 
+  # Whether process `pid` has gone or is a zombie. It may vanish between looking and reading.
+  def gone_or_zombie?(pid)
+    File.read("/proc/#{pid}/stat").split[2] == "Z"
+  rescue Errno::ENOENT, Errno::ESRCH
+    true
+  end
+
   def boot(*args, fixture_name: "hello.ru")
     spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "--control-url", "tcp://127.0.0.1:0", "--control-token", token,
                           *args, fixture(fixture_name)))
@@ -148,7 +155,7 @@ RSpec.describe "operating a running Lunar" do
       child.wait_for(/worker 0 \(pid #{stuck}\) did not check in within 2/, timeout: 10)
       child.wait_for(/worker 0 booted, pid (?!#{stuck})\d+/, timeout: 15)
       expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 2 + 5 + 2 # + the new worker's boot
-      eventually(timeout: 10) { !File.exist?("/proc/#{stuck}") || File.read("/proc/#{stuck}/stat").split[2] == "Z" }
+      eventually(timeout: 10) { gone_or_zombie?(stuck) }
     end
   end
 end

@@ -104,7 +104,7 @@ RSpec.describe "errors in the app" do
     end
     expect(get(server, "/arm").body).to eq("ok")
     worker = armed.pop
-    Thread.pass until worker[Lunar::Threaded::BUSY] == false && worker.status == "sleep" # waiting, outside the app
+    eventually { worker[Lunar::Threaded::BUSY] == false && worker.status == "sleep" } # waiting, outside the app
     worker.raise(stranger, "raised into an idle worker")
     expect(Array.new(3) { get(server, "/").body }).to eq(%w[ok ok ok]) # the only thread still serves
     expect(worker).to be_alive

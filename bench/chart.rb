@@ -10,24 +10,29 @@ module BenchChart
   GAP = 8
   LABEL_WIDTH = 260
   PLOT_WIDTH = 420
+  DIR = File.expand_path("../docs/charts", __dir__)
   COLORS = { "Lunar" => "#3b5bdb", "Puma" => "#e8590c", "Thin" => "#2b8a3e" }.freeze
 
   module_function
 
   # `rows`: [[label, value], …]; `unit`: shown after each value. Returns the path written.
-  def bars(name, title:, rows:, unit:, dir: File.expand_path("../docs/charts", __dir__))
-    FileUtils.mkdir_p(dir)
+  def bars(name, title:, rows:, unit:, dir: DIR)
     top = rows.map(&:last).max.to_f
     top = 1.0 unless top.positive?
-    height = 40 + (rows.size * (BAR + GAP))
     body = rows.each_with_index.map { |(label, value), i| bar(label, value, top, unit, 34 + (i * (BAR + GAP))) }
-    svg = <<~SVG
-      <svg xmlns="http://www.w3.org/2000/svg" width="#{LABEL_WIDTH + PLOT_WIDTH + 110}" height="#{height}" font-family="sans-serif" font-size="13">
+    write(File.join(dir, "#{name}.svg"), title, body, width: LABEL_WIDTH + PLOT_WIDTH + 110, height: 40 + (rows.size * (BAR + GAP)))
+  end
+
+  # An SVG document of `parts` under `title`, at `path`; returns the path.
+  def write(path, title, parts, width:, height:)
+    FileUtils.mkdir_p(File.dirname(path))
+    File.write(path, <<~SVG)
+      <svg xmlns="http://www.w3.org/2000/svg" width="#{width}" height="#{height}" font-family="sans-serif" font-size="13">
       <text x="8" y="20" font-weight="bold">#{escape(title)}</text>
-      #{body.join("\n")}
+      #{parts.join("\n")}
       </svg>
     SVG
-    File.join(dir, "#{name}.svg").tap { |path| File.write(path, svg) }
+    path
   end
 
   def bar(label, value, top, unit, top_y)
@@ -43,20 +48,13 @@ module BenchChart
 
   # A cumulative distribution per series: x the value (`unit`), y the share of samples at or
   # below it. `series`: [[label, values], …] (any order). Returns the path written.
-  def cdf(name, title:, series:, unit:, dir: File.expand_path("../docs/charts", __dir__))
-    FileUtils.mkdir_p(dir)
+  def cdf(name, title:, series:, unit:, dir: DIR)
     sorted = series.map { |label, values| [label, values.sort] }.reject { |_, values| values.empty? }
     top = nice_ceiling(sorted.map { |_, values| values.last }.max.to_f)
     colors = line_colors(sorted.map(&:first))
     lines = sorted.each_with_index.map { |(label, values), i| cdf_line(label, values, top, i, colors[i]) }
-    svg = <<~SVG
-      <svg xmlns="http://www.w3.org/2000/svg" width="#{PLOT[:left] + PLOT[:width] + 250}" height="#{PLOT[:top] + PLOT[:height] + 50}" font-family="sans-serif" font-size="13">
-      <text x="8" y="20" font-weight="bold">#{escape(title)}</text>
-      #{axes(top, unit)}
-      #{lines.join("\n")}
-      </svg>
-    SVG
-    File.join(dir, "#{name}.svg").tap { |path| File.write(path, svg) }
+    write(File.join(dir, "#{name}.svg"), title, [axes(top, unit), *lines],
+          width: PLOT[:left] + PLOT[:width] + 250, height: PLOT[:top] + PLOT[:height] + 50)
   end
 
   # One series: its curve through 101 quantiles, and its legend entry.

@@ -94,6 +94,18 @@ RSpec.describe "errors in the app" do
     expect(get(server, "/").body).to eq("ok")
   end
 
+  # Puma's pool starts a thread for waiting work when one has gone; a Lunar pool lost it
+  # for good, and with one thread the server answered nothing more.
+  it "replaces a worker thread that app code ended (Thread.exit inside a request)" do
+    server = serve(threads: 1) do |env|
+      Thread.exit if env["PATH_INFO"] == "/exit_thread"
+      [200, { "content-length" => "2" }, ["ok"]]
+    end
+    expect(get(server, "/exit_thread").code).to eq("503") # answered, never left hanging
+    expect(Array.new(3) { get(server, "/").body }).to eq(%w[ok ok ok])
+    expect(server.stats[:running]).to eq(1)
+  end
+
   # What rack-timeout does when its timer fires just as the request ends: the exception
   # reaches the thread after the app has returned, while it waits for the next request.
   it "keeps a worker thread that app code raised into while it waited for a request, and stops" do

@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "English"
 require "lunar/request/app_errors"
 
 module Lunar
@@ -8,6 +9,8 @@ module Lunar
   # wait (inside `next_event`). A streamed body whose client is slow parks (see Parking)
   # instead of holding its thread. Each thread runs the config file's
   # `before_thread_start` hooks when it starts and `before_thread_exit` ones when it ends.
+  # Whatever app code raises is answered and the thread goes on; a thread app code ends
+  # (Thread.exit) is replaced.
   class Threaded
     BUSY = :__lunar_busy # thread-local: inside the app now
 
@@ -52,7 +55,16 @@ module Lunar
         work
       ensure
         run_hooks(:before_thread_exit)
+        replace(index) unless $ERROR_INFO # ended by Thread.exit or Thread#kill, not an error
       end
+    end
+
+    # App code ended a worker (Thread.exit or Thread#kill inside a request; its client got
+    # a 503) while the server runs: a new thread takes its place, as Puma's pool starts one
+    # for waiting work. Not after an exception: the worker survives every exception app
+    # code raises, so one escaping is Lunar's fault, reported, and not worth a loop.
+    def replace(index)
+      @threads[index] = spawn(index) if @native.running?
     end
 
     def work

@@ -35,6 +35,8 @@ module Lunar
     # The reactor is the one thread calling the app.
     def size = 1
 
+    def running = @reactor.alive? ? 1 : 0
+
     def busy = 0
 
     def notified

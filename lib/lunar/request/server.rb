@@ -97,8 +97,9 @@ module Lunar
     # Puma's stats for one server (the keys its exporters read), and Lunar's own.
     def stats
       threads = @workers ? @workers.size : 0
+      running = @workers ? @workers.running : 0
       busy = @workers ? @workers.busy : 0
-      { backlog: @native ? @native.queue_length : 0, running: threads, pool_capacity: threads - busy, busy_threads: busy,
+      { backlog: @native ? @native.queue_length : 0, running: running, pool_capacity: running - busy, busy_threads: busy,
         max_threads: threads, requests_count: @native ? @native.requests_count : 0,
         connections: live_connections, max_connections: max_connections, async_pending: pending_async,
         parked_bodies: parked_bodies, websockets: @native ? @native.websockets : 0,

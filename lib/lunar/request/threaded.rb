@@ -28,6 +28,9 @@ module Lunar
 
     def size = @threads.size
 
+    # Threads alive (Puma's `running`): `size` unless one died of an error in Lunar itself.
+    def running = @threads.count(&:alive?)
+
     # Threads inside the app (or writing its response) now.
     def busy
       @threads.count { |t| t[BUSY] }

@@ -12,5 +12,7 @@ Dir[File.join(__dir__, "unit", "support", "*.rb")].each { |f| require f }
 
 RSpec.configure do |config|
   config.order = :defined
-  config.around { |example| Timeout.timeout(10) { example.run } }
+  # For the unit examples only: a bare `rspec` loads both tiers, and this hook would
+  # otherwise cut the black-box ones (a browser spec boots Chromium) at 10 s too.
+  config.around(file_path: %r{/spec/unit/}) { |example| Timeout.timeout(10) { example.run } }
 end

@@ -56,7 +56,9 @@ module Lunar
           next if @users.positive?
 
           @ending = true
-          ::EM.schedule { ::EM.stop_event_loop } if thread.alive?
+          # Checked inside as well: scheduled while the reactor was ending on its own, the
+          # block would wait in EventMachine's queue and stop the next reactor instead.
+          ::EM.schedule { ::EM.stop_event_loop if ::EM.reactor_thread.equal?(thread) } if thread.alive?
           joined(thread)
           @thread = nil
         end

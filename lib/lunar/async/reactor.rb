@@ -18,8 +18,7 @@ module Lunar
     LOCK = Mutex.new
     @thread = nil # the reactor thread Lunar started, while it runs
     @users = 0    # servers using it
-    @ending = false # Lunar itself is stopping it
-    @on_end = {} # the servers' callbacks, by Reactor instance
+    @on_end = {}.freeze # Reactor instance => [its reactor thread, its server's callback]; replaced, never changed
 
     class << self
       # `on_end`: called (with the exception, or nil) if the reactor ends under this server.
@@ -38,7 +37,6 @@ module Lunar
             next @thread
           end
           CallbackAttribution.install # before the reactor's first tick runs any callback
-          @ending = false
           @thread = run_reactor
           @users = 1
           @thread
@@ -55,17 +53,17 @@ module Lunar
           @users -= 1
           next if @users.positive?
 
-          @ending = true
           # Checked inside as well: scheduled while the reactor was ending on its own, the
           # block would wait in EventMachine's queue and stop the next reactor instead.
           ::EM.schedule { ::EM.stop_event_loop if ::EM.reactor_thread.equal?(thread) } if thread.alive?
-          joined(thread)
+          thread.join # it never dies of an exception: it hands it to `ended`
           @thread = nil
         end
       end
 
-      def listen(reactor, callback) = LOCK.synchronize { @on_end[reactor] = callback }
-      def forget(reactor) = LOCK.synchronize { @on_end.delete(reactor) }
+      # A server (its Reactor) to be told if `thread` ends under it; `forget` before `release`.
+      def listen(reactor, thread, callback) = LOCK.synchronize { @on_end = @on_end.merge(reactor => [thread, callback]).freeze }
+      def forget(reactor) = LOCK.synchronize { @on_end = @on_end.except(reactor).freeze }
 
       private
 
@@ -75,27 +73,19 @@ module Lunar
           Thread.current.name = "lunar-reactor"
           ::EM.epoll # as Thin does: select(2) stops at 1,024 descriptors
           ::EM.run { ready << true }
-          ended(nil)
+          ended(Thread.current, nil)
         rescue Exception => e # rubocop:disable Lint/RescueException -- whatever ended it, the servers must know
-          ended(e)
+          ended(Thread.current, e)
         end
         ready.pop
         thread
       end
 
-      # The reactor thread's last act. Not under LOCK: `release` holds it while joining.
-      def ended(error)
-        return if @ending
-
-        callbacks = LOCK.synchronize { @on_end.values }
-        callbacks.each { |callback| callback.call(error) }
-      end
-
-      # Thread#join raises what the thread died of; that was handed to the servers already.
-      def joined(thread)
-        thread.join
-      rescue Exception # rubocop:disable Lint/RescueException -- see above
-        nil
+      # The reactor thread's last act: the servers still on it are told (when Lunar stops it,
+      # its last server has forgotten it already, so none are). Without the LOCK, which
+      # `release` holds while joining this thread: @on_end is replaced whole, never changed.
+      def ended(thread, error)
+        @on_end.each_value { |on, callback| callback.call(error) if on.equal?(thread) }
       end
     end
 
@@ -106,7 +96,7 @@ module Lunar
       @errors = errors
       @lunars = self.class.acquire # Lunar's own reactor thread, or nil
       @thread = ::EM.reactor_thread
-      self.class.listen(self, on_end) if @lunars && on_end
+      self.class.listen(self, @lunars, on_end) if @lunars && on_end
       install_error_handler
       CallbackAttribution.install
     end

@@ -31,6 +31,10 @@ module Lunar
       end
     end
 
+    # EventMachine's error handler, if one is installed (EventMachine has no reader for it;
+    # calling EM.error_handler without a block removes it).
+    def error_handler = ::EM.instance_variable_get(:@error_handler)
+
     # `callable`, wrapped: failing the current request if it raises (Attributed), or, outside
     # any request, handing what it raises to EventMachine's error handler (Guarded).
     def wrap(callable)
@@ -70,7 +74,7 @@ module Lunar
       def call(*args)
         @callable.call(*args)
       rescue *APP_ERRORS => e
-        handler = !e.is_a?(StandardError) && ::EM.instance_variable_get(:@error_handler)
+        handler = !e.is_a?(StandardError) && CallbackAttribution.error_handler
         raise unless handler # StandardError: EventMachine's own rescue hands it over
 
         handler.call(e)

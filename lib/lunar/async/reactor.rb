@@ -141,7 +141,7 @@ module Lunar
     private
 
     def install_error_handler
-      return if ::EM.instance_variable_get(:@error_handler)
+      return if CallbackAttribution.error_handler
 
       errors = @errors
       ::EM.error_handler do |e|

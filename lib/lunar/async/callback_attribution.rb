@@ -53,8 +53,10 @@ module Lunar
         @callable = callable
       end
 
-      def call(*args)
-        CallbackAttribution.within(@exchange) { @callable.call(*args) }
+      # EventMachine calls what it schedules without arguments: none to gather (an Array per
+      # call).
+      def call
+        CallbackAttribution.within(@exchange) { @callable.call }
       rescue *APP_ERRORS => e
         @exchange.fail_with(e)
       end
@@ -71,8 +73,8 @@ module Lunar
         @callable = callable
       end
 
-      def call(*args)
-        @callable.call(*args)
+      def call
+        @callable.call
       rescue *APP_ERRORS => e
         handler = !e.is_a?(StandardError) && CallbackAttribution.error_handler
         raise unless handler # StandardError: EventMachine's own rescue hands it over

@@ -275,11 +275,13 @@ RSpec.describe "the async response protocol (evented mode)" do
     it "stops when an exception gets past the app's own error handler" do
       stranger = Class.new(Exception) # rubocop:disable Lint/InheritException -- what the spec is about
       server = evented { [200, { "content-length" => "2" }, ["ok"]] }
+      port = server.port
       expect(get(server).body).to eq("ok")
       EM.error_handler { |e| raise e } # an app's own, which lets it through
       EM.next_tick { raise stranger, "past every handler" } # outside any request
       Timeout.timeout(10) { server.wait }
       expect(server.running?).to be(false)
+      expect { TCPSocket.new("127.0.0.1", port).close }.to raise_error(Errno::ECONNREFUSED) # what a client sees
     ensure
       EM.error_handler # removed: the next reactor gets Lunar's again
     end

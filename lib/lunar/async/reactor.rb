@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "lunar/async/callback_attribution"
+require "lunar/async/scheduled_call"
 
 module Lunar
   # The EventMachine reactor Lunar runs the app on (evented mode) or beside (threaded mode
@@ -115,18 +116,14 @@ module Lunar
     end
 
     # Runs `block` on the reactor and returns its value (at once when already there, or
-    # when the reactor has ended: nothing else runs EventMachine's code then).
+    # when the reactor has ended: nothing else runs EventMachine's code then, and if it ends
+    # before getting to the block, the caller runs it; see ScheduledCall).
     def call(&block)
       return block.call if Thread.current.equal?(@thread) || !alive?
 
-      result = Thread::Queue.new
-      ::EM.schedule do
-        result << [true, block.call]
-      rescue Exception => e # rubocop:disable Lint/RescueException -- handed back to the caller
-        result << [false, e]
-      end
-      ok, value = result.pop
-      ok ? value : raise(value)
+      scheduled = ScheduledCall.new(block)
+      ::EM.next_tick(scheduled)
+      scheduled.value { alive? }
     end
 
     # This server is done with the reactor (Lunar's own stops with its last server).

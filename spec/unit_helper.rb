@@ -1,8 +1,9 @@
 # frozen_string_literal: true
 
 # The unit tier: Ruby parts that need no server and no native extension (option parsing,
-# the config DSL, configuration, deferrables, the exchange state machine against a fake
-# native request). It runs in seconds, before the black-box suite (script/test).
+# the config DSL, configuration, deferrables, Reactor#call on a real EventMachine reactor,
+# the exchange state machine against a fake native request). It runs in seconds, before
+# the black-box suite (script/test).
 $LOAD_PATH.unshift(File.expand_path("../lib", __dir__))
 require "lunar/version"
 require "timeout"

@@ -69,27 +69,35 @@ def soak(command, native)
     cpu_before = cpu_seconds(pid)
     published, took = publish(port)
     cpu = cpu_seconds(pid) - cpu_before
-    results = loads.map { |io| io.gets.split.drop(1).map(&:to_i) }
+    received = tally(loads, held, published)
     sampler.kill
-    frames, gaps, closed = results.transpose.map(&:sum)
-    { held: held, published: published, rate: published / took, frames: frames, expected: held * published,
-      gaps: gaps, closed: closed, rss_min: rss.min, rss_max: rss.max, cpu: cpu }
+    received.merge(held: held, published: published, rate: published / took, expected: held * published,
+                   rss_min: rss.min, rss_max: rss.max, cpu: cpu)
   ensure
     kill_loaders(loads)
   end
 end
 
+# What the subscribers received, summed over the loaders (see holdconns' `Tally`).
+def tally(loads, held, published)
+  frames, gaps, closed, silent, firsts, lasts = loads.map { |io| io.gets.split.drop(1).map(&:to_i) }.transpose.map(&:sum)
+  heard = held - silent # ids run from 1 to `published`
+  { frames: frames, gaps: gaps, closed: closed, silent: silent, missed_start: firsts - heard, missed_end: (heard * published) - lasts }
+end
+
 rows = VARIANTS.map do |name, (command, native)|
   r = soak(command, native)
-  warn format("%-26s held %d, published %d (%.0f/s), frames %d of %d (%.1f%%), ids lost %d, cut off %d, RSS %.0f–%.0f MiB",
+  warn format("%-26s held %d, published %d (%.0f/s), frames %d of %d (%.1f%%), ids lost %d, missed at start %d, " \
+              "at end %d, silent streams %d, cut off %d, RSS %.0f–%.0f MiB",
               name, r[:held], r[:published], r[:rate], r[:frames], r[:expected], 100.0 * r[:frames] / [r[:expected], 1].max,
-              r[:gaps], r[:closed], r[:rss_min], r[:rss_max])
+              r[:gaps], r[:missed_start], r[:missed_end], r[:silent], r[:closed], r[:rss_min], r[:rss_max])
   [name, r]
 end
 
 table = rows.map do |name, r|
-  format("| %s | %d | %d (%.0f/s) | %d of %d (%.1f%%) | %d | %d | %.0f–%.0f MiB | %.1f s |", name, r[:held], r[:published], r[:rate],
-         r[:frames], r[:expected], 100.0 * r[:frames] / [r[:expected], 1].max, r[:gaps], r[:closed], r[:rss_min], r[:rss_max], r[:cpu])
+  format("| %s | %d | %d (%.0f/s) | %d of %d (%.1f%%) | %d | %d / %d / %d | %d | %.0f–%.0f MiB | %.1f s |", name, r[:held], r[:published],
+         r[:rate], r[:frames], r[:expected], 100.0 * r[:frames] / [r[:expected], 1].max, r[:gaps], r[:missed_start], r[:missed_end], r[:silent],
+         r[:closed], r[:rss_min], r[:rss_max], r[:cpu])
 end
 report = <<~MD
 
@@ -99,11 +107,14 @@ report = <<~MD
   demo's `/events`, messages published one `POST /publish` at a time at up to #{RATE}/s for
   #{SECONDS} s (the publisher waits for each answer, so a slow server publishes fewer); the
   subscribers read for 40 s more. Expected frames = subscribers × messages published.
-  "Ids lost" counts messages a connected subscriber never got; "cut off" counts streams the
-  server closed (Lunar cuts off a client more than `--stream-buffer` behind).
+  "Ids lost" counts messages a subscriber never got between two it did; the frames missing
+  otherwise were missed at the start (a subscriber whose first id was not the first), at
+  the end (its last id was not the last: a stream that stalled) or by silent streams (no
+  frame at all); "cut off" counts streams the server closed (Lunar cuts off a client more
+  than `--stream-buffer` behind).
 
-  | server | subscribers | published | frames received | ids lost | cut off | server RSS during | server CPU |
-  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+  | server | subscribers | published | frames received | ids lost | missed: start / end / silent | cut off | server RSS during | server CPU |
+  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
   #{table.join("\n")}
 MD
 File.write(File.join(ROOT, "docs/benchmarks.md"), report, mode: "a")

@@ -7,8 +7,9 @@
 //!   connection and prints `recv OK MISSING REFUSED` (REFUSED: answered, but not 200) and
 //!   `times T1 T2 …` (microseconds since the Unix epoch, when each 200 answer began);
 //! - `sse`: reads every connection for WAIT seconds as an EventSource stream and prints
-//!   `sse FRAMES GAPS CLOSED`: `id:` frames received, ids skipped (a frame lost), and
-//!   connections the server closed before the end.
+//!   `sse FRAMES GAPS CLOSED SILENT FIRSTS LASTS`: `id:` frames received, ids skipped (a
+//!   frame lost), connections the server closed before the end, streams that got no
+//!   frame, and the sums of each other stream's first and last id (see `Tally`).
 //!
 //! Loopback only; bounded in count and time; exits by itself.
 //!
@@ -121,47 +122,79 @@ async fn main() {
     println!("times {}", list.join(" "));
 }
 
+/// What EventSource streams received, summed over streams. A frame missing without a gap
+/// after it was missed at the start (the first id is not 1) or at the end (the last id is
+/// not the last published), which the orchestrator, knowing how many were published, tells
+/// apart from `firsts` and `lasts`.
+#[derive(Default)]
+struct Tally {
+    frames: u64,
+    gaps: u64,
+    closed: u64,
+    /// Streams that got no frame at all.
+    silent: u64,
+    /// The sums of each stream's first and last id (streams with frames).
+    firsts: u64,
+    lasts: u64,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.frames += other.frames;
+        self.gaps += other.gaps;
+        self.closed += other.closed;
+        self.silent += other.silent;
+        self.firsts += other.firsts;
+        self.lasts += other.lasts;
+    }
+}
+
 /// Reads each stream as EventSource for `wait` seconds, counting `id: N` lines.
 async fn sse(streams: Vec<TcpStream>, wait: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    let mut readers = Vec::with_capacity(streams.len());
-    for mut stream in streams {
-        readers.push(tokio::spawn(async move {
-            let (mut frames, mut gaps, mut last, mut closed) = (0u64, 0u64, None::<u64>, false);
-            let mut buf = vec![0u8; 16 * 1024];
-            let mut partial = Vec::new();
-            loop {
-                match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-                    Err(_) => break, // the soak is over
-                    Ok(Ok(0)) | Ok(Err(_)) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(Ok(n)) => {
-                        partial.extend_from_slice(&buf[..n]);
-                        while let Some(end) = partial.iter().position(|&b| b == b'\n') {
-                            let line: Vec<u8> = partial.drain(..=end).collect();
-                            if let Some(id) = line.strip_prefix(b"id: ").and_then(|r| std::str::from_utf8(r).ok()).and_then(|r| r.trim().parse::<u64>().ok()) {
-                                frames += 1;
-                                if let Some(prev) = last {
-                                    gaps += id.saturating_sub(prev + 1);
-                                }
-                                last = Some(id);
-                            }
+    let readers: Vec<_> = streams.into_iter().map(|stream| tokio::spawn(read_sse(stream, deadline))).collect();
+    let mut total = Tally::default();
+    for r in readers {
+        if let Ok(tally) = r.await {
+            total.add(tally);
+        }
+    }
+    let Tally { frames, gaps, closed, silent, firsts, lasts } = total;
+    println!("sse {frames} {gaps} {closed} {silent} {firsts} {lasts}");
+}
+
+/// One stream's tally, read until `deadline` or until the server closes it.
+async fn read_sse(mut stream: TcpStream, deadline: tokio::time::Instant) -> Tally {
+    let mut tally = Tally::default();
+    let (mut first, mut last) = (None::<u64>, None::<u64>);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut partial = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => break, // the soak is over
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                tally.closed = 1;
+                break;
+            }
+            Ok(Ok(n)) => {
+                partial.extend_from_slice(&buf[..n]);
+                while let Some(end) = partial.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = partial.drain(..=end).collect();
+                    if let Some(id) = line.strip_prefix(b"id: ").and_then(|r| std::str::from_utf8(r).ok()).and_then(|r| r.trim().parse::<u64>().ok()) {
+                        tally.frames += 1;
+                        if let Some(prev) = last {
+                            tally.gaps += id.saturating_sub(prev + 1);
                         }
+                        first.get_or_insert(id);
+                        last = Some(id);
                     }
                 }
             }
-            (frames, gaps, closed)
-        }));
-    }
-    let (mut frames, mut gaps, mut closed) = (0u64, 0u64, 0u64);
-    for r in readers {
-        if let Ok((f, g, c)) = r.await {
-            frames += f;
-            gaps += g;
-            closed += c as u64;
         }
     }
-    println!("sse {frames} {gaps} {closed}");
+    match first.zip(last) {
+        Some((first, last)) => (tally.firsts, tally.lasts) = (first, last),
+        None => tally.silent = 1,
+    }
+    tally
 }

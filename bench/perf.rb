@@ -9,6 +9,10 @@
 #             server CPU per request, Lunar --evented vs Thin.
 #   hello     hello world (bench/apps/bench.ru), wrk -t1 -c64: server CPU per request,
 #             Lunar -t 4, Puma 5 -t 4:4 and the bare hyper floor (bench/crates/floor).
+#   http/2    hello world on Lunar -t 4 through h2load, 64 requests in flight: over HTTP/1.1
+#             (64 connections), and over h2c as 64 connections of one stream and as 8
+#             connections of 8 streams (how HTTP/2 is meant to be used): the issue's
+#             "HTTP/2 on a par with HTTP/1.1, keep it so", one client for both protocols.
 # The held long-poll and the 10,000-poll fan-out rows are bench/run-scale's.
 # Run through bench/run-perf. Replaces its section of docs/benchmarks.md; draws
 # docs/charts/perf-streams.svg and docs/charts/perf-cpu.svg from the same numbers.
@@ -39,6 +43,11 @@ HELLO = {
   "Puma 5 -t 4:4, hello world" => ->(port) { puma_command(port, app["bench.ru"], "-t", "4:4") },
   "hyper floor, hello world" => ->(port) { [FLOOR, port.to_s, "2"] },
 }.freeze
+H2LOAD = { # h2load's flags
+  "Lunar -t 4, hello world, h2load HTTP/1.1 (64 conns)" => %w[--h1 -c64],
+  "Lunar -t 4, hello world, h2load h2c (64 conns × 1 stream)" => %w[-c64 -m1],
+  "Lunar -t 4, hello world, h2load h2c (8 conns × 8 streams)" => %w[-c8 -m8],
+}.freeze
 
 # curl's --write-out, not a Ruby format string.
 CURL_TIMING = "%{size_download} %{time_total}" # rubocop:disable Style/FormatStringToken
@@ -52,23 +61,33 @@ def stream(command)
   end
 end
 
-# Server CPU per request under wrk (after a 1 s warm-up), and requests/s.
-def cpu_per_request(command, wrk_args)
+# Server CPU per request while the load (given the port, it returns the requests answered)
+# runs for SECONDS after a 1 s warm-up, and requests/s.
+def cpu_per_request(command)
   port = free_port
   with_server(command.call(port), port, chdir: ROOT) do |pid|
     system("wrk", "-t1", "-c16", "-d1s", "http://127.0.0.1:#{port}/", out: File::NULL)
     before = cpu_seconds(pid)
-    out = IO.popen(["wrk", *wrk_args, "-d#{SECONDS}s", "http://127.0.0.1:#{port}/"], &:read)
-    requests = out[/(\d+) requests in/, 1].to_i
+    requests = yield(port)
     { cpu_us: (cpu_seconds(pid) - before) / [requests, 1].max * 1e6, rps: requests.fdiv(SECONDS) }
   end
+end
+
+def wrk(port, args)
+  IO.popen(["wrk", *args, "-d#{SECONDS}s", "http://127.0.0.1:#{port}/"], &:read)[/(\d+) requests in/, 1].to_i
+end
+
+def h2load(port, args)
+  out = IO.popen(["h2load", *args, "-D", SECONDS.to_s, "-t1", "http://127.0.0.1:#{port}/"], err: File::NULL, &:read)
+  out[/(\d+) succeeded/, 1].to_i
 end
 
 runs = Hash.new { |h, k| h[k] = [] }
 ROUNDS.times do |round|
   STREAMS.each { |name, command| runs[name] << stream(command) }
-  SEED.each { |name, command| runs[name] << cpu_per_request(command, %w[-t2 -c200 --timeout 5s]) }
-  HELLO.each { |name, command| runs[name] << cpu_per_request(command, %w[-t1 -c64]) }
+  SEED.each { |name, command| runs[name] << cpu_per_request(command) { |port| wrk(port, %w[-t2 -c200 --timeout 5s]) } }
+  HELLO.each { |name, command| runs[name] << cpu_per_request(command) { |port| wrk(port, %w[-t1 -c64]) } }
+  H2LOAD.each { |name, flags| runs[name] << cpu_per_request(HELLO.values.first) { |port| h2load(port, flags) } }
   runs.each { |name, r| warn "round #{round + 1} #{name}: #{r.last}" }
 end
 mean = ->(name, key) { runs[name].sum { |r| r[key] } / runs[name].size }
@@ -80,11 +99,14 @@ each_body = ratio["Lunar -t 4, each", "Puma 5 -t 4:4, each", :mb_s]
 seed = ratio["Lunar --evented, seed app", "Thin 1.8, seed app", :cpu_us]
 less_than_puma = ratio["Puma 5 -t 4:4, hello world", "Lunar -t 4, hello world", :cpu_us]
 vs_floor = ratio["Lunar -t 4, hello world", "hyper floor, hello world", :cpu_us]
+h1, single, multiplexed = H2LOAD.keys
+h2_single = ratio[single, h1, :cpu_us]
+h2_multiplexed = ratio[multiplexed, h1, :cpu_us]
 
 BenchChart.bars("perf-streams", title: "1 GiB streamed to curl, MB/s (#{ROUNDS} runs, mean; higher is better)",
                                 rows: STREAMS.keys.map { |n| [n, mean[n, :mb_s].round] }, unit: "MB/s")
 BenchChart.bars("perf-cpu", title: "Server CPU per request, µs (#{ROUNDS} runs, mean; lower is better)",
-                            rows: (SEED.keys + HELLO.keys).map { |n| [n, mean[n, :cpu_us]] }, unit: "µs")
+                            rows: (SEED.keys + HELLO.keys + H2LOAD.keys).map { |n| [n, mean[n, :cpu_us]] }, unit: "µs")
 
 check = ->(ok) { ok ? "met" : "not yet" }
 TITLE = "## Against issue #19's targets (same run)"
@@ -93,8 +115,10 @@ section = <<~MD
 
   Measured by `bench/run-perf` on #{Time.now.utc.strftime('%Y-%m-%d')}, #{Etc.nprocessors} cores, #{ROUNDS} rounds,
   servers alternated. Streams: curl reads 1 GiB as fast as it can. CPU per request: utime +
-  stime of the server process over wrk's #{SECONDS} s (seed app: `wrk -t2 -c200`; hello world:
-  `wrk -t1 -c64`). Held long-polls and the 10,000-poll fan-out are `bench/run-scale`'s.
+  stime of the server process over the client's #{SECONDS} s (seed app: `wrk -t2 -c200`; hello world:
+  `wrk -t1 -c64`; and `h2load -t1` with 64 requests in flight over HTTP/1.1 and over h2c,
+  one client for both protocols). Held long-polls and the 10,000-poll fan-out are
+  `bench/run-scale`'s.
 
   ![streams](charts/perf-streams.svg)
 
@@ -103,7 +127,7 @@ section = <<~MD
   | server | each run | mean | server CPU |
   | --- | --- | ---: | ---: |
   #{STREAMS.keys.map { |n| format('| %s | %s MB/s | %.0f MB/s | %.2f s per GiB |', n, spread[n, :mb_s, '%.0f'], mean[n, :mb_s], mean[n, :cpu_per_gib]) }.join("\n")}
-  #{(SEED.keys + HELLO.keys).map { |n| format('| %s | %s µs | %.1f µs per request | %.0f req/s |', n, spread[n, :cpu_us, '%.1f'], mean[n, :cpu_us], mean[n, :rps]) }.join("\n")}
+  #{(SEED.keys + HELLO.keys + H2LOAD.keys).map { |n| format('| %s | %s µs | %.1f µs per request | %.0f req/s |', n, spread[n, :cpu_us, '%.1f'], mean[n, :cpu_us], mean[n, :rps]) }.join("\n")}
 
   | row | goal | this run | |
   | --- | --- | --- | --- |
@@ -112,6 +136,7 @@ section = <<~MD
   | seed app, CPU per request | ≤ 0.33× Thin | #{format('%.2f', seed)}× | #{check[seed <= 0.33]} |
   | hello world, CPU per request | ≥ 5× less than Puma | #{format('%.1f', less_than_puma)}× less | #{check[less_than_puma >= 5]} |
   | hello world, CPU per request | ≤ 2× the hyper floor | #{format('%.2f', vs_floor)}× | #{check[vs_floor <= 2]} |
+  | hello world over h2c, CPU per request | on a par with HTTP/1.1 (≤ 1.10×) | 8 × 8 streams: #{format('%.2f', h2_multiplexed)}×; 64 × 1: #{format('%.2f', h2_single)}× | #{check[h2_multiplexed <= 1.1]} (multiplexed) |
 MD
 
 path = File.join(ROOT, "docs/benchmarks.md")

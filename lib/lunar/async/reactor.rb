@@ -103,9 +103,10 @@ module Lunar
     end
 
     # Whether the reactor still runs (false once it has ended under this server, even while
-    # its thread is still telling the servers so).
+    # its thread is still telling the servers so). A running reactor's thread is alive, and
+    # EventMachine clears it when the run ends.
     def alive?
-      !@thread.nil? && @thread.alive? && ::EM.reactor_running? && ::EM.reactor_thread.equal?(@thread)
+      ::EM.reactor_running? && ::EM.reactor_thread.equal?(@thread)
     end
 
     # Runs `block` on the reactor: now when already there, else at its next turn. Not

@@ -66,17 +66,19 @@ end
 def cpu_per_request(command)
   port = free_port
   with_server(command.call(port), port, chdir: ROOT) do |pid|
-    system("wrk", "-t1", "-c16", "-d1s", "http://127.0.0.1:#{port}/", out: File::NULL)
+    wrk(port, %w[-t1 -c16], 1)
     before = cpu_seconds(pid)
     requests = yield(port)
     { cpu_us: (cpu_seconds(pid) - before) / [requests, 1].max * 1e6, rps: requests.fdiv(SECONDS) }
   end
 end
 
-def wrk(port, args)
-  IO.popen(["wrk", *args, "-d#{SECONDS}s", "http://127.0.0.1:#{port}/"], &:read)[/(\d+) requests in/, 1].to_i
+# Requests wrk got answered in `seconds`.
+def wrk(port, args, seconds = SECONDS)
+  IO.popen(["wrk", *args, "-d#{seconds}s", "http://127.0.0.1:#{port}/"], &:read)[/(\d+) requests in/, 1].to_i
 end
 
+# Requests h2load got answered in SECONDS.
 def h2load(port, args)
   out = IO.popen(["h2load", *args, "-D", SECONDS.to_s, "-t1", "http://127.0.0.1:#{port}/"], err: File::NULL, &:read)
   out[/(\d+) succeeded/, 1].to_i
@@ -87,7 +89,7 @@ ROUNDS.times do |round|
   STREAMS.each { |name, command| runs[name] << stream(command) }
   SEED.each { |name, command| runs[name] << cpu_per_request(command) { |port| wrk(port, %w[-t2 -c200 --timeout 5s]) } }
   HELLO.each { |name, command| runs[name] << cpu_per_request(command) { |port| wrk(port, %w[-t1 -c64]) } }
-  H2LOAD.each { |name, flags| runs[name] << cpu_per_request(HELLO.values.first) { |port| h2load(port, flags) } }
+  H2LOAD.each { |name, flags| runs[name] << cpu_per_request(HELLO.fetch("Lunar -t 4, hello world")) { |port| h2load(port, flags) } }
   runs.each { |name, r| warn "round #{round + 1} #{name}: #{r.last}" }
 end
 mean = ->(name, key) { runs[name].sum { |r| r[key] } / runs[name].size }

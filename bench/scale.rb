@@ -139,8 +139,9 @@ table = rows.map do |name, n, r|
 end
 # Issue #19's two rows from this run: fan-out p99 against the bare tokio floor, memory per
 # held poll against the bare hyper floor (≤ 1.5× and ≤ 1.10×).
+by_size = SIZES.to_h { |n| [n, rows.select { |_, size, _| size == n }.to_h { |name, _, r| [name, r] }] }
 against = SIZES.flat_map do |n|
-  at = rows.select { |_, size, _| size == n }.to_h { |name, _, r| [name, r] }
+  at = by_size[n]
   tokio = at.fetch("bare tokio fan-out floor")
   hyper = at.fetch("bare hyper floor")
   ["Lunar, async.callback", "Lunar, Lunar::Topic"].map do |name|
@@ -150,7 +151,7 @@ against = SIZES.flat_map do |n|
   end
 end
 charts = SIZES.map do |n|
-  series = rows.select { |_, size, _| size == n }.map { |name, _, r| [name, r[:latencies]] }
+  series = by_size[n].map { |name, r| [name, r[:latencies]] }
   BenchChart.cdf("scale-fanout-#{n}", title: "One publish to #{n} held long-polls: share of subscribers with the message (left is better)",
                                       series: series, unit: "ms since POST /publish")
   "![fan-out to #{n}](charts/scale-fanout-#{n}.svg)"

@@ -114,4 +114,37 @@ RSpec.describe "EventMachine facilities in evented mode" do
     expect(get(server, "/defer").body).to start_with("deferred on")
     eventually { channel.num_subscribers.zero? } # async.close unsubscribed it
   end
+
+  # Thin reads a request only in a reactor turn after the EM.next_tick blocks scheduled before
+  # it was sent: an app that registers a subscriber in a next_tick (the Comet demo's
+  # EventSource streams) has it registered for any publish a client sends after seeing it
+  # counted. Lunar's queue may hold requests that arrived while the reactor was busy; those
+  # wait behind the blocks that requests taken earlier scheduled.
+  it "runs the EM.next_tick blocks a request scheduled before requests sent after it (Thin's order)" do
+    registered = []
+    blocking = Queue.new
+    server = serve(mode: :evented) do |env|
+      case env["PATH_INFO"]
+      when "/block"
+        blocking << true
+        sleep Float(env["QUERY_STRING"]) # the reactor is busy: requests queue up meanwhile
+      when "/subscribe" then EM.next_tick { registered << :subscriber }
+      when "/check" then next [200, {}, [registered.size.to_s]]
+      end
+      [200, {}, ["ok"]]
+    end
+    queued = ->(n) { eventually { server.stats[:backlog] == n } }
+    first_block = Thread.new { get(server, "/block?0.3") }
+    pop_within(blocking)
+    # Queued in this order while the reactor sleeps: they are taken together once it wakes.
+    subscribe = Thread.new { get(server, "/subscribe") }
+    queued.call(1)
+    mark = Thread.new { get(server, "/mark") }
+    queued.call(2)
+    second_block = Thread.new { get(server, "/block?0.5") }
+    queued.call(3)
+    mark.value # answered before the reactor blocks again, with the subscriber's block pending
+    expect(get(server, "/check").body).to eq("1")
+    [first_block, subscribe, second_block].each(&:join)
+  end
 end

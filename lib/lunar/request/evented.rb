@@ -4,7 +4,13 @@ module Lunar
   # Evented mode (Thin's model): the app runs on the EventMachine reactor thread, so
   # EM.next_tick, EM.add_timer and EM::Channel behave exactly as under `thin start`. The
   # reactor watches the native queue's eventfd (one write per burst) and drains the queue
-  # in batches, yielding to timers and I/O between batches.
+  # in turns, yielding to timers and I/O between turns.
+  #
+  # A turn takes the events queued when it starts, as one EventMachine loop reads the
+  # requests that arrived by then: what arrives during a turn, and a wake-up while the app's
+  # EM.next_tick blocks wait, is taken in a turn queued behind those blocks. So, as under
+  # Thin, a block scheduled for one request runs before any request a client sent after
+  # seeing it answered (a subscriber registered in a next_tick gets the next publish).
   class Evented
     BATCH = 256
 
@@ -25,6 +31,7 @@ module Lunar
       @runner = runner
       @reactor = reactor
       @context = context
+      @drain = method(:drain)
       @reactor.call { attach }
     end
 
@@ -41,7 +48,7 @@ module Lunar
 
     def notified
       @native.rearm_notify # before draining: whatever is queued from now on wakes us again
-      drain
+      next_ticks_waiting? ? drain_later : drain
     end
 
     def stop(_patience)
@@ -58,12 +65,32 @@ module Lunar
       drain
     end
 
+    # One turn: the parked bodies that can go on, then the events queued now, at most BATCH
+    # (the rest in a later turn, after the blocks this one scheduled). What arrives meanwhile
+    # has rung the eventfd again.
     def drain
-      BATCH.times do
-        event = @native.try_next_event(@parking.inbox) or return
-        event.equal?(true) ? @parking.resume_ready : @runner.dispatch(event)
+      @drain_queued = false
+      @parking.resume_ready if @parking.inbox.ready?
+      queued = @native.queued_events
+      [queued, BATCH].min.times do
+        event = @native.try_next_event(nil) or return
+        @runner.dispatch(event)
       end
-      ::EM.next_tick { drain } # more queued: continue after other reactor work
+      drain_later if queued > BATCH
+    end
+
+    def drain_later
+      return if @drain_queued
+
+      @drain_queued = true
+      ::EM.next_tick(@drain)
+    end
+
+    # Whether EM.next_tick blocks wait to run. EventMachine has no reader for its queue; read
+    # without its lock, as a new block from another thread has no order to keep with requests.
+    def next_ticks_waiting?
+      queue = ::EM.instance_variable_get(:@next_tick_queue)
+      queue ? !queue.empty? : false
     end
   end
 end

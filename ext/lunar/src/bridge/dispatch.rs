@@ -114,8 +114,14 @@ impl DispatchQueue {
         self.notices.ring_all();
     }
 
+    /// Requests waiting for a Ruby thread.
     pub fn len(&self) -> usize {
         self.requests_rx.len()
+    }
+
+    /// Every event waiting: requests and notices.
+    pub fn events(&self) -> usize {
+        self.requests_rx.len() + self.notices.len()
     }
 
     /// Ruby threads parked, waiting for a request: none means every one is busy.

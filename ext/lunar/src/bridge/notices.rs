@@ -58,6 +58,10 @@ impl Notices {
         self.rx.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
     /// Wakes one parked Ruby worker, and the reactor. Call it after publishing the work.
     pub fn ring(&self) {
         self.idle.wake_one();

@@ -28,10 +28,16 @@ impl RubyInbox {
         self.0.take()
     }
 
+    /// Whether tokens have arrived (without taking them).
+    fn is_ready(&self) -> bool {
+        self.0.is_ready()
+    }
+
     pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
         use magnus::{method, Module};
         let class = native.define_class("Inbox", ruby.class_object())?;
         class.define_method("take", method!(RubyInbox::take, 0))?;
+        class.define_method("ready?", method!(RubyInbox::is_ready, 0))?;
         Ok(())
     }
 }

@@ -165,6 +165,11 @@ impl NativeServer {
         self.handle.state.queue.len()
     }
 
+    /// Events waiting (requests and notices): how many the reactor takes in one turn.
+    fn queued_events(&self) -> usize {
+        self.handle.state.queue.events()
+    }
+
     /// `[soft limit before, soft limit now]` for open files: the server raised it to the hard
     /// limit when it started.
     fn open_files(&self) -> (u64, u64) {
@@ -191,6 +196,7 @@ impl NativeServer {
         class.define_method("max_connections", method!(NativeServer::max_connections, 0))?;
         class.define_method("open_files", method!(NativeServer::open_files, 0))?;
         class.define_method("queue_length", method!(NativeServer::queue_length, 0))?;
+        class.define_method("queued_events", method!(NativeServer::queued_events, 0))?;
         Ok(())
     }
 }

@@ -3,7 +3,8 @@
 # EventSource soak: N subscribers of the Comet demo's /events, messages published at a
 # target rate for S seconds; then how many frames arrived of those expected, how many ids
 # were skipped (lost), how many streams were cut off, and the server's RSS over the run.
-# Thin 1.8 (plain async.callback) vs Lunar --evented (plain, and Lunar::Topic), same run.
+# Thin 1.8 (plain async.callback) vs Lunar --evented (plain, and Lunar::Topic), same run,
+# and the bare hyper floor (bench/crates/floor: the same streams and frames, no Ruby).
 #   BENCH_SOAK_SUBSCRIBERS=10000 BENCH_SOAK_RATE=1000 BENCH_SOAK_SECONDS=30 bench/run-soak
 require "rbconfig"
 require_relative "support"
@@ -18,6 +19,7 @@ VARIANTS = {
   "Thin 1.8, async.callback" => [thin_command("PORT", APP, "-t", "0", "--max-conns", "20000"), "0"],
   "Lunar, async.callback" => [lunar_command("PORT", APP, "--evented", "--timeout", "0", "--queue", "20000"), "0"],
   "Lunar, Lunar::Topic" => [lunar_command("PORT", APP, "--evented", "--timeout", "0", "--queue", "20000"), "1"],
+  "bare hyper floor" => [[HYPER_FLOOR, "PORT", "2"], "0"],
 }.freeze
 
 # Publishes at up to RATE messages/s for SECONDS of wall time; a server slower to answer a

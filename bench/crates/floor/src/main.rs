@@ -5,7 +5,8 @@
 //!
 //! - `/`, `/64k`, `/stream`: hello world, a 64 KiB body, 1 MiB streamed as 16 chunks;
 //! - `/poll…`: held until the next `POST /publish`, then answered with its body;
-//! - `/stats`: `{"polls":N}`, the held count (the Comet demo's format).
+//! - `/events…`: an EventSource stream, sent each `POST /publish` body as a frame;
+//! - `/stats`: `{"polls":N,"streams":M}`, the held counts (the Comet demo's format).
 //!
 //! Usage: lunar-floor PORT [IO_THREADS]
 
@@ -21,14 +22,23 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const CHUNK: usize = 64 * 1024;
 
-type Held = Arc<Mutex<Vec<oneshot::Sender<Bytes>>>>;
+/// The held long-polls, and the EventSource streams' senders.
+#[derive(Default)]
+struct Subscribers {
+    polls: Vec<oneshot::Sender<Bytes>>,
+    streams: Vec<mpsc::UnboundedSender<Bytes>>,
+    /// The last message's id (the Comet demo numbers its messages from 1).
+    last_id: u64,
+}
+
+type Held = Arc<Mutex<Subscribers>>;
 
 fn full(data: Bytes) -> BoxBody<Bytes, Infallible> {
     Full::new(data).boxed()
@@ -45,7 +55,7 @@ async fn answer(req: Request<hyper::body::Incoming>, held: Held) -> Result<Respo
         }
         "/poll" => {
             let (tx, rx) = oneshot::channel();
-            held.lock().unwrap().push(tx);
+            held.lock().unwrap().polls.push(tx);
             match rx.await {
                 Ok(message) => full(message),
                 Err(_) => full(Bytes::new()),
@@ -53,14 +63,32 @@ async fn answer(req: Request<hyper::body::Incoming>, held: Held) -> Result<Respo
         }
         "/publish" => {
             let message = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            let waiting = std::mem::take(&mut *held.lock().unwrap());
-            let reached = waiting.into_iter().filter_map(|tx| tx.send(message.clone()).ok()).count();
+            let mut held = held.lock().unwrap();
+            let waiting = std::mem::take(&mut held.polls);
+            let mut reached = waiting.into_iter().filter_map(|tx| tx.send(message.clone()).ok()).count();
+            // The Comet demo's frame: `id`, then the message as JSON (the bench's texts need no escaping).
+            held.last_id += 1;
+            let id = held.last_id;
+            let text = String::from_utf8_lossy(message.strip_prefix(b"msg=").unwrap_or(&message));
+            let frame = Bytes::from(format!("id: {id}\ndata: {{\"id\":{id},\"text\":\"{text}\"}}\n\n"));
+            held.streams.retain(|tx| tx.send(frame.clone()).is_ok());
+            reached += held.streams.len();
             full(Bytes::from(format!("{{\"reached\":{reached}}}")))
+        }
+        "/events" => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let _ = tx.send(Bytes::from_static(b"retry: 1000\n\n"));
+            held.lock().unwrap().streams.push(tx);
+            let mut res = Response::new(StreamBody::new(Frames(rx)).boxed());
+            res.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+            res.headers_mut().insert("cache-control", "no-cache".parse().unwrap());
+            return Ok(res);
         }
         "/stats" => {
             let mut held = held.lock().unwrap();
-            held.retain(|tx| !tx.is_closed());
-            full(Bytes::from(format!("{{\"polls\":{},\"streams\":0}}", held.len())))
+            held.polls.retain(|tx| !tx.is_closed());
+            held.streams.retain(|tx| !tx.is_closed());
+            full(Bytes::from(format!("{{\"polls\":{},\"streams\":{}}}", held.polls.len(), held.streams.len())))
         }
         _ => full(Bytes::from_static(b"Hello world\n")),
     };
@@ -76,6 +104,16 @@ impl<I: Iterator + Unpin> futures_core::Stream for IterStream<I> {
     type Item = I::Item;
     fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<I::Item>> {
         std::task::Poll::Ready(self.0.next())
+    }
+}
+
+/// An EventSource stream's frames, as they are published.
+struct Frames(mpsc::UnboundedReceiver<Bytes>);
+
+impl futures_core::Stream for Frames {
+    type Item = Result<Frame<Bytes>, Infallible>;
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|frame| frame.map(|data| Ok(Frame::data(data))))
     }
 }
 

@@ -122,29 +122,34 @@ RSpec.describe "EventMachine facilities in evented mode" do
   # wait behind the blocks that requests taken earlier scheduled.
   it "runs the EM.next_tick blocks a request scheduled before requests sent after it (Thin's order)" do
     registered = []
-    blocking = Queue.new
+    blocked = Queue.new
+    gate = Queue.new
     server = serve(mode: :evented) do |env|
       case env["PATH_INFO"]
-      when "/block"
-        blocking << true
-        sleep Float(env["QUERY_STRING"]) # the reactor is busy: requests queue up meanwhile
+      when "/block" # holds the reactor until the example lets it go: requests queue up meanwhile
+        blocked << true
+        pop_within(gate)
       when "/subscribe" then EM.next_tick { registered << :subscriber }
       when "/check" then next [200, {}, [registered.size.to_s]]
       end
       [200, {}, ["ok"]]
     end
     queued = ->(n) { eventually { server.stats[:backlog] == n } }
-    first_block = Thread.new { get(server, "/block?0.3") }
-    pop_within(blocking)
-    # Queued in this order while the reactor sleeps: they are taken together once it wakes.
+    first_block = Thread.new { get(server, "/block") }
+    pop_within(blocked)
     subscribe = Thread.new { get(server, "/subscribe") }
     queued.call(1)
     mark = Thread.new { get(server, "/mark") }
     queued.call(2)
-    second_block = Thread.new { get(server, "/block?0.5") }
+    second_block = Thread.new { get(server, "/block") }
     queued.call(3)
-    mark.value # answered before the reactor blocks again, with the subscriber's block pending
-    expect(get(server, "/check").body).to eq("1")
+    gate << true # the reactor takes the three in one turn
+    mark.value # answered with the subscriber's next_tick still to run
+    pop_within(blocked)
+    check = Thread.new { get(server, "/check") } # sent after the client saw /mark answered
+    queued.call(1)
+    gate << true
+    expect(check.value.body).to eq("1")
     [first_block, subscribe, second_block].each(&:join)
   end
 end

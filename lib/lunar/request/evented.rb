@@ -65,18 +65,24 @@ module Lunar
       drain
     end
 
-    # One turn: the parked bodies that can go on, then the events queued now, at most BATCH
-    # (the rest in a later turn, after the blocks this one scheduled). What arrives meanwhile
-    # has rung the eventfd again.
+    # One turn: the events queued now, at most BATCH (the rest in a later turn, after the
+    # blocks this one scheduled), and between them the parked bodies that can go on. What
+    # arrives meanwhile has rung the eventfd again.
     def drain
       @drain_queued = false
-      @parking.resume_ready if @parking.inbox.ready?
+      resume_parked
       queued = @native.queued_events
       [queued, BATCH].min.times do
         event = @native.try_next_event(nil) or return
         @runner.dispatch(event)
+        resume_parked
       end
       drain_later if queued > BATCH
+    end
+
+    # Not through `try_next_event`'s inbox: a parked body going on is no event of the turn.
+    def resume_parked
+      @parking.resume_ready if @parking.inbox.ready?
     end
 
     def drain_later

@@ -65,22 +65,25 @@ module Lunar
       drain
     end
 
-    # One turn: the events queued now, at most BATCH (the rest in a later turn, after the
-    # blocks this one scheduled), and between them the parked bodies that can go on. What
-    # arrives meanwhile has rung the eventfd again.
+    # One turn: the events queued now, at most BATCH looks (the rest in a later turn, after
+    # the blocks this one scheduled); parked bodies that can go on (the inbox's `true`) run
+    # between them without counting as events. What arrives meanwhile has rung the eventfd.
     def drain
       @drain_queued = false
-      resume_parked
-      queued = @native.queued_events
-      [queued, BATCH].min.times do
-        event = @native.try_next_event(nil) or return
+      left = @native.queued_events
+      return resume_parked if left.zero?
+
+      BATCH.times do
+        event = @native.try_next_event(@parking.inbox) or return
+        next @parking.resume_ready if event.equal?(true)
+
         @runner.dispatch(event)
-        resume_parked
+        return if (left -= 1).zero?
       end
-      drain_later if queued > BATCH
+      drain_later
     end
 
-    # Not through `try_next_event`'s inbox: a parked body going on is no event of the turn.
+    # A wake-up with nothing queued: for parked bodies, or for events a turn already took.
     def resume_parked
       @parking.resume_ready if @parking.inbox.ready?
     end

@@ -120,36 +120,53 @@ RSpec.describe "EventMachine facilities in evented mode" do
   # EventSource streams) has it registered for any publish a client sends after seeing it
   # counted. Lunar's queue may hold requests that arrived while the reactor was busy; those
   # wait behind the blocks that requests taken earlier scheduled.
-  it "runs the EM.next_tick blocks a request scheduled before requests sent after it (Thin's order)" do
-    registered = []
-    blocked = Queue.new
-    gate = Queue.new
-    server = serve(mode: :evented) do |env|
-      case env["PATH_INFO"]
-      when "/block" # holds the reactor until the example lets it go: requests queue up meanwhile
-        blocked << true
-        pop_within(gate)
-      when "/subscribe" then EM.next_tick { registered << :subscriber }
-      when "/check" then next [200, {}, [registered.size.to_s]]
+  # With a request whose client left while queued among the turn's events: nothing runs for
+  # it, but it counts, so the turn still ends where the queue stood when it began.
+  [nil, "a request whose client left while queued"].each do |gone|
+    it "runs the EM.next_tick blocks a request scheduled before requests sent after it (Thin's order)#{", with #{gone}" if gone}" do
+      registered = []
+      blocked = Queue.new
+      gate = Queue.new
+      server = serve(mode: :evented) do |env|
+        case env["PATH_INFO"]
+        when "/block" # holds the reactor until the example lets it go: requests queue up meanwhile
+          blocked << true
+          pop_within(gate)
+        when "/subscribe" then EM.next_tick { registered << :subscriber }
+        when "/check" then next [200, {}, [registered.size.to_s]]
+        end
+        [200, {}, ["ok"]]
       end
-      [200, {}, ["ok"]]
+      queued = ->(n) { eventually { server.stats[:backlog] == n } }
+      first_block = Thread.new { get(server, "/block") }
+      pop_within(blocked)
+      subscribe = Thread.new { get(server, "/subscribe") }
+      queued.call(1)
+      queue_and_leave(server, "/gone") { queued.call(2) } if gone
+      ahead = gone ? 2 : 1
+      mark = Thread.new { get(server, "/mark") }
+      queued.call(ahead + 1)
+      second_block = Thread.new { get(server, "/block") }
+      queued.call(ahead + 2)
+      gate << true # the reactor takes the queued requests in one turn
+      mark.value # answered with the subscriber's next_tick still to run
+      pop_within(blocked)
+      check = Thread.new { get(server, "/check") } # sent after the client saw /mark answered
+      queued.call(1)
+      gate << true
+      expect(check.value.body).to eq("1")
+      [first_block, subscribe, second_block].each(&:join)
     end
-    queued = ->(n) { eventually { server.stats[:backlog] == n } }
-    first_block = Thread.new { get(server, "/block") }
-    pop_within(blocked)
-    subscribe = Thread.new { get(server, "/subscribe") }
-    queued.call(1)
-    mark = Thread.new { get(server, "/mark") }
-    queued.call(2)
-    second_block = Thread.new { get(server, "/block") }
-    queued.call(3)
-    gate << true # the reactor takes the three in one turn
-    mark.value # answered with the subscriber's next_tick still to run
-    pop_within(blocked)
-    check = Thread.new { get(server, "/check") } # sent after the client saw /mark answered
-    queued.call(1)
-    gate << true
-    expect(check.value.body).to eq("1")
-    [first_block, subscribe, second_block].each(&:join)
+  end
+
+  # Sends a request, waits (the block) until it is queued, then closes the connection and
+  # waits until the server has let the connection go (its Closed notice is queued by then).
+  def queue_and_leave(server, path)
+    connected = server.stats[:connections]
+    socket = connect(server)
+    socket.write("GET #{path} HTTP/1.1\r\nHost: x\r\n\r\n")
+    yield
+    socket.close
+    eventually { server.stats[:connections] == connected }
   end
 end

@@ -67,17 +67,19 @@ module Lunar
 
     # One turn: the events queued now, at most BATCH looks (the rest in a later turn, after
     # the blocks this one scheduled); parked bodies that can go on (the inbox's `true`) run
-    # between them without counting as events. What arrives meanwhile has rung the eventfd.
+    # between them without counting as events; a request whose client left while queued
+    # counts, though nothing runs for it. What arrives meanwhile has rung the eventfd.
     def drain
       @drain_queued = false
       left = @native.queued_events
       return resume_parked if left.zero?
 
       BATCH.times do
-        event = @native.try_next_event(@parking.inbox) or return
+        event = @native.try_next_event(@parking.inbox)
+        return if event.nil?
         next @parking.resume_ready if event.equal?(true)
 
-        @runner.dispatch(event)
+        @runner.dispatch(event) unless event.equal?(false) # false: its client left while it was queued
         return if (left -= 1).zero?
       end
       drain_later

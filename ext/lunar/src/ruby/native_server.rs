@@ -26,6 +26,14 @@ pub struct NativeServer {
     open_files: (u64, u64),
 }
 
+/// One look at the queue for a Ruby thread (`NativeServer::look`).
+enum Look {
+    Empty,
+    /// A request whose client left while it was queued.
+    Gone,
+    Event(Value),
+}
+
 impl NativeServer {
     fn start(ruby: &Ruby, opts: RHash) -> Result<NativeServer, Error> {
         let (config, open_files) = server_config::from_options(ruby, opts)?;
@@ -53,18 +61,25 @@ impl NativeServer {
     }
 
     /// The next event without waiting, or nil; `true` when `inbox` has tokens (parked bodies
-    /// that can go on: see `Lunar::Parking`).
+    /// that can go on: see `Lunar::Parking`); `false` for a request whose client left while
+    /// it was queued, so a reactor turn counting the events it took counts that one too.
     fn try_next_event(ruby: &Ruby, rb_self: &Self, inbox: Option<&RubyInbox>) -> Option<Value> {
+        match rb_self.look(ruby, inbox) {
+            Look::Empty => None,
+            Look::Gone => Some(ruby.qfalse().as_value()),
+            Look::Event(v) => Some(v),
+        }
+    }
+
+    fn look(&self, ruby: &Ruby, inbox: Option<&RubyInbox>) -> Look {
         crate::ruby::lent::return_loans(ruby); // lent Strings the connections are done with
         if inbox.is_some_and(|i| i.inbox().is_ready()) {
-            return Some(ruby.qtrue().as_value());
+            return Look::Event(ruby.qtrue().as_value());
         }
-        while let Some(ev) = rb_self.handle.state.queue.try_pop() {
-            if let Some(v) = rb_self.event_value(ruby, ev) {
-                return Some(v);
-            }
+        match self.handle.state.queue.try_pop() {
+            None => Look::Empty,
+            Some(event) => self.event_value(ruby, event).map_or(Look::Gone, Look::Event),
         }
-        None
     }
 
     /// The next event (or `true`, as `try_next_event`); waits with the GVL released. nil
@@ -73,8 +88,12 @@ impl NativeServer {
     fn next_event(ruby: &Ruby, rb_self: &Self, inbox: Option<&RubyInbox>) -> Result<Option<Value>, Error> {
         let queue = &rb_self.handle.state.queue;
         loop {
-            if let Some(v) = Self::try_next_event(ruby, rb_self, inbox) {
-                return Ok(Some(v));
+            loop {
+                match rb_self.look(ruby, inbox) {
+                    Look::Event(v) => return Ok(Some(v)),
+                    Look::Gone => continue, // nothing to run for it; its Closed notice follows
+                    Look::Empty => break,
+                }
             }
             if queue.is_closed() {
                 return Ok(None);

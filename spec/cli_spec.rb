@@ -63,7 +63,7 @@ RSpec.describe "the lunar command" do
   end
 
   it "writes a pid file and an access log, and honours --port/--address" do
-    dir = Dir.mktmpdir
+    dir = scratch_dir("lunar-cli")
     pid_file = File.join(dir, "lunar.pid")
     log = File.join(dir, "access.log")
     port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }

@@ -7,7 +7,7 @@ require "set"
 RSpec.describe "cluster mode (lunar -w N)" do
   let(:cluster_boot) { %r{cluster of (\d+) workers, .*master pid (\d+), up to \d+ × \d+ = \d+ connections, listening on tcp://127\.0\.0\.1:(\d+)} }
 
-  let(:hook_log) { File.join(Dir.mktmpdir("lunar-hooks"), "hooks.log") }
+  let(:hook_log) { File.join(scratch_dir("lunar-hooks"), "hooks.log") }
 
   def start_cluster(*args, app: fixture("pid.ru"), env: {})
     child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "-t", "2", *args, app), env: { "HOOK_LOG" => hook_log }.merge(env))
@@ -103,7 +103,7 @@ RSpec.describe "cluster mode (lunar -w N)" do
   end
 
   it "loads the app once, in the master, with --preload; in each worker without" do
-    log = File.join(Dir.mktmpdir("lunar-load"), "load.log")
+    log = File.join(scratch_dir("lunar-load"), "load.log")
     child, port = start_cluster("-w", "2", "--preload", env: { "LOAD_LOG" => log })
     answering_pids(port, 2)
     expect(File.readlines(log, chomp: true)).to eq(["loaded #{child.pid}"])
@@ -149,7 +149,7 @@ RSpec.describe "cluster mode (lunar -w N)" do
   end
 
   it "serves a Unix socket from every worker, and removes its file when the cluster stops" do
-    path = File.join(Dir.mktmpdir("lunar-unix"), "lunar.sock")
+    path = File.join(scratch_dir("lunar-unix"), "lunar.sock")
     child = spawn_child(lunar_cmd("-b", "unix://#{path}", "-w", "2", fixture("pid.ru")))
     child.wait_for(%r{cluster of 2 workers.*listening on unix://#{Regexp.escape(path)}})
     seen = Set.new

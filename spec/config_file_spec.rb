@@ -6,7 +6,7 @@ require "spec_helper"
 RSpec.describe "the config file" do
   let(:boot_line) { %r{threaded mode, (\d+) threads, pid \d+, up to (\d+) connections .*listening on tcp://127\.0\.0\.1:(\d+)} }
 
-  let(:dir) { Dir.mktmpdir("lunar-config") }
+  let(:dir) { scratch_dir("lunar-config") }
 
   def write(path, text) = write_file(dir, path, text)
 

@@ -7,13 +7,11 @@ require "open3"
 # Puma's control app (--control-url / activate_control_app), /metrics, lunarctl, and
 # workers that stop answering.
 RSpec.describe "operating a running Lunar" do
-  let(:dir) { Dir.mktmpdir("lunar-control") }
+  let(:dir) { scratch_dir("lunar-control") }
   let(:token) { "s3cret" }
   let(:single_keys) { %w[started_at backlog running pool_capacity max_threads requests_count] }
   let(:cluster_keys) { %w[started_at workers phase booted_workers old_workers worker_status] }
   let(:worker_keys) { %w[started_at pid index phase booted last_checkin last_status] }
-
-  after { FileUtils.rm_rf(dir) }
 
   def control(url, path, token: self.token)
     query = token ? "?token=#{token}" : ""

@@ -6,11 +6,9 @@ require "json"
 # What a Puma or Thin deployment meets first: its own config files, its environment
 # variables, its signals and logs, its error reporter, unchanged.
 RSpec.describe "dropped in where Puma or Thin ran" do
-  let(:dir) { Dir.mktmpdir("lunar-drop-in") }
+  let(:dir) { scratch_dir("lunar-drop-in") }
   let(:single_boot) { %r{threaded mode, (\d+) threads, pid (\d+),.* listening on tcp://[\d.]+:(\d+)} }
   let(:cluster_boot) { %r{cluster of (\d+) workers, .* listening on tcp://[\d.]+:(\d+)} }
-
-  after { FileUtils.rm_rf(dir) }
 
   def in_dir(path, text) = write_file(dir, path, text)
 

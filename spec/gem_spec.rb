@@ -7,10 +7,8 @@ require "open3"
 # its x86_64-linux platform gem with the compiled core inside, installed and serving on a
 # machine whose PATH has no Rust toolchain.
 RSpec.describe "the lunar-server platform gem" do
-  let(:dir) { Dir.mktmpdir("lunar-gem") }
+  let(:dir) { scratch_dir("lunar-gem") }
   let(:ruby) { RbConfig.ruby }
-
-  after { FileUtils.rm_rf(dir) }
 
   # Only Ruby on PATH: no cargo, no rustc, no compiler.
   def bare_env

@@ -35,7 +35,7 @@ RSpec.describe "Rack handler entry points" do
   it "runs Rails 6.1 with rails server -u lunar", rack: 2 do
     app = fixture("rails_app")
     child = spawn_child([RbConfig.ruby, "bin/rails", "server", "-u", "lunar", "-b", "127.0.0.1", "-p", "0"],
-                        chdir: app, env: { "RAILS_ENV" => "production", "PIDFILE" => File.join(Dir.tmpdir, "lunar-rails-#{Process.pid}.pid") })
+                        chdir: app, env: { "RAILS_ENV" => "production", "PIDFILE" => File.join(scratch_dir("lunar-rails"), "server.pid") })
     expect_serving(child) { |r| expect(r.body).to start_with("rails 6.1") }
     child.signal("INT")
     expect(child.exit_status.success?).to be(true)

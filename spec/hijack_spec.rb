@@ -166,7 +166,7 @@ RSpec.describe "rack.hijack and WebSockets" do
   end
 
   it "hands over on a Unix socket and over TLS as well" do
-    path = File.join(Dir.mktmpdir("lunar-hijack"), "s.sock")
+    path = File.join(scratch_dir("lunar-hijack"), "s.sock")
     server = serve(ordinary, binds: ["unix://#{path}", TestCertificate.bind])
     UNIXSocket.open(path) do |sock|
       sock.write("GET /unix HTTP/1.1\r\nHost: h\r\n\r\n")

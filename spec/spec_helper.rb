@@ -13,6 +13,7 @@ require "eventmachine"
 require "timeout"
 require "tmpdir"
 
+require_relative "scratch_dirs"
 Dir[File.join(__dir__, "support", "*.rb")].each { |f| require f }
 
 RSpec.configure do |config|

@@ -8,7 +8,7 @@ require "set"
 # datagram socket that receives sd_notify states. The pid is only known once the process
 # exists, so a shell sets LISTEN_PID=$$ and execs Lunar, as systemd does after forking.
 RSpec.describe "under systemd" do
-  let(:dir) { Dir.mktmpdir("lunar-systemd") }
+  let(:dir) { scratch_dir("lunar-systemd") }
   let(:notify_path) { File.join(dir, "notify") }
   let(:notify) { Socket.new(:UNIX, :DGRAM).tap { |s| s.bind(Socket.sockaddr_un(notify_path)) } }
   let(:activated) { TCPServer.new("127.0.0.1", 0) }

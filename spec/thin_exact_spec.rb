@@ -207,7 +207,7 @@ RSpec.describe "Thin-exact behaviour" do
 
   describe "Rails 6.1: async.callback without EventMachine", rack: 2 do
     let(:app) { fixture("rails_app") }
-    let(:rails_env) { { "RAILS_ENV" => "production", "PIDFILE" => File.join(Dir.tmpdir, "lunar-rails-#{Process.pid}-#{rand(1 << 30)}.pid") } }
+    let(:rails_env) { { "RAILS_ENV" => "production", "PIDFILE" => File.join(scratch_dir("lunar-rails"), "server.pid") } }
 
     def rails_server(env = {})
       child = spawn_child([RbConfig.ruby, "bin/rails", "server", "-u", "lunar", "-b", "127.0.0.1", "-p", "0"], chdir: app, env: rails_env.merge(env))

@@ -9,6 +9,7 @@ require "lunar/version"
 require "timeout"
 require "tmpdir"
 
+require_relative "scratch_dirs"
 Dir[File.join(__dir__, "unit", "support", "*.rb")].each { |f| require f }
 
 RSpec.configure do |config|

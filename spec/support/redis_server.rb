@@ -14,7 +14,7 @@ class RedisServer
   end
 
   def initialize
-    @dir = Dir.mktmpdir("lunar-redis")
+    @dir = ScratchDirs.for_the_run("lunar-redis")
     @port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
     @pid = nil
     start

@@ -7,7 +7,7 @@ require "tmpdir"
 module TestCertificate
   def self.files
     @files ||= begin
-      dir = Dir.mktmpdir("lunar-tls")
+      dir = ScratchDirs.for_the_run("lunar-tls")
       cert = File.join(dir, "cert.pem")
       key = File.join(dir, "key.pem")
       ok = system("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
@@ -28,7 +28,7 @@ module TestCertificate
   # `{ ca:, cert:, key: }` (paths).
   def self.client
     @client ||= begin
-      dir = Dir.mktmpdir("lunar-client-tls")
+      dir = ScratchDirs.for_the_run("lunar-client-tls")
       paths = { ca: File.join(dir, "ca.pem"), ca_key: File.join(dir, "ca-key.pem"), cert: File.join(dir, "client.pem"),
                 key: File.join(dir, "client-key.pem"), csr: File.join(dir, "client.csr") }
       openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Lunar test CA",

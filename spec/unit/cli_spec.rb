@@ -24,7 +24,7 @@ RSpec.describe Lunar::CLI do
   end
 
   it "knows config files by their extension: Thin's YAML, else Puma's Ruby" do
-    dir = Dir.mktmpdir("lunar-cli")
+    dir = scratch_dir("lunar-cli")
     File.write(File.join(dir, "thin.yml"), "port: 4001\n")
     File.write(File.join(dir, "puma.rb"), "port 4002\n")
     expect(described_class.config_file(File.join(dir, "thin.yml")).settings).to eq(port: 4001)

@@ -30,7 +30,7 @@ RSpec.describe Lunar::ThinConfig do
   end
 
   def load_yaml(text)
-    path = File.join(Dir.mktmpdir("lunar-thin"), "thin.yml")
+    path = File.join(scratch_dir("lunar-thin"), "thin.yml")
     File.write(path, text)
     described_class.load(path)
   end

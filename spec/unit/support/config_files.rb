@@ -4,7 +4,7 @@
 module ConfigFiles
   # `[loaded DSL, path]` for `text` saved as `name`.
   def load_config(text, name = "lunar.rb")
-    path = File.join(Dir.mktmpdir("lunar-config"), name)
+    path = File.join(scratch_dir("lunar-config"), name)
     File.write(path, text)
     [Lunar::DSL.load(path), path]
   end

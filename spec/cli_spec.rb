@@ -62,6 +62,16 @@ RSpec.describe "the lunar command" do
     hold&.close
   end
 
+  it "keeps answering when the access log cannot be written, and says so once" do
+    child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "--access-log", "/dev/full", fixture("hello.ru"))) # every write: ENOSPC
+    port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])
+    3.times { expect(Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/")).code).to eq("200") }
+    child.wait_for(%r{lunar: access log /dev/full: cannot write \(Errno::ENOSPC})
+    child.signal("TERM")
+    expect(child.exit_status.exitstatus).to eq(0)
+    expect(child.rest.scan("cannot write").size).to eq(1)
+  end
+
   it "writes a pid file and an access log, and honours --port/--address" do
     dir = scratch_dir("lunar-cli")
     pid_file = File.join(dir, "lunar.pid")

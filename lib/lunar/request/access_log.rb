@@ -26,8 +26,9 @@ module Lunar
       request_line = "#{env['REQUEST_METHOD']} #{env['REQUEST_URI']} #{env['SERVER_PROTOCOL']}"
       @io.write(format(%(%s - - [%s] "%s" %d %s %0.4f\n), env["REMOTE_ADDR"] || "-", time, request_line, status.to_i,
                        bytes.to_i.positive? ? bytes.to_i : "-", seconds))
-    rescue StandardError
-      nil
+      writing_again if @failing
+    rescue StandardError => e
+      failed(e)
     end
 
     # After logrotate moved the file away: write to a new one at the same path.
@@ -36,6 +37,24 @@ module Lunar
       @io.sync = true
     rescue SystemCallError
       nil
+    end
+
+    private
+
+    # A line that cannot be written (disk full, a closed pipe) is dropped; the response is
+    # not the log's to fail. Said once when lines start to be dropped and once when they are
+    # written again, not once a request. Races between threads cost at most a repeated line.
+    def failed(error)
+      return if @failing
+
+      @failing = true
+      Log.warn("access log #{@path || 'on stdout'}: cannot write (#{error.class}: #{error.message}); " \
+               "dropping its lines until it can")
+    end
+
+    def writing_again
+      @failing = false
+      Log.warn("access log #{@path || 'on stdout'}: writing again")
     end
   end
 end

@@ -105,7 +105,15 @@ RSpec.describe "Thin-exact behaviour" do
                                "X-Lines: c", "X-Lines: d", "X-List: e", "X-List: f")
     end
 
-    it "answers 500 to a header value that is neither a String nor an Array, logs it, and carries on" do
+    it "writes a number or a Symbol as its text, as Puma does" do
+      headers = { "content-length" => 2, "x-count" => 3, "x-ratio" => 0.5, "x-cache" => :hit, "x-list" => [1, "b"] }
+      server = serve { [200, headers, ["ok"]] }
+      answer = raw(server, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+      expect(headers_of(answer)).to include("Content-Length: 2", "X-Count: 3", "X-Ratio: 0.5", "X-Cache: hit", "X-List: 1", "X-List: b")
+      expect(answer).to start_with("HTTP/1.1 200").and end_with("ok")
+    end
+
+    it "answers 500 to a header value that is neither a String, a number, a Symbol nor an Array, logs it, and carries on" do
       server, log = serve_logged(lambda do |env|
         next [200, { "content-length" => "2" }, ["ok"]] unless env["PATH_INFO"] == "/time"
 

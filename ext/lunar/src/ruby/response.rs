@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName};
-use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, TryConvert, Value};
+use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, Symbol, TryConvert, Value};
 
 use crate::ruby::headers::{append_lines, header_name};
 use crate::ruby::lent;
@@ -20,14 +20,19 @@ fn bad_value(ruby: &Ruby, name: RString, value: Value) -> Error {
     let class = unsafe { value.classname() }.into_owned(); // SAFETY: `value` is a live Ruby value on this thread
                                                            // SAFETY: `name` is a live Ruby String on this thread's stack, read at once.
     let name = String::from_utf8_lossy(unsafe { name.as_slice() }).into_owned();
-    Error::new(ruby.exception_type_error(), format!("response header {name:?}: a {class} value; Rack needs a String or an Array of Strings"))
+    Error::new(
+        ruby.exception_type_error(),
+        format!("response header {name:?}: a {class} value; Rack needs a String or an Array of Strings (numbers and Symbols are written as text)"),
+    )
 }
 
 /// One Rack header, by Thin's rules (which Rack 2 apps were written against): a nil value
 /// drops the header; a name already written (case-insensitively) is not written again,
 /// except the four that may repeat; a String value with "\n" becomes one line per part; an
-/// Array one line per element; any other value is the app's error (the response becomes a
-/// 500, logged) rather than a guess at its text. The name is checked and parsed once.
+/// Array one line per element. A number or a Symbol is written as its text, as Puma writes
+/// it (`"content-length" => body.bytesize` ran there); any other value is the app's error
+/// (the response becomes a 500, logged) rather than a guess at its text (a Time's `to_s` is
+/// no HTTP date). The name is checked and parsed once.
 fn append_pair(ruby: &Ruby, map: &mut HeaderMap, key: Value, value: Value) -> Result<(), Error> {
     if value.is_nil() {
         return Ok(());
@@ -40,19 +45,30 @@ fn append_pair(ruby: &Ruby, map: &mut HeaderMap, key: Value, value: Value) -> Re
     if already_written(map, &name) {
         return Ok(());
     }
-    // SAFETY (both `as_slice`s): live Ruby Strings, their bytes copied by `append_lines`
-    // before any further Ruby call.
-    if let Some(value) = RString::from_value(value) {
-        append_lines(map, &name, unsafe { value.as_slice() });
-    } else if let Some(list) = RArray::from_value(value) {
+    // SAFETY (both `as_slice`s): live Ruby Strings (on this thread's stack), their bytes
+    // copied by `append_lines` before any further Ruby call.
+    if let Some(list) = RArray::from_value(value) {
         for item in list.into_iter() {
-            let item = RString::from_value(item).ok_or_else(|| bad_value(ruby, key, item))?;
+            let item = value_text(ruby, key, item)?;
             append_lines(map, &name, unsafe { item.as_slice() });
         }
     } else {
-        return Err(bad_value(ruby, key, value));
+        let value = value_text(ruby, key, value)?;
+        append_lines(map, &name, unsafe { value.as_slice() });
     }
     Ok(())
+}
+
+/// A header value (or an Array's element) as text: a String as it is, a number or a Symbol
+/// by `to_s`; anything else is the app's error.
+fn value_text(ruby: &Ruby, key: RString, value: Value) -> Result<RString, Error> {
+    if let Some(text) = RString::from_value(value) {
+        return Ok(text);
+    }
+    if value.is_kind_of(ruby.class_numeric()) || Symbol::from_value(value).is_some() {
+        return RString::try_convert(value.funcall::<_, _, Value>("to_s", ())?);
+    }
+    Err(bad_value(ruby, key, value))
 }
 
 /// Names that may appear more than once (Thin's list); any other is written once.

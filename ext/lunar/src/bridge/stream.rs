@@ -58,7 +58,7 @@ pub fn channel(connection: Arc<ConnectionInfo>, caps: Caps) -> (StreamSender, Ch
         failed: AtomicBool::new(false),
     });
     let sender = StreamSender { tx, state: state.clone(), caps, connection: connection.clone() };
-    let stream = ChunkStream { rx, state, rest: None, handoff: Handoff::new(connection), watch: None, flushed: false };
+    let stream = ChunkStream { rx, state, rest: None, handoff: Handoff::new(connection), watch: None, flushed: false, promised: None };
     (sender, stream)
 }
 
@@ -193,14 +193,20 @@ pub struct ChunkStream {
     handoff: Handoff,
     /// Armed until Ruby finishes the body; see `DisconnectWatch`.
     watch: Option<DisconnectWatch>,
-    /// A failed body has given hyper one chance to flush what it took before the error.
+    /// A failed body, or one that ended short of its Content-Length, has given hyper one
+    /// chance to flush what it took before the connection closes.
     flushed: bool,
+    /// Bytes the app's Content-Length still promises (None: it declared none).
+    promised: Option<u64>,
 }
 
 impl ChunkStream {
     /// Hands over (the next slice of) `data`, keeping the rest for the next poll.
     fn hand(&mut self, mut data: Bytes) -> Bytes {
         let now = self.handoff.hand(&mut data);
+        if let Some(promised) = &mut self.promised {
+            *promised = promised.saturating_sub(now.len() as u64);
+        }
         let left = self.state.queued.fetch_sub(now.len(), Ordering::AcqRel) - now.len();
         if left <= self.state.low_water {
             self.state.room.notify_waiters();
@@ -213,6 +219,11 @@ impl ChunkStream {
 
     pub fn watch(&mut self, watch: DisconnectWatch) {
         self.watch = Some(watch);
+    }
+
+    /// The app declared this many bytes (a valid Content-Length hyper will hold it to).
+    pub fn promise(&mut self, len: u64) {
+        self.promised = Some(len);
     }
 
     /// The next chunk Ruby wrote (from the connection's side, any thread).
@@ -233,7 +244,23 @@ impl ChunkStream {
             Poll::Ready(Some(data)) => Poll::Ready(Some(Ok(self.hand(data)))),
             // Every sender is gone: the end, unless the body failed meanwhile.
             Poll::Ready(None) if self.state.failed.load(Ordering::Acquire) => self.poll_failed(cx),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => self.poll_end(cx),
+        }
+    }
+
+    /// The writer closed. Short of a declared Content-Length, hyper closes the connection and
+    /// drops what it has not written yet (the head too, if it is still buffered): as for a
+    /// failed body, one `Pending` first lets it flush, so the client gets every byte the app
+    /// wrote and then the close. Said once in the log: only the app can mend it.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        match self.promised {
+            Some(left) if left > 0 && !self.flushed => {
+                self.flushed = true;
+                crate::log::warn(&format!("a streamed response ended {left} bytes short of its Content-Length; its connection closes"));
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            _ => Poll::Ready(None),
         }
     }
 
@@ -347,6 +374,23 @@ mod tests {
         drop(stream);
         assert!(sender.is_closed());
         assert!(matches!(sender.try_send(bytes(1)), Queued::Gone));
+    }
+
+    /// Short of a declared Content-Length, the end waits one poll (hyper flushes, then closes
+    /// the connection); at or past it, or with none declared, it ends at once.
+    #[test]
+    fn a_body_short_of_its_length_lets_hyper_flush_before_it_ends() {
+        for (promised, sent, waits) in [(Some(10), 3, true), (Some(3), 3, false), (None, 3, false)] {
+            let (sender, mut stream) = pair(100);
+            if let Some(len) = promised {
+                stream.promise(len);
+            }
+            sender.try_send(bytes(sent));
+            sender.finish();
+            assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(b))) if b.len() == sent));
+            assert_eq!(poll(&mut stream).is_pending(), waits, "promised {promised:?}");
+            assert!(matches!(poll(&mut stream), Poll::Ready(None)));
+        }
     }
 
     /// What the app yielded before failing still goes out; then one Pending (so hyper writes

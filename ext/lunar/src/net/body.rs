@@ -69,7 +69,7 @@ impl Drop for OpenResponse {
 }
 
 pub fn prepare(res: Response<ReplyBody>, head_request: bool) -> Response<ResponseBody> {
-    let (mut parts, body) = res.into_parts();
+    let (mut parts, mut body) = res.into_parts();
     let headers = &mut parts.headers;
     if headers.contains_key(TRANSFER_ENCODING) {
         headers.remove(CONTENT_LENGTH);
@@ -80,8 +80,12 @@ pub fn prepare(res: Response<ReplyBody>, head_request: bool) -> Response<Respons
         // Another coding (gzip, …): hyper adds `chunked` after it, as HTTP/1.1 requires.
     } else if parts.status == StatusCode::NO_CONTENT || (body.known_len().is_some() && !head_request) {
         headers.remove(CONTENT_LENGTH);
-    } else if headers.get(CONTENT_LENGTH).is_some_and(|v| parse_length(v.as_bytes()).is_none()) {
-        headers.remove(CONTENT_LENGTH); // not a length (hyper would refuse the response): framed by hyper instead
+    } else if let Some(declared) = headers.get(CONTENT_LENGTH) {
+        match (parse_length(declared.as_bytes()), &mut body) {
+            (None, _) => drop(headers.remove(CONTENT_LENGTH)), // not a length (hyper would refuse the response): framed by hyper instead
+            (Some(len), ReplyBody::Chunks(stream)) if !head_request && parts.status != StatusCode::NOT_MODIFIED => stream.promise(len),
+            _ => {}
+        }
     }
     Response::from_parts(parts, ResponseBody::of(Kind::Reply(body)))
 }

@@ -105,6 +105,24 @@ RSpec.describe "Thin-exact behaviour" do
                                "X-Lines: c", "X-Lines: d", "X-List: e", "X-List: f")
     end
 
+    it "answers 500 to a status that is no HTTP status, says why, and sends none of that response" do
+      server, log = serve_logged(lambda do |env|
+        status = { "/99" => 99, "/1000" => 1000, "/nil" => nil, "/103" => 103 }.fetch(env["PATH_INFO"], 200)
+        next [status, { "x-app" => "1" }, ["the app's body"]] unless env["PATH_INFO"] == "/async99"
+
+        Thread.new { env["async.callback"].call([99, { "x-app" => "1" }, ["the app's body"]]) }
+        throw :async
+      end, async: true)
+      %w[/99 /1000 /nil /103 /async99].each do |path|
+        response = get(server, path)
+        expect([response.code, response["x-app"]]).to eq(["500", nil]), path
+        expect(response.body).not_to include("the app's body")
+      end
+      expect(log.string).to include("GET /99: ArgumentError: status 99: Rack needs an Integer from 200 to 999",
+                                    "GET /1000: ArgumentError: status 1000", "GET /nil: ArgumentError: status 0", "GET /103: ArgumentError: status 103")
+      expect(get(server).code).to eq("200")
+    end
+
     it "writes a number or a Symbol as its text, as Puma does" do
       headers = { "content-length" => 2, "x-count" => 3, "x-ratio" => 0.5, "x-cache" => :hit, "x-list" => [1, "b"] }
       server = serve { [200, headers, ["ok"]] }

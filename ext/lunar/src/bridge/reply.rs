@@ -192,15 +192,11 @@ impl Body for ReplyBody {
 
 /// A response as Ruby's status and headers give it: a status HTTP cannot carry (not an
 /// Integer in 100..=999) becomes 500.
-pub fn response(status: i64, headers: HeaderMap, body: ReplyBody) -> Box<Response<ReplyBody>> {
+pub fn response(status: StatusCode, headers: HeaderMap, body: ReplyBody) -> Box<Response<ReplyBody>> {
     let mut res = Response::new(body);
-    *res.status_mut() = status_code(status);
+    *res.status_mut() = status;
     *res.headers_mut() = headers;
     Box::new(res)
-}
-
-pub fn status_code(status: i64) -> StatusCode {
-    u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// A `101 Switching Protocols` head with `headers`, no body: hyper writes it, then hands the

@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use tokio::sync::oneshot;
 
 use crate::bridge::reply::{self, Reply, ReplyBody};
@@ -46,7 +46,7 @@ pub struct Message {
 
 pub enum Subscriber {
     /// `head` is shared by every subscriber held with the same status and headers.
-    Poll { reply: oneshot::Sender<Reply>, head: Arc<(i64, HeaderMap)> },
+    Poll { reply: oneshot::Sender<Reply>, head: Arc<(StatusCode, HeaderMap)> },
     /// An open stream, or a native WebSocket (`socket`: each chunk is one message, and raw
     /// publishes such as SSE heartbeats are not for it). `ids`: precede each message that
     /// has an id with an SSE `id:` line. `after`: skip messages up to this id (it was
@@ -132,7 +132,7 @@ impl Subscribers {
 
     /// Holds a long-poll until the next message, sharing the head of the last one held
     /// when it is the same (subscribers are held alike).
-    pub fn hold(&self, reply: oneshot::Sender<Reply>, head: (i64, HeaderMap)) {
+    pub fn hold(&self, reply: oneshot::Sender<Reply>, head: (StatusCode, HeaderMap)) {
         let mut subs = lock(&self.list);
         let shared = match subs.last() {
             Some(Subscriber::Poll { head: h, .. }) if **h == head => h.clone(),

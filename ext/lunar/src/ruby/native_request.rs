@@ -110,6 +110,7 @@ impl NativeRequest {
     /// the body does not fit the connection's budget (its HTTP/2 streams wait on a slow
     /// client): then nothing was copied or sent, and Ruby streams the body instead.
     fn respond(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value, body: Value) -> Result<Option<bool>, Error> {
+        let status = response::status(ruby, status, false)?;
         let map = response::header_map(ruby, headers)?;
         let body = WholeBody::of(ruby, body)?;
         let len = body.len()?;
@@ -128,6 +129,7 @@ impl NativeRequest {
 
     /// A response whose body tokio reads from `path` (Rack `to_path`).
     fn respond_file(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value, path: RString) -> Result<bool, Error> {
+        let status = response::status(ruby, status, false)?;
         let map = response::header_map(ruby, headers)?;
         let path = path.to_string()?;
         let file = std::fs::File::open(&path).map_err(|source| crate::error::Error::File { path: path.clone(), source }).or_raise(ruby)?;
@@ -137,6 +139,7 @@ impl NativeRequest {
 
     /// Sends the head now and returns a writer for the body chunks (nil if already answered).
     fn stream(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<BodyWriter>, Error> {
+        let status = response::status(ruby, status, false)?;
         let map = response::header_map(ruby, headers)?;
         let Some((stream, writer)) = rb_self.stream_pair() else { return Ok(None) };
         let sent = rb_self.send(Reply::Response(reply::response(status, map, ReplyBody::Chunks(stream))));
@@ -201,8 +204,9 @@ impl NativeRequest {
     /// Transfer-Encoding) cannot be written that way and is refused.
     fn upgrade(ruby: &Ruby, rb_self: &Self, status: i64, headers: Value) -> Result<Option<(i32, bool)>, Error> {
         use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+        let status = response::status(ruby, status, true)?;
         let headers = response::header_map(ruby, headers)?;
-        if status == 101 {
+        if status == http::StatusCode::SWITCHING_PROTOCOLS {
             if !rb_self.upgradable {
                 return Ok(None);
             }

@@ -1,11 +1,22 @@
 //! Rack triple pieces (Ruby values) → a `Reply` of plain Rust data, on the Ruby thread.
 
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderName};
+use http::{header, HeaderMap, HeaderName, StatusCode};
 use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, Symbol, TryConvert, Value};
 
 use crate::ruby::headers::{append_lines, header_name};
 use crate::ruby::lent;
+
+/// A Rack status as HTTP's: an Integer from 200 to 999 (or 100 to 199 where `informational`,
+/// as a 101 handing the connection over). Anything else is the app's error, said as such,
+/// rather than a 500 that carries the app's own headers and body.
+pub fn status(ruby: &Ruby, status: i64, informational: bool) -> Result<StatusCode, Error> {
+    let lowest = if informational { 100 } else { 200 };
+    match u16::try_from(status).ok().filter(|s| (lowest..=999).contains(s)).map(StatusCode::from_u16) {
+        Some(Ok(code)) => Ok(code),
+        _ => Err(Error::new(ruby.exception_arg_error(), format!("status {status}: Rack needs an Integer from {lowest} to 999 for this response"))),
+    }
+}
 
 fn to_rstring(ruby: &Ruby, v: Value) -> Result<RString, Error> {
     match RString::from_value(v) {

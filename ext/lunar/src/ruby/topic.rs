@@ -96,7 +96,7 @@ impl Topic {
     /// Holds a long-poll request until the next message: its answer is `status`, `headers`
     /// and the message as the body. False if the request was already answered.
     fn hold(ruby: &Ruby, rb_self: &Self, request: &NativeRequest, status: i64, headers: Value) -> Result<bool, Error> {
-        let head = (status, response::header_map(ruby, headers)?);
+        let head = (response::status(ruby, status, false)?, response::header_map(ruby, headers)?);
         rb_self.link(ruby)?;
         let Some(reply) = request.take_reply() else { return Ok(false) };
         rb_self.subscribers.hold(reply, head);

@@ -48,6 +48,19 @@ RSpec.describe "HTTP/2 and TLS" do
     expect([version, env["SERVER_PROTOCOL"]]).to eq(["1.1", "HTTP/1.1"])
   end
 
+  # Browsers split their cookies into one field each over HTTP/2 (RFC 9113 §8.2.3); Rack
+  # reads HTTP_COOKIE as "; "-separated pairs, so that is how the fields must be joined.
+  it "joins cookies sent as separate fields with \"; \", so Rack sees every one" do
+    require "rack/request"
+    server = serve { |env| [200, {}, [JSON.generate([env["HTTP_COOKIE"], Rack::Request.new(env).cookies, env["HTTP_X_A"]])]] }
+    url = "http://127.0.0.1:#{server.port}/"
+    two = ["-H", "Cookie: a=1", "-H", "Cookie: b=2", "-H", "X-A: 1", "-H", "X-A: 2"]
+    %w[--http2-prior-knowledge --http1.1].each do |protocol|
+      seen, = curl_json(protocol, *two, url)
+      expect(seen).to eq(["a=1; b=2", { "a" => "1", "b" => "2" }, "1, 2"]), protocol
+    end
+  end
+
   it "speaks h2 by ALPN and HTTP/1.1 over TLS on an ssl:// bind, as https" do
     server = serve(env_app, binds: [ssl_bind])
     expect(server.addresses).to eq(["ssl://127.0.0.1:#{server.port}"])

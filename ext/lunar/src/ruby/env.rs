@@ -215,7 +215,10 @@ fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts) {
     for (name, value) in head.headers.iter() {
         if let Some((prev_name, prev_value)) = &previous {
             if *prev_name == name {
-                prev_value.cat(b", ");
+                // Repeated lines join with ", " (RFC 9110 §5.3), but Cookie with "; ": an
+                // HTTP/2 client splits its cookies into one field each (RFC 9113 §8.2.3, as
+                // browsers do), and Rack parses HTTP_COOKIE on ";" only.
+                prev_value.cat(if name == http::header::COOKIE { b"; ".as_slice() } else { b", " });
                 prev_value.cat(value.as_bytes());
                 continue;
             }

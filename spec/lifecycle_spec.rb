@@ -15,6 +15,21 @@ RSpec.describe "server lifecycle" do
     end
   end
 
+  # A script or a test run (Capybara's server) that never stops its server: Ruby kills the
+  # workers as the process ends, and none of them may try to start a replacement then.
+  it "lets the process end quietly with a server still running" do
+    script = <<~RUBY
+      require "lunar"
+      require "lunar/request/server"
+      require "net/http"
+      server = Lunar::Server.new(->(_env) { [200, {}, ["up"]] }, binds: ["tcp://127.0.0.1:0"], threads: 2).start
+      puts Net::HTTP.get(URI("http://127.0.0.1:\#{server.port}/"))
+    RUBY
+    child = spawn_child([RbConfig.ruby, "-e", script])
+    expect(child.exit_status.success?).to be(true)
+    expect(child.rest).to eq("up\n")
+  end
+
   it "shares one reactor between evented servers in one process, stopped with the last of them" do
     async_hello = lambda do |env|
       EM.next_tick { env["async.callback"].call([200, { "content-length" => "5" }, ["async"]]) }

@@ -65,9 +65,12 @@ module Lunar
     # App code ended a worker (Thread.exit or Thread#kill inside a request; its client got
     # a 503) while the server runs: a new thread takes its place, as Puma's pool starts one
     # for waiting work. Not after an exception: the worker survives every exception app
-    # code raises, so one escaping is Lunar's fault, reported, and not worth a loop.
+    # code raises, so one escaping is Lunar's fault, reported, and not worth a loop. Nor at
+    # the process's end (a script, a test run, that never stopped its server).
     def replace(index)
       @threads[index] = spawn(index) if @native.running?
+    rescue ThreadError # the process is ending with the server still up: Ruby kills every thread
+      nil
     end
 
     def work

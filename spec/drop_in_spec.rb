@@ -28,6 +28,22 @@ RSpec.describe "dropped in where Puma or Thin ran" do
   end
 
   describe "the config/puma.rb that `rails new` writes" do
+    it "is read only when named, and says so when it is passed over" do
+      in_dir("config/puma.rb", "threads 2, 2\n")
+      child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0"), chdir: app_dir)
+      expect(child.wait_for(single_boot)[1]).to eq("5") # Lunar's default, not the file's 2
+      expect(child.lines.join).to include("lunar: config/puma.rb is not read unless named (-C config/puma.rb")
+      child.signal("TERM")
+      expect(child.exit_status.exitstatus).to eq(0)
+
+      in_dir("config/lunar.rb", "threads 3, 3\n") # the file Lunar reads by default: no word of the other
+      child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0"), chdir: dir)
+      expect(child.wait_for(single_boot)[1]).to eq("3")
+      child.signal("TERM")
+      expect(child.exit_status.exitstatus).to eq(0)
+      expect(child.rest).not_to include("puma.rb")
+    end
+
     it "runs Rails 6.1's: threads from RAILS_MAX_THREADS, port from PORT, the pid file, and `rails restart`" do
       port = free_port
       pidfile = File.join(dir, "server.pid")

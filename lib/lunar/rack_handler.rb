@@ -34,7 +34,7 @@ module Lunar
     class << self
       def run(app, **options)
         require "eventmachine" if rackup_command? && !defined?(::EventMachine)
-        path = ENV["LUNAR_CONFIG"] || (CLI::DEFAULT_CONFIG_FILE if File.file?(CLI::DEFAULT_CONFIG_FILE))
+        path = ENV["LUNAR_CONFIG"] || CLI.default_config_file
         given, defaults = settings(options)
         config = Configuration.new(given, file: path && CLI.config_file(path), defaults: defaults).check!
         @launcher = Launcher.new(config, app: app)

@@ -6,6 +6,7 @@ require "lunar/process/options"
 require "lunar/process/configuration"
 require "lunar/process/dsl"
 require "lunar/process/thin_config"
+require "lunar/process/log"
 
 module Lunar
   # `lunar [options] [config.ru]`: parses the command line into settings, its flags made
@@ -16,6 +17,7 @@ module Lunar
     class UsageError < StandardError; end
 
     DEFAULT_CONFIG_FILE = "config/lunar.rb"
+    PUMA_CONFIG_FILE = "config/puma.rb"
 
     def self.run(argv)
       require "lunar" # the native core, for the launcher and its errors
@@ -27,6 +29,20 @@ module Lunar
     rescue BindError, RedisError => e # the machine's, not the command's: one line, exit 1
       warn "lunar: #{e.message}"
       exit 1
+    end
+
+    # The config file read when none is named: config/lunar.rb when present. A Rails app's
+    # config/puma.rb is read only when named (`-C`, `LUNAR_CONFIG`): it may hold what Lunar
+    # refuses, and a server that stops booting because a file appeared would surprise. But
+    # it is not passed over in silence either: Puma would have read it.
+    def self.default_config_file
+      return DEFAULT_CONFIG_FILE if File.file?(DEFAULT_CONFIG_FILE)
+
+      if File.file?(PUMA_CONFIG_FILE)
+        Log.warn("#{PUMA_CONFIG_FILE} is not read unless named (-C #{PUMA_CONFIG_FILE}, LUNAR_CONFIG=#{PUMA_CONFIG_FILE}, " \
+                 "or as #{DEFAULT_CONFIG_FILE}); booting without it")
+      end
+      nil
     end
 
     # Reads a config file: Thin's YAML by its extension, else Puma's Ruby DSL.
@@ -47,7 +63,7 @@ module Lunar
     end
 
     def run
-      path = @config_file || (DEFAULT_CONFIG_FILE if File.file?(DEFAULT_CONFIG_FILE))
+      path = @config_file || self.class.default_config_file
       config = Configuration.new(@settings, file: path && self.class.config_file(path)).check!
       rackup = config[:rackup]
       Dir.chdir(config[:directory]) { readable!(rackup) } if config[:directory]

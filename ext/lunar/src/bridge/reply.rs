@@ -190,8 +190,8 @@ impl Body for ReplyBody {
     }
 }
 
-/// A response as Ruby's status and headers give it: a status HTTP cannot carry (not an
-/// Integer in 100..=999) becomes 500.
+/// A response from its parts, already HTTP's: the caller turned the app's status into a
+/// `StatusCode` (one HTTP cannot carry is the app's error, raised on the Ruby side).
 pub fn response(status: StatusCode, headers: HeaderMap, body: ReplyBody) -> Box<Response<ReplyBody>> {
     let mut res = Response::new(body);
     *res.status_mut() = status;

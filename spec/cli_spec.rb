@@ -62,6 +62,23 @@ RSpec.describe "the lunar command" do
     hold&.close
   end
 
+  # What only the app can mend is said in the log, where its author looks: a client sees no
+  # more than a connection cut (the native core's lines, so a child process's output).
+  it "logs a body marked Transfer-Encoding: chunked that is not chunk-encoded, and a stream short of its length" do
+    dir = scratch_dir("lunar-cli")
+    File.write(File.join(dir, "config.ru"), <<~RUBY)
+      short = Struct.new(:parts) { def each(&) = parts.each(&) }.new(["abc"])
+      run ->(env) { env["PATH_INFO"] == "/short" ? [200, { "content-length" => "10" }, short] : [200, { "transfer-encoding" => "chunked" }, ["hello"]] }
+    RUBY
+    child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "config.ru"), chdir: dir)
+    port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])
+    server = Struct.new(:port).new(port)
+    expect(raw_until_close(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")).not_to include("hello")
+    child.wait_for(/lunar: a body the app marked Transfer-Encoding: chunked is not chunk-encoded \(bad chunk size line\); its connection closes/)
+    raw_until_close(server, "GET /short HTTP/1.1\r\nHost: h\r\n\r\n")
+    child.wait_for(/lunar: a streamed response ended 7 bytes short of its Content-Length; its connection closes/)
+  end
+
   it "keeps answering when the access log cannot be written, and says so once" do
     child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "--access-log", "/dev/full", fixture("hello.ru"))) # every write: ENOSPC
     port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])

@@ -69,8 +69,13 @@ impl Unchunk {
     }
 }
 
+/// The error that closes the connection, said in the log as well: hyper drops a body's
+/// error without a word, and the client sees only a connection cut (or an empty reply, if
+/// the head had not gone out yet); only the app can mend it.
 fn malformed(what: &'static str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("the app's chunked body is malformed: {what}"))
+    let message = format!("a body the app marked Transfer-Encoding: chunked is not chunk-encoded ({what}); its connection closes");
+    crate::log::warn(&message);
+    io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
 impl Body for Unchunk {

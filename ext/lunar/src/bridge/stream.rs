@@ -253,15 +253,24 @@ impl ChunkStream {
     /// failed body, one `Pending` first lets it flush, so the client gets every byte the app
     /// wrote and then the close. Said once in the log: only the app can mend it.
     fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
-        match self.promised {
-            Some(left) if left > 0 && !self.flushed => {
-                self.flushed = true;
+        match self.promised.filter(|&left| left > 0) {
+            Some(left) if self.flush_first(cx) => {
                 crate::log::warn(&format!("a streamed response ended {left} bytes short of its Content-Length; its connection closes"));
-                cx.waker().wake_by_ref();
                 Poll::Pending
             }
             _ => Poll::Ready(None),
         }
+    }
+
+    /// Whether to give hyper its one chance to write what it holds before an end that closes
+    /// the connection (it drops its buffer then): the first time, wakes the task and says yes.
+    fn flush_first(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.flushed {
+            return false;
+        }
+        self.flushed = true;
+        cx.waker().wake_by_ref();
+        true
     }
 
     /// The next chunk if one is queued already, to go out in the same write as the one just
@@ -282,9 +291,7 @@ impl ChunkStream {
         if let Some(data) = self.rest.take().or_else(|| self.rx.try_recv().ok()) {
             return Poll::Ready(Some(Ok(self.hand(data))));
         }
-        if !self.flushed {
-            self.flushed = true;
-            cx.waker().wake_by_ref();
+        if self.flush_first(cx) {
             return Poll::Pending;
         }
         Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::Interrupted, "the response body failed"))))

@@ -88,12 +88,10 @@ impl NativeServer {
     fn next_event(ruby: &Ruby, rb_self: &Self, inbox: Option<&RubyInbox>) -> Result<Option<Value>, Error> {
         let queue = &rb_self.handle.state.queue;
         loop {
-            loop {
-                match rb_self.look(ruby, inbox) {
-                    Look::Event(v) => return Ok(Some(v)),
-                    Look::Gone => continue, // nothing to run for it; its Closed notice follows
-                    Look::Empty => break,
-                }
+            match rb_self.look(ruby, inbox) {
+                Look::Event(v) => return Ok(Some(v)),
+                Look::Gone => continue, // nothing to run for it (its Closed notice follows): look again
+                Look::Empty => {}
             }
             if queue.is_closed() {
                 return Ok(None);

@@ -66,7 +66,7 @@ RSpec.describe "the lunar command" do
   # more than a connection cut (the native core's lines, so a child process's output).
   it "logs a body marked Transfer-Encoding: chunked that is not chunk-encoded, and a stream short of its length" do
     dir = scratch_dir("lunar-cli")
-    File.write(File.join(dir, "config.ru"), <<~RUBY)
+    write_file(dir, "config.ru", <<~RUBY)
       short = Struct.new(:parts) { def each(&) = parts.each(&) }.new(["abc"])
       run ->(env) { env["PATH_INFO"] == "/short" ? [200, { "content-length" => "10" }, short] : [200, { "transfer-encoding" => "chunked" }, ["hello"]] }
     RUBY

@@ -36,6 +36,13 @@ RSpec.describe "dropped in where Puma or Thin ran" do
       child.signal("TERM")
       expect(child.exit_status.exitstatus).to eq(0)
 
+      child = spawn_child(lunar_cmd("--log-format", "json", "-b", "tcp://127.0.0.1:0"), chdir: dir) # in the format asked for
+      notice = JSON.parse(child.wait_for(%r{config/puma.rb is not read}).string)
+      expect(notice).to include("level" => "warn", "message" => start_with("config/puma.rb is not read unless named"))
+      child.wait_for(/"message":"Lunar .*listening on/) # booted: TERM is handled now
+      child.signal("TERM")
+      expect(child.exit_status.exitstatus).to eq(0)
+
       in_dir("config/lunar.rb", "threads 3, 3\n") # the file Lunar reads by default: no word of the other
       child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0"), chdir: dir)
       expect(child.wait_for(single_boot)[1]).to eq("3")

@@ -63,6 +63,10 @@ module Lunar
     end
 
     def run
+      # The command line's log format and level before any line, so that a line about the
+      # config file (below) is in the format asked for; the Launcher sets them again with the
+      # file's say.
+      Log.configure(format: @settings.fetch(:log_format, :text), level: @settings.fetch(:log_level, :info))
       path = @config_file || self.class.default_config_file
       config = Configuration.new(@settings, file: path && self.class.config_file(path)).check!
       rackup = config[:rackup]

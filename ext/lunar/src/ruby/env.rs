@@ -8,7 +8,7 @@ use magnus::{value::Lazy, value::ReprValue, Error, RHash, RString, Ruby, Value};
 
 use crate::bridge::connection::ConnectionInfo;
 use crate::config::ServerConfig;
-use crate::ruby::headers::{cgi_name, split_host};
+use crate::ruby::headers::{cgi_name, has_underscore, split_host};
 use http::request::Parts;
 use http::{Method, Version};
 
@@ -189,7 +189,7 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     pairs.push(env, ruby.get_inner(&SERVER_NAME), ruby.str_new(name));
     pairs.push(env, ruby.get_inner(&SERVER_PORT), ruby.str_new(port));
 
-    add_headers(ruby, env, &mut pairs, head);
+    add_headers(ruby, env, &mut pairs, head)?;
     // Rack 3's callables to run after the response (Rails 8.1 relies on it): a fresh Array.
     pairs.push(env, ruby.get_inner(&RACK_RESPONSE_FINISHED), ruby.ary_new());
     pairs.flush(env);
@@ -209,16 +209,15 @@ pub(crate) fn request_target<'a>(head: &'a Parts, cfg: &ServerConfig) -> (&'a st
 
 /// `HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`. Repeated headers are joined with `", "`
 /// (HeaderMap yields a name's values consecutively).
-fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts) {
+fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts) -> Result<(), Error> {
     let chunked = head.headers.contains_key("transfer-encoding");
     let mut previous: Option<(&http::HeaderName, RString)> = None;
+    // Rare: a Vec allocates only when a name with `_` comes.
+    let mut underscored: Vec<(&http::HeaderName, &http::HeaderValue)> = Vec::new();
     for (name, value) in head.headers.iter() {
         if let Some((prev_name, prev_value)) = &previous {
             if *prev_name == name {
-                // Repeated lines join with ", " (RFC 9110 §5.3), but Cookie with "; ": an
-                // HTTP/2 client splits its cookies into one field each (RFC 9113 §8.2.3, as
-                // browsers do), and Rack parses HTTP_COOKIE on ";" only.
-                prev_value.cat(if name == http::header::COOKIE { b"; ".as_slice() } else { b", " });
+                prev_value.cat(joiner(name));
                 prev_value.cat(value.as_bytes());
                 continue;
             }
@@ -228,6 +227,10 @@ fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts) {
             "content-type" => ruby.get_inner(&CONTENT_TYPE),
             "content-length" if chunked => continue,
             "content-length" => ruby.get_inner(&CONTENT_LENGTH),
+            _ if has_underscore(text) => {
+                underscored.push((name, value));
+                continue;
+            }
             _ => match common_header_key(text) {
                 Some(k) => ruby.get_inner(k),
                 None => match cgi_name(text) {
@@ -240,4 +243,40 @@ fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts) {
         pairs.push(env, key, val);
         previous = Some((name, val));
     }
+    add_underscored(ruby, env, pairs, &underscored)
+}
+
+/// Repeated lines join with ", " (RFC 9110 §5.3), but Cookie with "; ": an HTTP/2 client
+/// splits its cookies into one field each (RFC 9113 §8.2.3, as browsers do), and Rack
+/// parses HTTP_COOKIE on ";" only.
+fn joiner(name: &http::HeaderName) -> &'static [u8] {
+    if name == http::header::COOKIE {
+        b"; "
+    } else {
+        b", "
+    }
+}
+
+/// Names with `_` (`X_Api_Key`), by Puma's rule: each is the key its dashed twin would make,
+/// added only when no header already set that key, so a client's `X_Forwarded_For` never
+/// replaces a proxy's `X-Forwarded-For` (nor can two spellings of one name merge).
+fn add_underscored(ruby: &Ruby, env: RHash, pairs: &mut Pairs, underscored: &[(&http::HeaderName, &http::HeaderValue)]) -> Result<(), Error> {
+    if underscored.is_empty() {
+        return Ok(());
+    }
+    pairs.flush(env); // the dashed keys must be in the Hash to be looked up
+    for group in underscored.chunk_by(|a, b| a.0 == b.0) {
+        let Some(key) = cgi_name(group[0].0.as_str()) else { continue };
+        let key = ruby.str_new(&key).to_interned_str();
+        if env.get(key).is_some() {
+            continue;
+        }
+        let val = ruby.str_from_slice(group[0].1.as_bytes());
+        for (name, value) in &group[1..] {
+            val.cat(joiner(name));
+            val.cat(value.as_bytes());
+        }
+        env.aset(key, val)?; // at once: a second spelling of the name must find it
+    }
+    Ok(())
 }

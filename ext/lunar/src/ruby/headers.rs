@@ -63,16 +63,24 @@ pub fn split_host<'a>(host: &'a str, default_port: &'a str) -> (&'a str, &'a str
     (name, port)
 }
 
-/// `Content-Type` → `CONTENT_TYPE`, `X-Foo` → `HTTP_X_FOO`. `None` for names Rack must not see
-/// as `HTTP_*` (content type/length) or that contain `_` (header-smuggling defence).
+/// `X-Foo` → `HTTP_X_FOO` (RFC 3875 §4.1.18). `None` for the names Rack keeps out of `HTTP_*`
+/// (content type and length, however spelled) and for `Transfer_Encoding`, which must not
+/// pose as the framing header. A name with `_` maps to its dashed twin's key: the env adds
+/// it only where that twin is absent (Puma's rule, `has_underscore`).
 pub fn cgi_name(lower: &str) -> Option<String> {
-    if lower.contains('_') || lower == "content-type" || lower == "content-length" {
+    let spelled = |framing: &str| lower.len() == framing.len() && lower.bytes().zip(framing.bytes()).all(|(l, f)| l == f || (l == b'_' && f == b'-'));
+    if spelled("content-type") || spelled("content-length") || (has_underscore(lower) && spelled("transfer-encoding")) {
         return None;
     }
     let mut key = String::with_capacity(5 + lower.len());
     key.push_str("HTTP_");
     key.extend(lower.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
     Some(key)
+}
+
+/// A header name with `_`, which could pose as the one with `-` (`X_Forwarded_For`).
+pub fn has_underscore(lower: &str) -> bool {
+    lower.contains('_')
 }
 
 #[cfg(test)]
@@ -129,6 +137,10 @@ mod tests {
         assert_eq!(cgi_name("x-forwarded-for").as_deref(), Some("HTTP_X_FORWARDED_FOR"));
         assert_eq!(cgi_name("content-type"), None);
         assert_eq!(cgi_name("content-length"), None);
-        assert_eq!(cgi_name("x_forwarded_for"), None);
+        assert_eq!(cgi_name("x_forwarded_for").as_deref(), Some("HTTP_X_FORWARDED_FOR"));
+        assert_eq!(cgi_name("content_type"), None);
+        assert_eq!(cgi_name("content_length"), None);
+        assert_eq!(cgi_name("transfer_encoding"), None);
+        assert_eq!(cgi_name("transfer-encoding").as_deref(), Some("HTTP_TRANSFER_ENCODING"));
     }
 }

@@ -76,6 +76,24 @@ RSpec.describe "errors in the app" do
       expect(log.string).to include("not a StandardError", "SystemExit: exit")
       expect(log.string).to include("in a callback") if mode == :evented
     end
+
+    # An error that raises again when asked its message or backtrace (a custom exception's
+    # broken #message) made the error path raise each time it tried: it escaped the worker,
+    # and with one thread the server answered nothing more.
+    it "answers an error that raises when described and keeps its one thread, in #{mode} mode" do
+      liar = Class.new(StandardError) { def message = raise(self.class) }
+      mute = Class.new(StandardError) { def backtrace = raise(self.class) }
+      server = serve(mode: mode, threads: 1) do |env|
+        env["rack.errors"] = log
+        raise liar if env["PATH_INFO"] == "/liar"
+        raise mute if env["PATH_INFO"] == "/mute"
+
+        [200, { "content-length" => "2" }, ["ok"]]
+      end
+      expect(%w[/liar /mute /liar].map { |path| get(server, path).code }).to all(match(/\A5\d\d\z/))
+      expect(Array.new(3) { get(server, "/").body }).to eq(%w[ok ok ok])
+      expect(server.stats[:running]).to eq(1) if mode == :threaded
+    end
   end
 
   # A Thin app's periodic timer set up at boot belongs to no request. EventMachine's error

@@ -32,8 +32,17 @@ module Lunar
 
       # An exception with its backtrace: one line each in text, one object in JSON.
       def exception(message, error, **fields)
-        fields = fields.merge(error: error.class.name, backtrace: Array(error.backtrace))
-        write(:error, "#{message}: #{error.class}: #{error.message}", fields)
+        fields = fields.merge(error: error.class.name, backtrace: asked([]) { Array(error.backtrace) })
+        said = asked("(its #message raised)") { error.message }
+        write(:error, "#{message}: #{error.class}: #{said}", fields)
+      end
+
+      # What an app's error says of itself, or `fallback` when asking raises: a log line must
+      # not fail on the error it reports.
+      def asked(fallback)
+        yield
+      rescue Exception # rubocop:disable Lint/RescueException -- an app's error may raise anything
+        fallback
       end
 
       def line(level, message, fields = {})

@@ -41,6 +41,8 @@ module Lunar
       when Array then message(*event)
       else call(event)
       end
+    rescue *APP_ERRORS => e
+      unanswered(event, e)
     end
 
     def call(request)
@@ -122,6 +124,19 @@ module Lunar
     def fail_before_env(request, error)
       @context.log_error(nil, "building the env: #{error.class}: #{error.message}", error.backtrace)
       request.respond(500, ServerContext::ERROR_HEADERS, ServerContext::ERROR_BODY) unless request.answered?
+    end
+
+    # What the error path itself could not answer: an error whose #message or #backtrace
+    # raises again (each time it is asked), or a fault in Lunar. Logged without asking the
+    # error more than it can tell, the request answered 500, and the thread goes on: one
+    # dead worker less is, with `-t 1`, a server that answers nothing.
+    def unanswered(event, error)
+      Log.exception("answering an error failed (the error raises when described, or Lunar has a bug)", error)
+      return if event.is_a?(Integer) || event.is_a?(Array) || event.answered?
+
+      event.respond(500, ServerContext::ERROR_HEADERS, ServerContext::ERROR_BODY)
+    rescue *APP_ERRORS => e
+      Log.exception("answering an error failed twice", e)
     end
 
     def handle_result(exchange, result)

@@ -80,7 +80,7 @@ RSpec.describe "errors in the app" do
     # An error that raises again when asked its message or backtrace (a custom exception's
     # broken #message) made the error path raise each time it tried: it escaped the worker,
     # and with one thread the server answered nothing more.
-    it "answers an error that raises when described and keeps its one thread, in #{mode} mode" do
+    it "answers and logs an error that raises when described, and keeps its one thread, in #{mode} mode" do
       liar = Class.new(StandardError) { def message = raise(self.class) }
       mute = Class.new(StandardError) { def backtrace = raise(self.class) }
       server = serve(mode: mode, threads: 1) do |env|
@@ -93,6 +93,7 @@ RSpec.describe "errors in the app" do
       expect(%w[/liar /mute /liar].map { |path| get(server, path).code }).to all(match(/\A5\d\d\z/))
       expect(Array.new(3) { get(server, "/").body }).to eq(%w[ok ok ok])
       expect(server.stats[:running]).to eq(1) if mode == :threaded
+      expect(log.string).to include("(its #message raised)") # logged where the app's errors go
     end
   end
 
@@ -107,6 +108,12 @@ RSpec.describe "errors in the app" do
       raise stranger, "outside any request"
     end
     expect(pop_within(ran)).to eq(:raising)
+    liar = Class.new(StandardError) { def message = raise(self.class) } # raises when described
+    EM.next_tick do
+      ran << :liar
+      raise liar
+    end
+    expect(pop_within(ran)).to eq(:liar)
     EM.next_tick { ran << :after }
     expect(pop_within(ran)).to eq(:after) # the reactor still runs callbacks
     expect(get(server, "/").body).to eq("ok")

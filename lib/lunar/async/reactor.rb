@@ -143,8 +143,8 @@ module Lunar
 
       errors = @errors
       ::EM.error_handler do |e|
-        errors.puts("lunar: error in app code on the reactor: #{e.class}: #{e.message}")
-        errors.puts(Array(e.backtrace).map { |line| "\t#{line}" })
+        errors.puts("lunar: error in app code on the reactor: #{Log.describe(e)}")
+        errors.puts(Log.backtrace_of(e).map { |line| "\t#{line}" })
         errors.flush if errors.respond_to?(:flush)
       end
     end

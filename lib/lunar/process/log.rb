@@ -32,18 +32,17 @@ module Lunar
 
       # An exception with its backtrace: one line each in text, one object in JSON.
       def exception(message, error, **fields)
-        fields = fields.merge(error: error.class.name, backtrace: asked([]) { Array(error.backtrace) })
-        said = asked("(its #message raised)") { error.message }
-        write(:error, "#{message}: #{error.class}: #{said}", fields)
+        write(:error, "#{message}: #{describe(error)}", fields.merge(error: error.class.name, backtrace: backtrace_of(error)))
       end
 
-      # What an app's error says of itself, or `fallback` when asking raises: a log line must
-      # not fail on the error it reports.
-      def asked(fallback)
-        yield
-      rescue Exception # rubocop:disable Lint/RescueException -- an app's error may raise anything
-        fallback
+      # "Class: message" for an error, never raising: a log line must not fail on the error
+      # it reports, and an app's exception may raise when asked its message.
+      def describe(error)
+        "#{error.class}: #{asked('(its #message raised)') { error.message }}"
       end
+
+      # An error's backtrace as an Array, [] when it has none or asking raises.
+      def backtrace_of(error) = asked([]) { Array(error.backtrace) }
 
       def line(level, message, fields = {})
         if @format == :json
@@ -56,6 +55,13 @@ module Lunar
       end
 
       private
+
+      # What the block asks of an app's error, or `fallback` when asking raises.
+      def asked(fallback)
+        yield
+      rescue Exception # rubocop:disable Lint/RescueException -- an app's error may raise anything
+        fallback
+      end
 
       def write(level, message, fields)
         return if LEVELS.fetch(level) < @threshold

@@ -122,7 +122,7 @@ module Lunar
 
     # The env could not be built (no Exchange yet): still answer, never leave it hanging.
     def fail_before_env(request, error)
-      @context.log_error(nil, "building the env: #{error.class}: #{error.message}", error.backtrace)
+      @context.log_exception(nil, error, "building the env:")
       request.respond(500, ServerContext::ERROR_HEADERS, ServerContext::ERROR_BODY) unless request.answered?
     end
 

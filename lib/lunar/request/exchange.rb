@@ -135,7 +135,7 @@ module Lunar
     # The app raised: if nothing was sent yet, the answer to an error (the config file's
     # lowlevel_error_handler's, or a 500), else the connection is cut.
     def fail_with(error)
-      @context.log_error(@env, "#{error.class}: #{error.message}", error.backtrace)
+      @context.log_exception(@env, error)
       answer_error(error) unless @request.answered?
       finish(error)
     end
@@ -155,7 +155,7 @@ module Lunar
       @body.fail if @body.respond_to?(:fail)
       finish
     rescue *APP_ERRORS => e
-      @context.log_error(@env, "while closing after disconnect: #{e.class}: #{e.message}", e.backtrace)
+      @context.log_exception(@env, e, "while closing after disconnect:")
       finish(e)
     end
 
@@ -202,7 +202,7 @@ module Lunar
     def receive(message)
       @on_message&.call(message)
     rescue *APP_ERRORS => e
-      @context.log_error(@env, "a WebSocket message block raised #{e.class}: #{e.message}", e.backtrace)
+      @context.log_exception(@env, e, "a WebSocket message block raised")
     end
 
     def hijacked?
@@ -261,7 +261,7 @@ module Lunar
       @headers = headers
       @request.respond(@status, headers, parts)
     rescue *APP_ERRORS => e
-      @context.log_error(@env, "the error's answer failed: #{e.class}: #{e.message}", e.backtrace)
+      @context.log_exception(@env, e, "the error's answer failed:")
       @request.respond(500, ERROR_HEADERS, ERROR_BODY)
     end
 
@@ -272,7 +272,7 @@ module Lunar
       @body_closed = true
       @body.close if @body.respond_to?(:close)
     rescue *APP_ERRORS => e
-      @context.log_error(@env, "body.close raised #{e.class}: #{e.message}", e.backtrace)
+      @context.log_exception(@env, e, "body.close raised")
     end
 
     def fire_async_close
@@ -281,7 +281,7 @@ module Lunar
       @async_closed = true
       @env[ASYNC_CLOSE]&.succeed
     rescue *APP_ERRORS => e
-      @context.log_error(@env, "an async.close callback raised #{e.class}: #{e.message}", e.backtrace)
+      @context.log_exception(@env, e, "an async.close callback raised")
     end
 
     def ignore_second_response

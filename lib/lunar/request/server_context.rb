@@ -39,7 +39,7 @@ module Lunar
     def error_response(env, error, status = 500)
       return handled(env, error, status) if @error_handler
 
-      body = @show_errors ? ["Lunar caught this error: #{error.message} (#{error.class})\n#{Array(error.backtrace).join("\n")}\n"] : ERROR_BODY
+      body = @show_errors ? ["Lunar caught this error: #{Log.describe(error)}\n#{Log.backtrace_of(error).join("\n")}\n"] : ERROR_BODY
       [status, ERROR_HEADERS, body]
     end
 
@@ -85,6 +85,12 @@ module Lunar
       nil
     end
 
+    # An exception from app code, logged as log_error does, `doing` first when given. Asks
+    # the error only what it can answer (Log.describe).
+    def log_exception(env, error, doing = nil)
+      log_error(env, [doing, Log.describe(error)].compact.join(" "), Log.backtrace_of(error))
+    end
+
     # After every response: the access log line, then rack.response_finished callables in
     # reverse order (also after errors: with the error, and nil for status and headers, as
     # Rack's SPEC allows); one failing callable does not stop the others.
@@ -97,7 +103,7 @@ module Lunar
       callbacks.reverse_each do |callable|
         callable.call(env, status, headers, error)
       rescue *APP_ERRORS => e
-        log_error(env, "rack.response_finished callback failed: #{e.class}: #{e.message}", e.backtrace)
+        log_exception(env, e, "rack.response_finished callback failed:")
       end
     end
 
@@ -111,7 +117,7 @@ module Lunar
       else handler.call(error, env, status)
       end
     rescue *APP_ERRORS => e
-      log_error(env, "lowlevel_error_handler raised #{e.class}: #{e.message}", e.backtrace)
+      log_exception(env, e, "lowlevel_error_handler raised")
       [status, ERROR_HEADERS, ERROR_BODY]
     end
   end

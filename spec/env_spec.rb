@@ -19,7 +19,7 @@ RSpec.describe "the Rack env" do
     )
     expect(env["SERVER_SOFTWARE"]).to start_with("Lunar")
     expect(env["rack.errors"]).to respond_to(:puts, :write, :flush)
-    expect(env["rack.response_finished"]).to eq([])
+    expect(env.values_at("rack.response_finished", "rack.after_reply")).to eq([[], []])
   end
 
   it "gives QUERY_STRING as an empty string when there is none" do

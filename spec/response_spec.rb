@@ -116,6 +116,24 @@ RSpec.describe "responses" do
     expect([pop_within(calls), pop_within(calls)]).to eq([[:second, nil], [:first, nil, "kaput", "/error"]])
   end
 
+  # Puma's and Unicorn's hook, pushed to unguarded by apps written for them (Pact Broker's
+  # webhooks): callables with no arguments, in order, once the response is out.
+  it "runs rack.after_reply callables in order once the response is out, before rack.response_finished" do
+    calls = Queue.new
+    gate = Queue.new
+    server = serve do |env|
+      env["rack.after_reply"] << -> { calls << [:first, gate.pop] }
+      env["rack.after_reply"] << -> { raise "kaput" } # logged; the next still runs
+      env["rack.after_reply"] << -> { calls << [:second] }
+      env["rack.response_finished"] << ->(*) { calls << [:finished] }
+      env["rack.errors"] = StringIO.new
+      [200, {}, ["ok"]]
+    end
+    expect(get(server).body).to eq("ok") # while the first callable still waits
+    gate << :after_the_response
+    expect(Array.new(3) { pop_within(calls) }).to eq([%i[first after_the_response], [:second], [:finished]])
+  end
+
   it "passes an app-set Transfer-Encoding through without chunking twice (Rack::Chunked)" do
     pre_chunked = Struct.new(:parts) { def each(&) = parts.each(&) }.new(["5\r\nhello\r\n", "0\r\n\r\n"])
     server = serve { [200, { "transfer-encoding" => "chunked" }, pre_chunked] }

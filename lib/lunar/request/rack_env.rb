@@ -7,8 +7,9 @@ require "lunar/request/hijack"
 
 module Lunar
   # The Ruby half of the Rack env. The native side (ext/lunar/src/ruby/env.rs) copies `base`
-  # and adds the per-request CGI keys, HTTP_* headers and rack.response_finished; this adds
-  # rack.input, async.close and, where the request can be hijacked, rack.hijack.
+  # and adds the per-request CGI keys, HTTP_* headers, rack.response_finished and
+  # rack.after_reply; this adds rack.input, async.close and, where the request can be
+  # hijacked, rack.hijack.
   class RackEnv
     RACK_INPUT = "rack.input"
     ASYNC_CLOSE = "async.close"

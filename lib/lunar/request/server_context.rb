@@ -11,6 +11,8 @@ module Lunar
   class ServerContext
     ERROR_HEADERS = { "content-type" => "text/plain" }.freeze
     ERROR_BODY = ["Internal Server Error\n"].freeze
+    RACK_AFTER_REPLY = "rack.after_reply"
+    RACK_RESPONSE_FINISHED = "rack.response_finished"
 
     attr_reader :registry, :access_log
 
@@ -91,12 +93,16 @@ module Lunar
       log_error(env, [doing, Log.describe(error)].compact.join(" "), Log.backtrace_of(error))
     end
 
-    # After every response: the access log line, then rack.response_finished callables in
-    # reverse order (also after errors: with the error, and nil for status and headers, as
-    # Rack's SPEC allows); one failing callable does not stop the others.
+    # After every response: the access log line, then Puma's rack.after_reply callables in
+    # order, with no arguments (as Puma 6 runs them, before Rack 3's), then
+    # rack.response_finished ones in reverse order (also after errors: with the error, and
+    # nil for status and headers, as Rack's SPEC allows). One failing callable does not stop
+    # the others.
     def finished(env, status, headers, error, bytes = nil)
       @access_log&.log(env, status, bytes)
-      callbacks = env["rack.response_finished"]
+      after_reply = env[RACK_AFTER_REPLY]
+      run_after_reply(env, after_reply) unless after_reply.nil? || after_reply.empty?
+      callbacks = env[RACK_RESPONSE_FINISHED]
       return if callbacks.nil? || callbacks.empty?
 
       status = headers = nil if error
@@ -108,6 +114,14 @@ module Lunar
     end
 
     private
+
+    def run_after_reply(env, callables)
+      callables.each do |callable|
+        callable.call
+      rescue *APP_ERRORS => e
+        log_exception(env, e, "rack.after_reply callback failed:")
+      end
+    end
 
     def handled(env, error, status)
       handler = @error_handler

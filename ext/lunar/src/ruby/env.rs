@@ -53,6 +53,7 @@ frozen_keys! {
     V_HTTP_2 = "HTTP/2";
     RACK_URL_SCHEME = "rack.url_scheme";
     RACK_RESPONSE_FINISHED = "rack.response_finished";
+    RACK_AFTER_REPLY = "rack.after_reply";
     HTTPS = "HTTPS";
     SCHEME_HTTPS = "https";
     ON = "on";
@@ -190,8 +191,10 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     pairs.push(env, ruby.get_inner(&SERVER_PORT), ruby.str_new(port));
 
     add_headers(ruby, env, &mut pairs, head)?;
-    // Rack 3's callables to run after the response (Rails 8.1 relies on it): a fresh Array.
+    // Callables to run after the response, each a fresh Array: Rack 3's (Rails 8.1 relies on
+    // it) and Puma's and Unicorn's (apps push to it unguarded: Pact Broker's webhooks).
     pairs.push(env, ruby.get_inner(&RACK_RESPONSE_FINISHED), ruby.ary_new());
+    pairs.push(env, ruby.get_inner(&RACK_AFTER_REPLY), ruby.ary_new());
     pairs.flush(env);
     Ok(env)
 }

@@ -63,9 +63,10 @@ RSpec.describe "the Rack env" do
     expect(env.values_at("CONTENT_LENGTH", "lunar.test.body")).to eq(%w[2 hi])
   end
 
-  it "gives an absolute-form target's path, and OPTIONS * per the Rack version" do
-    raw(server, "GET http://example.com/abs?q=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+  it "gives an absolute-form target's path and host (its Host header ignored), and OPTIONS * per the Rack version" do
+    raw(server, "GET http://example.com:8080/abs?q=1 HTTP/1.1\r\nHost: elsewhere.org\r\nConnection: close\r\n\r\n")
     expect(seen.last.values_at("PATH_INFO", "QUERY_STRING")).to eq(["/abs", "q=1"])
+    expect(seen.last.values_at("HTTP_HOST", "SERVER_NAME", "SERVER_PORT")).to eq(["example.com:8080", "example.com", "8080"])
     raw(server, "OPTIONS * HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
     expected = Gem::Version.new(Rack.release) >= Gem::Version.new("3.1") ? "*" : ""
     expect(seen.last["PATH_INFO"]).to eq(expected)

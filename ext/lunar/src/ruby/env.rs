@@ -8,7 +8,7 @@ use magnus::{value::Lazy, value::ReprValue, Error, RHash, RString, Ruby, Value};
 
 use crate::bridge::connection::ConnectionInfo;
 use crate::config::ServerConfig;
-use crate::ruby::headers::{cgi_name, has_underscore, split_host};
+use crate::ruby::headers::{authority_host, cgi_name, has_underscore, split_host};
 use http::request::Parts;
 use http::{Method, Version};
 
@@ -171,16 +171,16 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
         pairs.push(env, ruby.get_inner(&HTTPS), ruby.get_inner(&ON));
     }
 
-    let host_header = head.headers.get("host").and_then(|h| h.to_str().ok());
-    // HTTP/2 carries the host as `:authority` (the URI's), which Rack apps read as HTTP_HOST.
-    let authority = head.uri.authority().map(|a| a.as_str());
-    if host_header.is_none() {
-        if let Some(authority) = authority {
-            pairs.push(env, ruby.get_inner(&HTTP_HOST), ruby.str_new(authority));
-        }
+    // The target's authority, when it has one, is the host: HTTP/2's `:authority`, and an
+    // HTTP/1.1 absolute-form target, where the Host header must be ignored (RFC 9112
+    // §3.2.2). Rack apps read it as HTTP_HOST; add_headers then skips the Host header.
+    let authority = head.uri.authority().map(|a| authority_host(a.as_str()));
+    if let Some(authority) = authority {
+        pairs.push(env, ruby.get_inner(&HTTP_HOST), ruby.str_new(authority));
     }
+    let host_header = head.headers.get("host").and_then(|h| h.to_str().ok());
     let local;
-    let (name, port) = match host_header.or(authority) {
+    let (name, port) = match authority.or(host_header) {
         Some(h) => split_host(h, if tls { "443" } else { "80" }),
         None => {
             local = job.connection.local_host_port();
@@ -190,7 +190,7 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     pairs.push(env, ruby.get_inner(&SERVER_NAME), ruby.str_new(name));
     pairs.push(env, ruby.get_inner(&SERVER_PORT), ruby.str_new(port));
 
-    add_headers(ruby, env, &mut pairs, head)?;
+    add_headers(ruby, env, &mut pairs, head, authority.is_some())?;
     // Callables to run after the response, each a fresh Array: Rack 3's (Rails 8.1 relies on
     // it) and Puma's and Unicorn's (apps push to it unguarded: Pact Broker's webhooks).
     pairs.push(env, ruby.get_inner(&RACK_RESPONSE_FINISHED), ruby.ary_new());
@@ -212,7 +212,7 @@ pub(crate) fn request_target<'a>(head: &'a Parts, cfg: &ServerConfig) -> (&'a st
 
 /// `HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`. Repeated headers are joined with `", "`
 /// (HeaderMap yields a name's values consecutively).
-fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts) -> Result<(), Error> {
+fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts, host_from_target: bool) -> Result<(), Error> {
     let chunked = head.headers.contains_key("transfer-encoding");
     let mut previous: Option<(&http::HeaderName, RString)> = None;
     // Rare: a Vec allocates only when a name with `_` comes.
@@ -230,6 +230,7 @@ fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts) -> Resu
             "content-type" => ruby.get_inner(&CONTENT_TYPE),
             "content-length" if chunked => continue,
             "content-length" => ruby.get_inner(&CONTENT_LENGTH),
+            "host" if host_from_target => continue,
             _ if has_underscore(text) => {
                 underscored.push((name, value));
                 continue;

@@ -42,6 +42,11 @@ pub fn is_server_internal(name: &[u8]) -> bool {
     name.len() >= 5 && name[..5].eq_ignore_ascii_case(b"rack.") || name.eq_ignore_ascii_case(b"status")
 }
 
+/// A URI authority's host and port, without the `user:password@` a client may put first.
+pub fn authority_host(authority: &str) -> &str {
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
+}
+
 /// Splits a `Host` header into Rack's `SERVER_NAME` and `SERVER_PORT`, keeping IPv6 brackets.
 /// A missing or malformed port yields `default_port`.
 pub fn split_host<'a>(host: &'a str, default_port: &'a str) -> (&'a str, &'a str) {
@@ -130,6 +135,13 @@ mod tests {
         assert_eq!(split_host("[::1]:9292", "80"), ("[::1]", "9292"));
         assert_eq!(split_host("[::1]", "80"), ("[::1]", "80"));
         assert_eq!(split_host("host:abc", "80"), ("host", "80"));
+    }
+
+    #[test]
+    fn authority_hosts() {
+        assert_eq!(authority_host("example.com:8080"), "example.com:8080");
+        assert_eq!(authority_host("user:secret@example.com"), "example.com");
+        assert_eq!(authority_host("[::1]:9292"), "[::1]:9292");
     }
 
     #[test]

@@ -61,6 +61,21 @@ RSpec.describe "responses" do
     sock&.close
   end
 
+  # ... and let go of once the client has it: at the next GC, even when no request follows
+  # (a Ruby thread returns a loan only when it next lends or takes a request).
+  it "lets a lent body go at the next GC once it is sent, in a server gone idle" do
+    lent = ObjectSpace::WeakMap.new
+    server = serve do
+      body = ("x" * (4 * (1024**2))).freeze
+      lent[:body] = body
+      [200, {}, [body]]
+    end
+    expect(get(server).body.bytesize).to eq(4 * (1024**2))
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 5
+    GC.start until !lent.key?(:body) || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+    expect(lent.key?(:body)).to be(false)
+  end
+
   it "serves a to_path body from the file" do
     file = Tempfile.new("lunar")
     file.write("from a file\n" * 10_000)

@@ -6,7 +6,7 @@
 //! in `LENDERS`, marked in place, until that `Bytes` is dropped. The drop may happen on a
 //! tokio thread, which must not touch Ruby: it only sends the loan's slot number back, and a
 //! Ruby thread lets the String go the next time it lends (`chunk_bytes`) or takes an event
-//! (`return_loans`).
+//! (`return_loans`), or the GC does when it next marks (`Lenders::mark`).
 //!
 //! Only large frozen Strings are lent: their bytes are in a heap buffer (theirs, or a
 //! frozen root's they share) that is never written again and never moves. `rb_gc_mark`
@@ -42,9 +42,23 @@ struct Slots {
 
 impl DataTypeFunctions for Lenders {
     fn mark(&self, marker: &Marker) {
+        let mut slots = lock(&self.slots);
+        // Loans returned since a Ruby thread last looked are over: left unmarked, their
+        // Strings go with this GC, even in a server gone idle after serving them.
+        slots.take_returns();
         // `mark`, not `mark_movable`: a lent String must stay where its Bytes point.
-        for string in lock(&self.slots).strings.iter().flatten() {
+        for string in slots.strings.iter().flatten() {
             marker.mark(*string);
+        }
+    }
+}
+
+impl Slots {
+    /// Empties the slots whose Bytes were dropped. Touches no Ruby object: safe in `mark`.
+    fn take_returns(&mut self) {
+        for slot in returns().1.try_iter() {
+            self.strings[slot] = None;
+            self.free.push(slot);
         }
     }
 }
@@ -138,10 +152,5 @@ pub fn return_loans(ruby: &Ruby) {
     if receiver.is_empty() {
         return;
     }
-    let lenders = ruby.get_inner(&LENDERS);
-    let mut slots = lock(&lenders.slots);
-    for slot in receiver.try_iter() {
-        slots.strings[slot] = None;
-        slots.free.push(slot);
-    }
+    lock(&ruby.get_inner(&LENDERS).slots).take_returns();
 }

@@ -63,7 +63,7 @@ RSpec.describe "the lunar command" do
   end
 
   # What only the app can mend is said in the log, where its author looks: a client sees no
-  # more than a connection cut (the native core's lines, so a child process's output).
+  # more than a response cut short (the native core's lines, so a child process's output).
   it "logs a body marked Transfer-Encoding: chunked that is not chunk-encoded, and a stream short of its length" do
     dir = scratch_dir("lunar-cli")
     write_file(dir, "config.ru", <<~RUBY)

@@ -160,6 +160,15 @@ RSpec.describe "responses" do
     end
   end
 
+  # hyper drops what it has not written when a body errs; the error waits for it to write.
+  it "sends the head of a body marked chunked that is not chunk-encoded, then closes" do
+    server = serve { |env| [200, { "transfer-encoding" => "chunked", "x-app" => "1" }, [env["PATH_INFO"] == "/ok" ? "0\r\n\r\n" : "hello"]] }
+    text = raw(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", timeout: 10) # returns at the server's close
+    expect(text).to start_with("HTTP/1.1 200").and include("X-App: 1")
+    expect(text).not_to include("hello")
+    expect(get(server, "/ok").code).to eq("200") # and the server goes on
+  end
+
   it "never sends more than a streamed body's own Content-Length, and closes when it falls short" do
     body = ->(parts) { Struct.new(:parts) { def each(&) = parts.each(&) }.new(parts) }
     server = serve do |env|

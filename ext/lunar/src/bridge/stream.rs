@@ -193,8 +193,8 @@ pub struct ChunkStream {
     handoff: Handoff,
     /// Armed until Ruby finishes the body; see `DisconnectWatch`.
     watch: Option<DisconnectWatch>,
-    /// A failed body, or one that ended short of its Content-Length, has given hyper one
-    /// chance to flush what it took before the connection closes.
+    /// A body that ended short of its Content-Length has given hyper one chance to flush
+    /// what it took before the connection closes (see `poll_end`).
     flushed: bool,
     /// Bytes the app's Content-Length still promises (None: it declared none).
     promised: Option<u64>,
@@ -237,40 +237,32 @@ impl ChunkStream {
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         self.handoff.polled();
         if self.state.failed.load(Ordering::Acquire) {
-            return self.poll_failed(cx);
+            return self.poll_failed();
         }
         match self.next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(data)) => Poll::Ready(Some(Ok(self.hand(data)))),
             // Every sender is gone: the end, unless the body failed meanwhile.
-            Poll::Ready(None) if self.state.failed.load(Ordering::Acquire) => self.poll_failed(cx),
+            Poll::Ready(None) if self.state.failed.load(Ordering::Acquire) => self.poll_failed(),
             Poll::Ready(None) => self.poll_end(cx),
         }
     }
 
     /// The writer closed. Short of a declared Content-Length, hyper closes the connection and
     /// drops what it has not written yet (the head too, if it is still buffered): as for a
-    /// failed body, one `Pending` first lets it flush, so the client gets every byte the app
-    /// wrote and then the close. Said once in the log: only the app can mend it.
+    /// failed body (`ResponseBody::poll_frame`), one `Pending` first lets it flush, so the
+    /// client gets every byte the app wrote and then the close. Said once in the log: only
+    /// the app can mend it.
     fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         match self.promised.filter(|&left| left > 0) {
-            Some(left) if self.flush_first(cx) => {
+            Some(left) if !self.flushed => {
+                self.flushed = true;
                 crate::log::warn(&format!("a streamed response ended {left} bytes short of its Content-Length; its connection closes"));
+                cx.waker().wake_by_ref();
                 Poll::Pending
             }
             _ => Poll::Ready(None),
         }
-    }
-
-    /// Whether to give hyper its one chance to write what it holds before an end that closes
-    /// the connection (it drops its buffer then): the first time, wakes the task and says yes.
-    fn flush_first(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.flushed {
-            return false;
-        }
-        self.flushed = true;
-        cx.waker().wake_by_ref();
-        true
     }
 
     /// The next chunk if one is queued already, to go out in the same write as the one just
@@ -284,15 +276,11 @@ impl ChunkStream {
         Some(self.hand(data))
     }
 
-    /// A failed body: the chunks the app had already yielded, then one `Pending` so hyper
-    /// writes what it holds (it drops its buffer on a body error), then the error, which
-    /// closes the connection.
-    fn poll_failed(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+    /// A failed body: the chunks the app had already yielded, then the error, which closes
+    /// the connection (once hyper has written what it holds: `ResponseBody::poll_frame`).
+    fn poll_failed(&mut self) -> Poll<Option<io::Result<Bytes>>> {
         if let Some(data) = self.rest.take().or_else(|| self.rx.try_recv().ok()) {
             return Poll::Ready(Some(Ok(self.hand(data))));
-        }
-        if self.flush_first(cx) {
-            return Poll::Pending;
         }
         Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::Interrupted, "the response body failed"))))
     }
@@ -400,10 +388,10 @@ mod tests {
         }
     }
 
-    /// What the app yielded before failing still goes out; then one Pending (so hyper writes
-    /// what it holds), then the error that closes the connection.
+    /// What the app yielded before failing still goes out, then the error that closes the
+    /// connection.
     #[test]
-    fn a_failed_body_flushes_then_errs() {
+    fn a_failed_body_sends_what_it_had_then_errs() {
         let (sender, mut stream) = pair(100);
         sender.try_send(bytes(1));
         sender.try_send(bytes(2));
@@ -411,7 +399,6 @@ mod tests {
         assert!(matches!(sender.try_send(bytes(1)), Queued::Gone), "nothing more is taken");
         assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(b))) if b.len() == 1));
         assert!(matches!(poll(&mut stream), Poll::Ready(Some(Ok(b))) if b.len() == 2));
-        assert!(poll(&mut stream).is_pending());
         assert!(matches!(poll(&mut stream), Poll::Ready(Some(Err(_)))));
     }
 

@@ -26,6 +26,8 @@ use crate::net::unchunk::Unchunk;
 
 pub struct ResponseBody {
     kind: Kind,
+    /// The body's error, held back one poll (see `poll_frame`).
+    failing: Option<io::Error>,
     /// The response counts as under way until hyper drops its body.
     _open: Option<OpenResponse>,
 }
@@ -37,7 +39,7 @@ enum Kind {
 
 impl ResponseBody {
     fn of(kind: Kind) -> Self {
-        ResponseBody { kind, _open: None }
+        ResponseBody { kind, failing: None, _open: None }
     }
 
     /// Counts the response as under way on its connection until the body is over.
@@ -110,8 +112,44 @@ impl Body for ResponseBody {
     type Data = Gathered;
     type Error = io::Error;
 
+    /// A body that fails (the app raised mid-stream, an app-chunked body that is not chunk
+    /// encoded, a file that shrank) ends the response with its connection. hyper drops what
+    /// it has not written yet when a body errs, the head too if it still holds it: the error
+    /// waits one `Pending`, in which hyper writes, so the client gets every byte there was.
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Gathered>>>> {
-        let frame = match &mut self.get_mut().kind {
+        let this = self.get_mut();
+        if let Some(error) = this.failing.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        match ready!(this.poll_inner(cx)) {
+            Some(Err(error)) => {
+                this.failing = Some(error);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            frame => Poll::Ready(frame),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failing.is_none()
+            && match &self.kind {
+                Kind::Reply(body) => body.is_end_stream(),
+                Kind::Unchunked(body) => body.is_end_stream(),
+            }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Reply(body) => body.size_hint(),
+            Kind::Unchunked(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl ResponseBody {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Gathered>>>> {
+        let frame = match &mut self.kind {
             Kind::Reply(ReplyBody::Chunks(stream)) => {
                 let frame = ready!(Pin::new(&mut **stream).poll_chunk(cx));
                 // What else the writer queued meanwhile goes in the same write.
@@ -121,20 +159,6 @@ impl Body for ResponseBody {
             Kind::Unchunked(body) => ready!(Pin::new(&mut **body).poll_frame(cx)),
         };
         Poll::Ready(frame.map(|r| r.map(|f| f.map_data(Gathered::One))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Reply(body) => body.is_end_stream(),
-            Kind::Unchunked(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Reply(body) => body.size_hint(),
-            Kind::Unchunked(_) => SizeHint::default(),
-        }
     }
 }
 
@@ -156,8 +180,48 @@ mod tests {
     }
 
     fn stream() -> ReplyBody {
-        let (_sender, stream) = channel(Arc::new(ConnectionInfo::unix()), Caps { stream: 1 << 20, connection: 1 << 20 });
+        sent(&[], false)
+    }
+
+    /// A stream the app wrote `chunks` to, then finished or failed.
+    fn sent(chunks: &[&'static [u8]], fail: bool) -> ReplyBody {
+        let (sender, stream) = channel(Arc::new(ConnectionInfo::unix()), Caps { stream: 1 << 20, connection: 1 << 20 });
+        for chunk in chunks {
+            sender.try_send(Bytes::from_static(chunk));
+        }
+        if fail {
+            sender.fail();
+        } else {
+            sender.finish();
+        }
         ReplyBody::Chunks(Box::new(stream))
+    }
+
+    fn poll(body: &mut ResponseBody) -> Poll<Option<io::Result<Frame<Gathered>>>> {
+        Pin::new(body).poll_frame(&mut Context::from_waker(std::task::Waker::noop()))
+    }
+
+    /// hyper drops what it has not written when a body errs: the error comes one poll late,
+    /// for every kind of body, and the body is not over meanwhile.
+    #[test]
+    fn a_body_error_waits_one_poll() {
+        let failed = prepare(response(&[], sent(&[b"abc"], true)), false);
+        let not_chunked = prepare(response(&[("transfer-encoding", "chunked")], sent(&[b"hello"], false)), false);
+        for mut res in [failed, not_chunked] {
+            let body = res.body_mut();
+            let mut paused = false;
+            loop {
+                match poll(body) {
+                    Poll::Ready(Some(Ok(_))) => assert!(!paused, "data after the pause"),
+                    Poll::Pending => {
+                        assert!(!paused && !body.is_end_stream(), "one pause, the body not over");
+                        paused = true;
+                    }
+                    Poll::Ready(Some(Err(_))) => break assert!(paused, "the error came without a pause"),
+                    Poll::Ready(None) => panic!("the body ended without its error"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -37,9 +37,10 @@ module Lunar
 
       # "Class: message" for an error, never raising: a log line must not fail on the error
       # it reports, and an app's exception may raise when asked its message.
-      def describe(error)
-        "#{error.class}: #{asked('(its #message raised)') { error.message }}"
-      end
+      def describe(error) = "#{error.class}: #{message_of(error)}"
+
+      # An error's message, or what stands for it when asking raises.
+      def message_of(error) = asked("(its #message raised)") { error.message }
 
       # An error's backtrace as an Array, [] when it has none or asking raises.
       def backtrace_of(error) = asked([]) { Array(error.backtrace) }

@@ -41,7 +41,7 @@ module Lunar
     def error_response(env, error, status = 500)
       return handled(env, error, status) if @error_handler
 
-      body = @show_errors ? ["Lunar caught this error: #{Log.describe(error)}\n#{Log.backtrace_of(error).join("\n")}\n"] : ERROR_BODY
+      body = @show_errors ? ["Lunar caught this error: #{Log.message_of(error)} (#{error.class})\n#{Log.backtrace_of(error).join("\n")}\n"] : ERROR_BODY
       [status, ERROR_HEADERS, body]
     end
 

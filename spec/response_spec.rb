@@ -147,6 +147,14 @@ RSpec.describe "responses" do
     expect(get(server).body).to eq("ok") # while the first callable still waits
     gate << :after_the_response
     expect(Array.new(3) { pop_within(calls) }).to eq([%i[first after_the_response], [:second], [:finished]])
+    errors = StringIO.new
+    replaced = serve do |env|
+      env["rack.errors"] = errors
+      env["rack.after_reply"] = "no callables" # an app's own value: not Puma's Array, left alone
+      [200, {}, ["ok"]]
+    end
+    expect(Array.new(2) { get(replaced).body }).to eq(%w[ok ok])
+    expect(errors.string).to be_empty
   end
 
   it "passes an app-set Transfer-Encoding through without chunking twice (Rack::Chunked)" do

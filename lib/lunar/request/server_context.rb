@@ -101,7 +101,7 @@ module Lunar
     def finished(env, status, headers, error, bytes = nil)
       @access_log&.log(env, status, bytes)
       after_reply = env[RACK_AFTER_REPLY]
-      run_after_reply(env, after_reply) unless after_reply.nil? || after_reply.empty?
+      run_after_reply(env, after_reply) if after_reply.is_a?(Array) && !after_reply.empty? # an app may have replaced it
       callbacks = env[RACK_RESPONSE_FINISHED]
       return if callbacks.nil? || callbacks.empty?
 

@@ -113,6 +113,19 @@ RSpec.describe "dropped in where Puma or Thin ran" do
     expect(body(port).body).to start_with("rails 6.1")
   end
 
+  # Rails reads raw_post as read(content_length): a chunked upload without CONTENT_LENGTH
+  # reached the controller as empty params. Puma gives the unchunked size.
+  it "gives Rails a chunked JSON upload's params, its CONTENT_LENGTH the unchunked size", rack: 2 do
+    child = spawn_child([RbConfig.ruby, "bin/rails", "server", "-u", "lunar", "-b", "127.0.0.1", "-p", "0"],
+                        chdir: fixture("rails_app"), env: { "RAILS_ENV" => "production", "PIDFILE" => File.join(dir, "rails.pid") })
+    port = child.wait_for(single_boot)[3].to_i
+    json = '{"a":1}'
+    text = raw(Struct.new(:port).new(port), "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n" \
+                                            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\n#{json[0, 3]}\r\n" \
+                                            "4\r\n#{json[3..]}\r\n0\r\n\r\n")
+    expect(text).to start_with("HTTP/1.1 200").and end_with("\r\n\r\na=1 raw=#{json}")
+  end
+
   describe "Thin's YAML config (thin config -C)" do
     it "serves with its keys: chdir, address, port, pid, timeout, max_conns, threaded" do
       pidfile = File.join(dir, "thin.pid")

@@ -19,6 +19,17 @@ pub enum RequestBody {
     Spooled(std::fs::File),
 }
 
+impl RequestBody {
+    /// Its size in bytes (a spooled file's as the file system says; 0 if it cannot say).
+    pub fn len(&self) -> u64 {
+        match self {
+            RequestBody::Empty => 0,
+            RequestBody::Memory(bytes) => bytes.len() as u64,
+            RequestBody::Spooled(file) => file.metadata().map_or(0, |m| m.len()),
+        }
+    }
+}
+
 /// One request for Ruby to answer. `reply` is a one-shot slot: the first answer wins.
 pub struct RequestJob {
     pub id: u64,

@@ -46,7 +46,6 @@ frozen_keys! {
     HTTP_AUTHORIZATION = "HTTP_AUTHORIZATION";
     HTTP_IF_NONE_MATCH = "HTTP_IF_NONE_MATCH";
     HTTP_IF_MODIFIED_SINCE = "HTTP_IF_MODIFIED_SINCE";
-    HTTP_TRANSFER_ENCODING = "HTTP_TRANSFER_ENCODING";
     HTTP_UPGRADE = "HTTP_UPGRADE";
     V_HTTP_1_1 = "HTTP/1.1";
     V_HTTP_1_0 = "HTTP/1.0";
@@ -80,7 +79,6 @@ fn common_header_key(name: &str) -> Option<&'static Lazy<RString>> {
         "authorization" => &HTTP_AUTHORIZATION,
         "if-none-match" => &HTTP_IF_NONE_MATCH,
         "if-modified-since" => &HTTP_IF_MODIFIED_SINCE,
-        "transfer-encoding" => &HTTP_TRANSFER_ENCODING,
         "upgrade" => &HTTP_UPGRADE,
         _ => return None,
     })
@@ -128,6 +126,8 @@ impl Pairs {
 pub struct JobView<'a> {
     pub head: &'a Parts,
     pub connection: &'a ConnectionInfo,
+    /// The body's size, read in full before the job was dispatched.
+    pub body_len: u64,
 }
 
 /// Builds the env for a request from a copy of `base`.
@@ -191,6 +191,13 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     pairs.push(env, ruby.get_inner(&SERVER_PORT), ruby.str_new(port));
 
     add_headers(ruby, env, &mut pairs, head, authority.is_some())?;
+    // A body sent chunked (or on HTTP/2 without a length) has been read in full: its size is
+    // its CONTENT_LENGTH, as Puma gives it. Rails reads `raw_post` as `read(content_length)`,
+    // so without it a chunked JSON upload reached the app as empty params.
+    let declared = head.headers.contains_key(http::header::CONTENT_LENGTH) && !head.headers.contains_key(http::header::TRANSFER_ENCODING);
+    if !declared && (job.body_len > 0 || head.headers.contains_key(http::header::TRANSFER_ENCODING)) {
+        pairs.push(env, ruby.get_inner(&CONTENT_LENGTH), ruby.str_new(&job.body_len.to_string()));
+    }
     // Callables to run after the response, each a fresh Array: Rack 3's (Rails 8.1 relies on
     // it) and Puma's and Unicorn's (apps push to it unguarded: Pact Broker's webhooks).
     pairs.push(env, ruby.get_inner(&RACK_RESPONSE_FINISHED), ruby.ary_new());
@@ -228,7 +235,8 @@ fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts, host_fr
         let text = name.as_str();
         let key = match text {
             "content-type" => ruby.get_inner(&CONTENT_TYPE),
-            "content-length" if chunked => continue,
+            // Read and unchunked already (its length is CONTENT_LENGTH, above): Puma drops both.
+            "content-length" | "transfer-encoding" if chunked => continue,
             "content-length" => ruby.get_inner(&CONTENT_LENGTH),
             "host" if host_from_target => continue,
             _ if has_underscore(text) => {

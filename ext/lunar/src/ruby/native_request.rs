@@ -66,7 +66,8 @@ impl NativeRequest {
         let head = lock(&rb_self.head).take();
         let head = head.ok_or_else(|| Error::new(ruby.exception_runtime_error(), "Lunar::Native::Request#env was already built"))?;
         let connection = rb_self.connection().ok_or_else(|| Error::new(ruby.exception_runtime_error(), "Lunar::Native::Request#env after a hijack"))?;
-        let job_view = env::JobView { head: &head, connection: &connection };
+        let body_len = lock(&rb_self.body).as_ref().map_or(0, RequestBody::len);
+        let job_view = env::JobView { head: &head, connection: &connection, body_len };
         env::build(ruby, base, &job_view, &rb_self.state.config)
     }
 

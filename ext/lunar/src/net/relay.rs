@@ -7,8 +7,10 @@
 //! the stack, and a connection keeps memory only for bytes the other side could not take
 //! yet. A held WebSocket then costs no relay buffers at all, where tokio's
 //! `copy_bidirectional` keeps two for the connection's whole life. TLS clients (whose
-//! session has buffers of its own anyway) and anything else use `copy_bidirectional`.
-//! Either way EOF travels as a half-close, and an error on either side ends both.
+//! session has buffers of its own anyway) are copied through a small buffer each way.
+//! Either way EOF travels as a half-close. The two directions end on their own: an app
+//! that writes its response and closes without reading what the client sent after the
+//! request makes writing to it fail, and its response must still reach the client.
 
 use std::io;
 use std::net::Shutdown;
@@ -73,17 +75,49 @@ pub async fn hand_over_upgraded(upgraded: Upgraded, giver: Giver, state: Arc<Ser
     }
 }
 
-/// Joins the client to the app's end of the socket pair until both are done, `read_buf`
-/// (what the client sent past its request, already read by hyper) first.
-async fn relay(transport: Transport, read_buf: Bytes, mut app: UnixStream) {
-    if write_all(&app, read_buf).await.is_err() {
-        return;
+/// Joins the client to the app's end of the socket pair until both directions are done,
+/// `read_buf` (what the client sent past its request, already read by hyper) first.
+/// Towards the app, a failure ends that direction alone: an app that answered and closed
+/// without reading makes writing to it fail, and its answer, still queued on our end, must
+/// reach the client. Towards the client, a failure ends both (the app reset, or the client
+/// is gone): nothing more can be delivered.
+async fn relay(transport: Transport, read_buf: Bytes, app: UnixStream) {
+    match transport {
+        Transport::Tcp(client) => join_pumps(&client, &app, read_buf).await,
+        Transport::Unix(client) => join_pumps(&client, &app, read_buf).await,
+        Transport::Tls(client) => join_copies(*client, app, read_buf).await,
     }
-    let _ = match transport {
-        Transport::Tcp(client) => tokio::try_join!(pump(&client, &app), pump(&app, &client)).map(drop),
-        Transport::Unix(client) => tokio::try_join!(pump(&client, &app), pump(&app, &client)).map(drop),
-        Transport::Tls(mut client) => tokio::io::copy_bidirectional_with_sizes(&mut *client, &mut app, COPY_BUF, COPY_BUF).await.map(drop),
+}
+
+async fn join_pumps(client: &impl Endpoint, app: &impl Endpoint, read_buf: Bytes) {
+    let to_app = async {
+        write_all(app, read_buf).await?;
+        pump(client, app).await
     };
+    let _ = tokio::try_join!(alone(to_app), pump(app, client));
+}
+
+/// A relay direction whose failure ends it alone (see `relay`).
+async fn alone(direction: impl std::future::Future<Output = io::Result<()>>) -> io::Result<()> {
+    let _ = direction.await;
+    Ok(())
+}
+
+/// The copying path (TLS), each direction through a `COPY_BUF` buffer.
+async fn join_copies(client: tokio_rustls::server::TlsStream<TcpStream>, mut app: UnixStream, read_buf: Bytes) {
+    use tokio::io::{AsyncWriteExt, BufReader};
+    let (client_read, mut client_write) = tokio::io::split(client);
+    let (app_read, mut app_write) = app.split();
+    let to_app = async {
+        app_write.write_all(&read_buf).await?;
+        tokio::io::copy_buf(&mut BufReader::with_capacity(COPY_BUF, client_read), &mut app_write).await?;
+        app_write.shutdown().await
+    };
+    let to_client = async {
+        tokio::io::copy_buf(&mut BufReader::with_capacity(COPY_BUF, app_read), &mut client_write).await?;
+        client_write.shutdown().await
+    };
+    let _ = tokio::try_join!(alone(to_app), to_client);
 }
 
 /// A socket relayed by readiness.

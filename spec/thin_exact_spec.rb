@@ -85,6 +85,28 @@ RSpec.describe "Thin-exact behaviour" do
         expect(Array.new(3) { pop_within(events) }).to eq(%i[async_close body_succeeded no_error])
         expect(server.pending_async).to eq(0)
       end
+
+      # Thin writes a String body as it is (Rack 1's rule, in old Thin apps); Lunar sent an
+      # empty 200 and said nothing. A body that is no body at all is the app's error, except
+      # where nothing would be written (Puma does not look at it then).
+      it "writes a String body as Thin does, directly and through async.callback; a nil body is a 500, logged" do
+        app = lambda do |env|
+          case env["PATH_INFO"]
+          when "/string" then [200, { "content-type" => "text/plain" }, "a string body"]
+          when "/later"
+            EM.next_tick { env["async.callback"].call([200, {}, "later, as a string"]) }
+            throw :async
+          when "/nil" then [200, {}, nil]
+          else [204, {}, nil]
+          end
+        end
+        server, log = serve_logged(app, mode: mode)
+        expect(get(server, "/string").body).to eq("a string body")
+        expect(get(server, "/later").body).to eq("later, as a string")
+        expect(get(server, "/nil").code).to eq("500")
+        expect(log.string).to include("GET /nil: ArgumentError: the response body (NilClass) has no each")
+        expect(get(server, "/no-content").code).to eq("204")
+      end
     end
   end
 

@@ -18,7 +18,7 @@ module Lunar
     # client that reads slowly) is streamed instead, so that it parks rather than being copied.
     def write(exchange, status, headers, body)
       request = exchange.request
-      if body.respond_to?(:to_ary) && (parts = body.to_ary)
+      if (parts = parts_of(body))
         return exchange.stream { stream_each(exchange, parts) } if request.respond(status, headers, parts).nil?
 
         exchange.sent(parts.sum(&:bytesize)) if exchange.counting?
@@ -29,10 +29,25 @@ module Lunar
         return exchange.stream { stream_each(exchange, body) }
       elsif body.respond_to?(:call)
         return exchange.stream { stream_call(exchange, body) }
-      else
+      elsif bodiless?(exchange, status) # nothing is written: the body is not looked at (Puma)
         request.respond(status, headers, nil)
+      else
+        raise ArgumentError, "the response body (#{body.class}) has no each, to_ary, to_path or call: Rack needs one"
       end
       false
+    end
+
+    # A body's parts when it has them whole: `to_ary`'s, or a String body as it is, which
+    # Thin writes (Rack 1's rule; Ruby 1.8's String had `each`).
+    def parts_of(body)
+      return [body] if body.is_a?(String)
+
+      body.to_ary if body.respond_to?(:to_ary)
+    end
+
+    # A response that carries no body whatever the app gave: HEAD, 1xx, 204, 304.
+    def bodiless?(exchange, status)
+      exchange.head? || status < 200 || status == 204 || status == 304
     end
 
     # The head goes out with the first chunk, and each chunk as soon as it is yielded. So an

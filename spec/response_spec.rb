@@ -31,6 +31,12 @@ RSpec.describe "responses" do
     expect([response.code, response["x-a"], response.body]).to eq(%w[201 1 hi])
   end
 
+  it "gives a status with no standard name Puma's reason, not hyper's <none>" do
+    server = serve { |env| [Integer(env["PATH_INFO"][1..]), { "content-length" => "0" }, []] }
+    expect(raw(server, "GET /499 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")).to start_with("HTTP/1.1 499 CUSTOM\r\n")
+    expect(raw(server, "GET /404 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")).to start_with("HTTP/1.1 404 Not Found\r\n")
+  end
+
   it "sends a to_ary body with a Content-Length computed by the server" do
     server = serve { [200, {}, %w[ab cd]] }
     response = get(server)

@@ -72,6 +72,11 @@ impl Drop for OpenResponse {
 
 pub fn prepare(res: Response<ReplyBody>, head_request: bool) -> Response<ResponseBody> {
     let (mut parts, mut body) = res.into_parts();
+    if parts.status.canonical_reason().is_none() {
+        // A status with no standard name (499, 520, 999): hyper would write "<none>" as its
+        // reason (and one must be written); Puma's word, which clients already see there.
+        parts.extensions.insert(hyper::ext::ReasonPhrase::from_static(b"CUSTOM"));
+    }
     let headers = &mut parts.headers;
     if headers.contains_key(TRANSFER_ENCODING) {
         headers.remove(CONTENT_LENGTH);
@@ -222,6 +227,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn unnamed_statuses_get_a_reason() {
+        let unnamed = Response::builder().status(499).body(ReplyBody::Empty).unwrap();
+        assert_eq!(prepare(unnamed, false).extensions().get::<hyper::ext::ReasonPhrase>().unwrap().as_bytes(), b"CUSTOM");
+        assert!(prepare(response(&[], ReplyBody::Empty), false).extensions().get::<hyper::ext::ReasonPhrase>().is_none());
     }
 
     #[test]

@@ -50,16 +50,6 @@ RSpec.describe "the Rack env" do
     expect(env["lunar.test.body"]).to eq("hi")
   end
 
-  it "gives a chunked body's unchunked size as CONTENT_LENGTH, without HTTP_TRANSFER_ENCODING (as Puma does)" do
-    raw(server, "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
-    expect(seen.last.values_at("CONTENT_LENGTH", "lunar.test.body")).to eq(%w[5 abcde])
-    expect(seen.last).not_to include("HTTP_TRANSFER_ENCODING")
-    raw(server, "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n")
-    expect(seen.last.values_at("CONTENT_LENGTH", "lunar.test.body")).to eq(["0", ""])
-    raw(server, "GET /g HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-    expect(seen.last).not_to include("CONTENT_LENGTH")
-  end
-
   it "gives names with underscores as Puma does: never over a dashed twin, never the framing ones" do
     raw(server, "POST /p HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: evil\r\nX-Forwarded-For: good\r\n" \
                 "X-Real-IP: proxy\r\nX_Real_IP: client\r\nX_Api_Key: k1\r\nX_Api_Key: k2\r\n" \

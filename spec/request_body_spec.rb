@@ -24,6 +24,22 @@ RSpec.describe "request bodies (rack.input)" do
     expect(seen.last["lunar.test.body"]).to eq("")
   end
 
+  # What apps call on Puma's and Thin's empty inputs, beyond what Rack's SPEC asks.
+  it "answers eof?, pos, seek, readpartial and binmode on a bodiless request's input, as an IO at its end does" do
+    server = serve do |env|
+      input = env["rack.input"]
+      partial = begin
+        input.readpartial(10)
+      rescue EOFError
+        :eof
+      end
+      seen << [input.binmode.eof?, input.pos, input.seek(0), partial, input.read]
+      [200, {}, ["ok"]]
+    end
+    get(server)
+    expect(seen.last).to eq([true, 0, 0, :eof, ""])
+  end
+
   # As Puma gives it: Rails reads raw_post as read(content_length).
   it "de-chunks a chunked request body and gives its size as CONTENT_LENGTH, without HTTP_TRANSFER_ENCODING" do
     server = serve(recording_app(seen))

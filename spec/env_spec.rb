@@ -22,9 +22,13 @@ RSpec.describe "the Rack env" do
     expect(env.values_at("rack.response_finished", "rack.after_reply")).to eq([[], []])
   end
 
-  it "gives QUERY_STRING as an empty string when there is none" do
+  it "gives QUERY_STRING as an empty string when there is none, and REQUEST_URI as the client wrote it" do
     get(server, "/plain")
     expect(seen.last["QUERY_STRING"]).to eq("")
+    raw(server, "GET /q? HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    expect(seen.last.values_at("PATH_INFO", "QUERY_STRING", "REQUEST_URI")).to eq(["/q", "", "/q?"])
+    raw(server, "GET /q?a=1&b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    expect(seen.last.values_at("QUERY_STRING", "REQUEST_URI")).to eq(["a=1&b", "/q?a=1&b"])
   end
 
   it "takes SERVER_NAME and SERVER_PORT from Host, keeping IPv6 brackets" do

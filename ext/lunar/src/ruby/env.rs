@@ -154,8 +154,15 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     pairs.push(env, ruby.get_inner(&PATH_INFO), ruby.str_from_slice(path.as_bytes()));
     pairs.push(env, ruby.get_inner(&REQUEST_PATH), ruby.str_from_slice(path.as_bytes()));
     pairs.push(env, ruby.get_inner(&QUERY_STRING), ruby.str_from_slice(query.as_bytes()));
-    let uri = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
-    pairs.push(env, ruby.get_inner(&REQUEST_URI), ruby.str_from_slice(uri.as_bytes()));
+    // The target's path and query as the client wrote them (`/q?` keeps its `?`, as under
+    // Puma and Thin); rebuilt only where the target had none of its own (`OPTIONS *`).
+    match head.uri.path_and_query().map(|pq| pq.as_str()).filter(|pq| pq.starts_with('/')) {
+        Some(target) => pairs.push(env, ruby.get_inner(&REQUEST_URI), ruby.str_new(target)),
+        None => {
+            let uri = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
+            pairs.push(env, ruby.get_inner(&REQUEST_URI), ruby.str_from_slice(uri.as_bytes()));
+        }
+    }
 
     let version = match head.version {
         Version::HTTP_10 => &V_HTTP_1_0,

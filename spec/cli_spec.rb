@@ -79,6 +79,25 @@ RSpec.describe "the lunar command" do
     child.wait_for(/lunar: a streamed response ended 7 bytes short of its Content-Length; its connection closes/)
   end
 
+  # As Puma: a port that accepts can answer, and an app that fails to load never opens one.
+  it "loads the app before it opens its port" do
+    dir = scratch_dir("lunar-cli")
+    write_file(dir, "config.ru", <<~RUBY)
+      $stdout.puts "loading"
+      $stdout.flush
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 10
+      sleep 0.02 until File.exist?("go") || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+      run ->(_env) { [200, {}, ["loaded"]] }
+    RUBY
+    port = TCPServer.open("127.0.0.1", 0) { |probe| probe.addr[1] }
+    child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:#{port}", "config.ru"), chdir: dir)
+    child.wait_for(/^loading$/)
+    expect(refused?(port)).to be(true) # not listening while the app loads
+    File.write(File.join(dir, "go"), "")
+    child.wait_for(/listening on/)
+    expect(Net::HTTP.get(URI("http://127.0.0.1:#{port}/"))).to eq("loaded")
+  end
+
   it "keeps answering when the access log cannot be written, and says so once" do
     child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "--access-log", "/dev/full", fixture("hello.ru"))) # every write: ENOSPC
     port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])

@@ -9,9 +9,10 @@ require "lunar/process/log"
 module Lunar
   # Starts Lunar the way every entry point does (`lunar`, `rackup -s lunar`, `rails server
   # -u lunar`, Sinatra's `run!`), as Puma's Launcher: it prepares the process (directory,
-  # RACK_ENV, load path, requires, logging), binds the sockets (or takes systemd's, or a
-  # restarted process's), and runs single mode or cluster mode on them; on a hot restart it
-  # re-executes the same command on the same sockets.
+  # RACK_ENV, load path, requires, logging), loads the app (unless each worker loads its
+  # own), binds the sockets (or takes systemd's, or a restarted process's), and runs single
+  # mode or cluster mode on them; on a hot restart it re-executes the same command on the
+  # same sockets.
   class Launcher
     attr_reader :config, :binder, :runner
 
@@ -27,8 +28,11 @@ module Lunar
     # Runs until stopped; returns the exit status (or does not return: a hot restart execs).
     def run
       prepare
-      @binder = Binder.new(config.binds, explicit: config.explicit_binds?).listen!
+      # The app before the sockets, as Puma loads it: a port that accepts can answer at once
+      # (a readiness check that connects means it), and an app that fails to load never
+      # opens one. A restarted process's inherited sockets queue connections meanwhile.
       @app ||= load_app if config[:workers].zero? || config[:preload_app]
+      @binder = Binder.new(config.binds, explicit: config.explicit_binds?).listen!
       @runner = config[:workers].positive? ? Cluster.new(self) : Single.new(self)
       watch_restart_file if config.plugins.include?(:tmp_restart)
       result = @runner.run

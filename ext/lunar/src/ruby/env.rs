@@ -142,6 +142,26 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
 
     let head = job.head;
     let mut pairs = Pairs::new(ruby);
+    add_request_line(ruby, env, &mut pairs, head, cfg);
+    pairs.push(env, ruby.get_inner(&REMOTE_ADDR), ruby.str_new(&job.connection.remote_ip()));
+    if job.connection.tls {
+        pairs.push(env, ruby.get_inner(&RACK_URL_SCHEME), ruby.get_inner(&SCHEME_HTTPS));
+        pairs.push(env, ruby.get_inner(&HTTPS), ruby.get_inner(&ON));
+    }
+    let host_from_target = add_host(ruby, env, &mut pairs, job);
+    add_headers(ruby, env, &mut pairs, head, host_from_target)?;
+    add_body_length(ruby, env, &mut pairs, job);
+    // Callables to run after the response, each a fresh Array: Rack 3's (Rails 8.1 relies on
+    // it) and Puma's and Unicorn's (apps push to it unguarded: Pact Broker's webhooks).
+    pairs.push(env, ruby.get_inner(&RACK_RESPONSE_FINISHED), ruby.ary_new());
+    pairs.push(env, ruby.get_inner(&RACK_AFTER_REPLY), ruby.ary_new());
+    pairs.flush(env);
+    Ok(env)
+}
+
+/// `REQUEST_METHOD`, `PATH_INFO`, `REQUEST_PATH`, `QUERY_STRING`, `REQUEST_URI` and the
+/// protocol (`SERVER_PROTOCOL`, `HTTP_VERSION`).
+fn add_request_line(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts, cfg: &ServerConfig) {
     let method = match head.method {
         Method::GET => ruby.get_inner(&M_GET),
         Method::POST => ruby.get_inner(&M_POST),
@@ -171,13 +191,12 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     };
     pairs.push(env, ruby.get_inner(&SERVER_PROTOCOL), ruby.get_inner(version));
     pairs.push(env, ruby.get_inner(&HTTP_VERSION), ruby.get_inner(version));
-    pairs.push(env, ruby.get_inner(&REMOTE_ADDR), ruby.str_new(&job.connection.remote_ip()));
-    let tls = job.connection.tls;
-    if tls {
-        pairs.push(env, ruby.get_inner(&RACK_URL_SCHEME), ruby.get_inner(&SCHEME_HTTPS));
-        pairs.push(env, ruby.get_inner(&HTTPS), ruby.get_inner(&ON));
-    }
+}
 
+/// `SERVER_NAME`, `SERVER_PORT`, and `HTTP_HOST` when the target names the host. Returns
+/// whether it did: then the Host header is not the host.
+fn add_host(ruby: &Ruby, env: RHash, pairs: &mut Pairs, job: &JobView<'_>) -> bool {
+    let head = job.head;
     // The target's authority, when it has one, is the host: HTTP/2's `:authority`, and an
     // HTTP/1.1 absolute-form target, where the Host header must be ignored (RFC 9112
     // §3.2.2). Rack apps read it as HTTP_HOST; add_headers then skips the Host header.
@@ -188,7 +207,7 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     let host_header = head.headers.get("host").and_then(|h| h.to_str().ok());
     let local;
     let (name, port) = match authority.or(host_header) {
-        Some(h) => split_host(h, if tls { "443" } else { "80" }),
+        Some(h) => split_host(h, if job.connection.tls { "443" } else { "80" }),
         None => {
             local = job.connection.local_host_port();
             (local.0.as_str(), local.1.as_str())
@@ -196,21 +215,19 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
     };
     pairs.push(env, ruby.get_inner(&SERVER_NAME), ruby.str_new(name));
     pairs.push(env, ruby.get_inner(&SERVER_PORT), ruby.str_new(port));
+    authority.is_some()
+}
 
-    add_headers(ruby, env, &mut pairs, head, authority.is_some())?;
-    // A body sent chunked (or on HTTP/2 without a length) has been read in full: its size is
-    // its CONTENT_LENGTH, as Puma gives it. Rails reads `raw_post` as `read(content_length)`,
-    // so without it a chunked JSON upload reached the app as empty params.
-    let declared = head.headers.contains_key(http::header::CONTENT_LENGTH) && !head.headers.contains_key(http::header::TRANSFER_ENCODING);
-    if !declared && (job.body_len > 0 || head.headers.contains_key(http::header::TRANSFER_ENCODING)) {
+/// A body sent chunked (or on HTTP/2 without a length) has been read in full: its size is its
+/// CONTENT_LENGTH, as Puma gives it. Rails reads `raw_post` as `read(content_length)`, so
+/// without it a chunked JSON upload reached the app as empty params.
+fn add_body_length(ruby: &Ruby, env: RHash, pairs: &mut Pairs, job: &JobView<'_>) {
+    let headers = &job.head.headers;
+    let chunked = headers.contains_key(http::header::TRANSFER_ENCODING);
+    let declared = headers.contains_key(http::header::CONTENT_LENGTH) && !chunked;
+    if !declared && (job.body_len > 0 || chunked) {
         pairs.push(env, ruby.get_inner(&CONTENT_LENGTH), ruby.str_new(&job.body_len.to_string()));
     }
-    // Callables to run after the response, each a fresh Array: Rack 3's (Rails 8.1 relies on
-    // it) and Puma's and Unicorn's (apps push to it unguarded: Pact Broker's webhooks).
-    pairs.push(env, ruby.get_inner(&RACK_RESPONSE_FINISHED), ruby.ary_new());
-    pairs.push(env, ruby.get_inner(&RACK_AFTER_REPLY), ruby.ary_new());
-    pairs.flush(env);
-    Ok(env)
 }
 
 /// `PATH_INFO` and `QUERY_STRING`, raw (still %-encoded). An absolute-form target gives its

@@ -78,6 +78,11 @@ pub fn prepare(res: Response<ReplyBody>, head_request: bool) -> Response<Respons
         parts.extensions.insert(hyper::ext::ReasonPhrase::from_static(b"CUSTOM"));
     }
     let headers = &mut parts.headers;
+    if only_identity(headers) {
+        // `identity` is no coding (RFC 2616's, gone since RFC 7230): hyper would add `chunked`
+        // after it; the body is framed as if the app had said nothing, as Puma and Thin send it.
+        headers.remove(TRANSFER_ENCODING);
+    }
     if headers.contains_key(TRANSFER_ENCODING) {
         headers.remove(CONTENT_LENGTH);
         if last_coding_is_chunked(headers) {
@@ -95,6 +100,12 @@ pub fn prepare(res: Response<ReplyBody>, head_request: bool) -> Response<Respons
         }
     }
     Response::from_parts(parts, ResponseBody::of(Kind::Reply(body)))
+}
+
+/// Whether the Transfer-Encoding lines name `identity` and nothing else.
+fn only_identity(headers: &HeaderMap) -> bool {
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter().flat_map(|v| v.as_bytes().split(|&b| b == b',')).peekable();
+    codings.peek().is_some() && codings.all(|c| c.trim_ascii().eq_ignore_ascii_case(b"identity"))
 }
 
 /// Whether the last transfer coding (of all Transfer-Encoding lines) is `chunked`.
@@ -262,6 +273,9 @@ mod tests {
         assert!(matches!(res.body().kind, Kind::Unchunked(_)));
         let gzip = prepare(response(&[("transfer-encoding", "gzip")], stream()), false);
         assert_eq!(gzip.headers()[TRANSFER_ENCODING], "gzip");
+        let identity = prepare(response(&[("transfer-encoding", "Identity")], ReplyBody::Full(Bytes::from_static(b"abc"))), false);
+        assert!(!identity.headers().contains_key(TRANSFER_ENCODING));
+        assert_eq!(identity.body().size_hint().exact(), Some(3));
     }
 
     #[test]

@@ -9,6 +9,16 @@ require "open3"
 # faye-websocket (evented, and threaded with EventMachine) and websocket-driver used
 # directly (threaded, no EventMachine). Clients speak WebSocket over plain TCP sockets.
 RSpec.describe "rack.hijack and WebSockets" do
+  # An app that takes the connection, writes what the block makes of it, and closes it.
+  def serve_hijacker(&answer)
+    serve do |env|
+      io = env["rack.hijack"].call
+      io.write(answer.call(io))
+      io.close
+      [200, {}, []]
+    end
+  end
+
   def faye_chat(clients = [])
     lambda do |env|
       next [200, { "content-length" => "2" }, ["ok"]] unless Faye::WebSocket.websocket?(env)
@@ -195,12 +205,7 @@ RSpec.describe "rack.hijack and WebSockets" do
   end
 
   it "gives the app what the client sent past an ordinary request (a pipelined one) before anything else" do
-    server = serve do |env|
-      io = env["rack.hijack"].call
-      io.write("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nnext: #{io.gets.chomp}")
-      io.close
-      [200, {}, []]
-    end
+    server = serve_hijacker { |io| "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nnext: #{io.gets.chomp}" }
     text = raw(server, "GET /first HTTP/1.1\r\nHost: h\r\n\r\nGET /second HTTP/1.1\r\nHost: h\r\n\r\n")
     expect(text).to end_with("\r\n\r\nnext: GET /second HTTP/1.1")
   end
@@ -209,12 +214,7 @@ RSpec.describe "rack.hijack and WebSockets" do
   # to it then fails, and the answer it left queued must still reach the client (it was
   # lost about one time in eight when the close came before the relay's first write).
   it "delivers a hijacked answer written and closed at once, though a pipelined request stays unread" do
-    server = serve do |env|
-      io = env["rack.hijack"].call
-      io.write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfull")
-      io.close
-      [200, {}, []]
-    end
+    server = serve_hijacker { "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfull" }
     answers = Array.new(40) { raw(server, "GET /full HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n") }
     expect(answers.reject { |text| text.end_with?("\r\n\r\nfull") }).to eq([])
   end

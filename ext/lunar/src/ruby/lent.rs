@@ -69,11 +69,23 @@ static LENDERS: Lazy<Obj<Lenders>> = Lazy::new(|ruby| {
     lenders
 });
 
-/// The registry's class (magnus needs one to wrap it); nothing is done with it in Ruby.
+/// The registry's class (magnus needs one to wrap it; nothing is done with it in Ruby), and
+/// `Native.strings_on_loan`.
 pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), magnus::Error> {
-    use magnus::Module;
+    use magnus::{function, Module, Object};
     native.define_class("Lenders", ruby.class_object())?;
+    native.define_singleton_method("strings_on_loan", function!(strings_on_loan, 0))?;
     Ok(())
+}
+
+/// How many Strings the registry holds now, a loan whose Bytes are gone included until a
+/// Ruby thread or the GC empties its slot. What a spec can ask without relying on when a
+/// String itself is collected (Ruby scans thread stacks conservatively: a stale copy of
+/// its reference on a parked worker's stack may keep it).
+fn strings_on_loan(ruby: &Ruby) -> usize {
+    let lenders = ruby.get_inner(&LENDERS);
+    let slots = lock(&lenders.slots);
+    slots.strings.len() - slots.free.len()
 }
 
 /// Slots whose Bytes were dropped, from any thread, for a Ruby thread to empty.

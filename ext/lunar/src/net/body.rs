@@ -78,12 +78,14 @@ pub fn prepare(res: Response<ReplyBody>, head_request: bool) -> Response<Respons
         parts.extensions.insert(hyper::ext::ReasonPhrase::from_static(b"CUSTOM"));
     }
     let headers = &mut parts.headers;
-    if only_identity(headers) {
+    let mut coded = headers.contains_key(TRANSFER_ENCODING); // one lookup for the common case
+    if coded && only_identity(headers) {
         // `identity` is no coding (RFC 2616's, gone since RFC 7230): hyper would add `chunked`
         // after it; the body is framed as if the app had said nothing, as Puma and Thin send it.
         headers.remove(TRANSFER_ENCODING);
+        coded = false;
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
+    if coded {
         headers.remove(CONTENT_LENGTH);
         if last_coding_is_chunked(headers) {
             headers.remove(TRANSFER_ENCODING);
@@ -102,10 +104,10 @@ pub fn prepare(res: Response<ReplyBody>, head_request: bool) -> Response<Respons
     Response::from_parts(parts, ResponseBody::of(Kind::Reply(body)))
 }
 
-/// Whether the Transfer-Encoding lines name `identity` and nothing else.
+/// Whether the Transfer-Encoding lines (there is one at least) name `identity` and nothing else.
 fn only_identity(headers: &HeaderMap) -> bool {
-    let mut codings = headers.get_all(TRANSFER_ENCODING).iter().flat_map(|v| v.as_bytes().split(|&b| b == b',')).peekable();
-    codings.peek().is_some() && codings.all(|c| c.trim_ascii().eq_ignore_ascii_case(b"identity"))
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter().flat_map(|v| v.as_bytes().split(|&b| b == b','));
+    codings.all(|c| c.trim_ascii().eq_ignore_ascii_case(b"identity"))
 }
 
 /// Whether the last transfer coding (of all Transfer-Encoding lines) is `chunked`.

@@ -149,8 +149,9 @@ pub fn build(ruby: &Ruby, base: RHash, job: &JobView<'_>, cfg: &ServerConfig) ->
         pairs.push(env, ruby.get_inner(&HTTPS), ruby.get_inner(&ON));
     }
     let host_from_target = add_host(ruby, env, &mut pairs, job);
-    add_headers(ruby, env, &mut pairs, head, host_from_target)?;
-    add_body_length(ruby, env, &mut pairs, job);
+    let chunked = head.headers.contains_key(http::header::TRANSFER_ENCODING);
+    add_headers(ruby, env, &mut pairs, head, host_from_target, chunked)?;
+    add_body_length(ruby, env, &mut pairs, job, chunked);
     // Callables to run after the response, each a fresh Array: Rack 3's (Rails 8.1 relies on
     // it) and Puma's and Unicorn's (apps push to it unguarded: Pact Broker's webhooks).
     pairs.push(env, ruby.get_inner(&RACK_RESPONSE_FINISHED), ruby.ary_new());
@@ -221,11 +222,9 @@ fn add_host(ruby: &Ruby, env: RHash, pairs: &mut Pairs, job: &JobView<'_>) -> bo
 /// A body sent chunked (or on HTTP/2 without a length) has been read in full: its size is its
 /// CONTENT_LENGTH, as Puma gives it. Rails reads `raw_post` as `read(content_length)`, so
 /// without it a chunked JSON upload reached the app as empty params.
-fn add_body_length(ruby: &Ruby, env: RHash, pairs: &mut Pairs, job: &JobView<'_>) {
-    let headers = &job.head.headers;
-    let chunked = headers.contains_key(http::header::TRANSFER_ENCODING);
-    let declared = headers.contains_key(http::header::CONTENT_LENGTH) && !chunked;
-    if !declared && (job.body_len > 0 || chunked) {
+fn add_body_length(ruby: &Ruby, env: RHash, pairs: &mut Pairs, job: &JobView<'_>, chunked: bool) {
+    // A bodiless GET looks nothing up; a Content-Length beside the chunked coding is not the body's.
+    if chunked || (job.body_len > 0 && !job.head.headers.contains_key(http::header::CONTENT_LENGTH)) {
         pairs.push(env, ruby.get_inner(&CONTENT_LENGTH), ruby.str_new(&job.body_len.to_string()));
     }
 }
@@ -242,9 +241,10 @@ pub(crate) fn request_target<'a>(head: &'a Parts, cfg: &ServerConfig) -> (&'a st
 }
 
 /// `HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`. Repeated headers are joined with `", "`
-/// (HeaderMap yields a name's values consecutively).
-fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts, host_from_target: bool) -> Result<(), Error> {
-    let chunked = head.headers.contains_key("transfer-encoding");
+/// (HeaderMap yields a name's values consecutively). The Host header is skipped when the
+/// target named the host, the framing headers when the body came `chunked` (its length is
+/// `add_body_length`'s).
+fn add_headers(ruby: &Ruby, env: RHash, pairs: &mut Pairs, head: &Parts, host_from_target: bool, chunked: bool) -> Result<(), Error> {
     let mut previous: Option<(&http::HeaderName, RString)> = None;
     // Rare: a Vec allocates only when a name with `_` comes.
     let mut underscored: Vec<(&http::HeaderName, &http::HeaderValue)> = Vec::new();

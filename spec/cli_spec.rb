@@ -72,10 +72,9 @@ RSpec.describe "the lunar command" do
     RUBY
     child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "config.ru"), chdir: dir)
     port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])
-    server = Struct.new(:port).new(port)
-    expect(raw_until_close(server, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")).not_to include("hello")
+    expect(raw_until_close(port, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")).not_to include("hello")
     child.wait_for(/lunar: a body the app marked Transfer-Encoding: chunked is not chunk-encoded \(bad chunk size line\); its connection closes/)
-    raw_until_close(server, "GET /short HTTP/1.1\r\nHost: h\r\n\r\n")
+    raw_until_close(port, "GET /short HTTP/1.1\r\nHost: h\r\n\r\n")
     child.wait_for(/lunar: a streamed response ended 7 bytes short of its Content-Length; its connection closes/)
   end
 

@@ -120,9 +120,9 @@ RSpec.describe "dropped in where Puma or Thin ran" do
                         chdir: fixture("rails_app"), env: { "RAILS_ENV" => "production", "PIDFILE" => File.join(dir, "rails.pid") })
     port = child.wait_for(single_boot)[3].to_i
     json = '{"a":1}'
-    text = raw(Struct.new(:port).new(port), "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n" \
-                                            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\n#{json[0, 3]}\r\n" \
-                                            "4\r\n#{json[3..]}\r\n0\r\n\r\n")
+    text = raw(port, "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n" \
+                     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\n#{json[0, 3]}\r\n" \
+                     "4\r\n#{json[3..]}\r\n0\r\n\r\n")
     expect(text).to start_with("HTTP/1.1 200").and end_with("\r\n\r\na=1 raw=#{json}")
   end
 

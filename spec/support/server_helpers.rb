@@ -19,8 +19,9 @@ module ServerHelpers
     http(server) { |h| h.get(path, headers) }
   end
 
+  # A connection to a server, or to a port (a child process's).
   def connect(server)
-    TCPSocket.new("127.0.0.1", server.port)
+    TCPSocket.new("127.0.0.1", server.respond_to?(:port) ? server.port : server)
   end
 
   # Writes `bytes`, then reads until the server closes the connection (or `timeout`).

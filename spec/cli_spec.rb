@@ -20,6 +20,14 @@ RSpec.describe "the lunar command" do
     expect(child.exit_status.exitstatus).to eq(0)
   end
 
+  it "does the I/O on the app's thread with --io-threads 0, and says so" do
+    child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "-t", "1", "--io-threads", "0", fixture("hello.ru")))
+    port = Integer(child.wait_for(%r{threaded mode, 1 thread, doing the I/O \(inline\), pid \d+.*listening on tcp://127\.0\.0\.1:(\d+)})[1])
+    expect(Net::HTTP.get(URI("http://127.0.0.1:#{port}/"))).to eq("hello from Lunar #{Lunar::VERSION}\n")
+    child.signal("TERM")
+    expect(child.exit_status.exitstatus).to eq(0)
+  end
+
   %w[TERM QUIT].each do |signal|
     it "finishes an in-flight request on #{signal}, then exits 0 (as Thin)" do
       child, port = start(fixture("slow.ru"))

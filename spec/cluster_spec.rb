@@ -33,6 +33,13 @@ RSpec.describe "cluster mode (lunar -w N)" do
     File.read("/proc/#{pid}/task/#{pid}/children").split.map(&:to_i)
   end
 
+  it "runs inline workers (--io-threads 0): each answers on its app thread" do
+    child, port = start_cluster("-w", "2", "--io-threads", "0")
+    expect(answering_pids(port, 2).size).to eq(2)
+    child.signal("TERM")
+    expect(child.exit_status.exitstatus).to eq(0)
+  end
+
   it "forks workers that share the socket, runs the hooks, and drains every worker on TERM" do
     child, port = start_cluster("-C", fixture("cluster_config.rb"), "-w", "2")
     master = child.pid

@@ -96,7 +96,9 @@ RSpec.describe "limits and bad input" do
   it "answers 503 at once when the dispatch queue is full" do
     release = Queue.new
     started = Queue.new
-    server = serve(threads: 1, queue: 1) do |env|
+    # An I/O thread reads the next requests while the one Ruby thread is held (inline, with
+    # no I/O thread, nothing would be read meanwhile: inline_spec.rb).
+    server = serve(threads: 1, queue: 1, io_threads: 1) do |env|
       if env["PATH_INFO"] == "/block"
         started << true
         pop_within(release)

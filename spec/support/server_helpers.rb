@@ -4,9 +4,14 @@
 # sockets for what Net::HTTP cannot send (pipelining, malformed input, slow clients).
 module ServerHelpers
   DEFAULTS = { binds: ["tcp://127.0.0.1:0"], shutdown_timeout: 2, threads: 4, mode: :threaded }.freeze
+  # LUNAR_SPEC_IO_THREADS=0 runs every threaded in-process server inline (script/test's
+  # third pass), unless an example sets io_threads itself.
+  IO_THREADS = ENV["LUNAR_SPEC_IO_THREADS"]&.then { |n| Integer(n) }
 
   def serve(app = nil, **options, &block)
-    server = Lunar::Server.new(app || block, DEFAULTS.merge(options)).start
+    options = DEFAULTS.merge(options)
+    options = { io_threads: IO_THREADS }.merge(options) if IO_THREADS && options[:mode] == :threaded
+    server = Lunar::Server.new(app || block, options).start
     @servers << server
     server
   end

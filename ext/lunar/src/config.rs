@@ -17,7 +17,8 @@ pub struct ServerConfig {
     /// Listening sockets this process inherited, by the bind they serve (a cluster master
     /// bound them before forking, or systemd passed them).
     pub inherited: HashMap<String, RawFd>,
-    /// tokio worker threads (accept, parse, read bodies, write responses).
+    /// tokio worker threads (accept, parse, read bodies, write responses); 0: none, the Ruby
+    /// threads drive the runtime themselves (`net::driver`, inline mode).
     pub io_threads: usize,
     /// Bound of the dispatch queue; a request past it is answered 503 at once.
     pub queue_capacity: usize,

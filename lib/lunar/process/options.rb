@@ -138,8 +138,9 @@ module Lunar
                                          env: %w[PUMA_MAX_THREADS MAX_THREADS RAILS_MAX_THREADS],
                                          doc: "Ruby threads calling the app (threaded mode): Puma's MIN:MAX, Lunar runs MAX; " \
                                               "`PUMA_MAX_THREADS`, `MAX_THREADS` or `RAILS_MAX_THREADS` set the default"),
-      option(:io_threads, :count, flags: ["--io-threads N"], native: true, section: :process,
-                                  doc: "tokio threads (accept, TLS, HTTP, writes); default: one per core"),
+      option(:io_threads, :count0, flags: ["--io-threads N"], native: true, section: :process,
+                                   doc: "tokio threads (accept, TLS, HTTP, writes); default: one per core. 0: none, the " \
+                                        "app's threads do the I/O between requests (Thin's model; threaded mode only)"),
       option(:environment, :text, "development", flags: ["-e", "--environment ENV"], env: %w[APP_ENV RACK_ENV RAILS_ENV], section: :process,
                                                  doc: "sets `RACK_ENV`; `APP_ENV`, `RACK_ENV` or `RAILS_ENV` set the default"),
       option(:rackup, :text, "config.ru", section: :process, doc: "the Rack app (the command line's last argument)"),

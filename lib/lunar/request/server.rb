@@ -12,8 +12,9 @@ module Lunar
   # - evented (Thin's model): the app runs on the EventMachine reactor thread;
   # - threaded (Puma's model): the app runs on a pool of Ruby threads; if EventMachine is
   #   loaded its reactor runs beside them, so timers and async.callback work.
-  # The default is evented when EventMachine is loaded, threaded otherwise. Start and stop
-  # it as often as you like within one process.
+  # The default is evented when EventMachine is loaded, threaded otherwise. With
+  # `io_threads: 0` (threaded only) the pool's threads also do the I/O, between requests.
+  # Start and stop it as often as you like within one process.
   #
   #   server = Lunar::Server.new(app, port: 0).start
   #   server.addresses   # => ["tcp://0.0.0.0:40123"]
@@ -22,6 +23,8 @@ module Lunar
     # After the grace period the sockets are closed; app code still running gets this long
     # to notice before its thread is killed.
     FORCE_STOP_AFTER = 1
+    INLINE_EVENTED = "--io-threads 0 needs threaded mode (--threads): EventMachine's reactor cannot " \
+                     "drive Lunar's I/O; give --io-threads 1 or more with --evented"
 
     attr_reader :config, :app
 
@@ -176,12 +179,15 @@ module Lunar
     # wait_for_less_busy_worker) needs siblings and a thread pool whose busy threads it can see.
     def native_options(mode)
       options = @config.native_options
+      raise ConfigError, INLINE_EVENTED if mode == :evented && options[:io_threads]&.zero?
+
       options[:wait_for_less_busy_worker] = 0 unless @config[:cluster_worker] && mode == :threaded
       options
     end
 
     def build_workers(mode, runner)
-      return Threaded.new(@native, runner, @config.threads, @context, hooks: @config.hooks) if mode == :threaded
+      inline = @config[:io_threads]&.zero?
+      return Threaded.new(@native, runner, @config.threads, @context, hooks: @config.hooks, inline: inline) if mode == :threaded
 
       require "lunar/request/evented"
       Evented.new(@native, runner, @reactor, @context)

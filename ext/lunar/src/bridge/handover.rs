@@ -7,7 +7,7 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::time::Duration;
 
 /// What the descriptor is, so Ruby wraps it in the right class.
@@ -57,6 +57,21 @@ impl Taker {
                 Err(RecvTimeoutError::Disconnected) => return Some(Err(())),
                 Err(RecvTimeoutError::Timeout) if interrupted.swap(false, Ordering::AcqRel) => return None,
                 Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+}
+
+impl Taker {
+    /// `wait` for a thread that drives the runtime meanwhile (inline mode: the hand-over is
+    /// the work of the very thread that waits for it), looking every millisecond.
+    pub async fn wait_driving(&self, interrupted: &AtomicBool) -> Option<Result<Handed, ()>> {
+        loop {
+            match self.0.try_recv() {
+                Ok(handed) => return Some(Ok(handed)),
+                Err(TryRecvError::Disconnected) => return Some(Err(())),
+                Err(TryRecvError::Empty) if interrupted.swap(false, Ordering::AcqRel) => return None,
+                Err(TryRecvError::Empty) => tokio::time::sleep(Duration::from_millis(1)).await,
             }
         }
     }

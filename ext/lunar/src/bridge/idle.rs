@@ -1,4 +1,5 @@
-//! Idle Ruby workers, parked (GVL released) until the dispatch queue has work for them.
+//! Idle Ruby workers, parked (GVL released) until the dispatch queue has work for them;
+//! inline (`--io-threads 0`), driving the runtime until then (`IdleDrivers`).
 //!
 //! Why not crossbeam's blocking `select` over the queue's channels: its sender unparks the
 //! waiting thread while still holding the channel's waker lock, and the woken thread, about
@@ -10,6 +11,8 @@
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread::{self, Thread};
+
+use tokio::sync::Notify;
 
 use crate::sync::lock;
 
@@ -88,6 +91,58 @@ impl IdleWorkers {
         // Pairs with `wake_one`'s fence: a push that saw this worker still waking either sees
         // it gone now, or this worker's next look at the queue sees the push.
         fence(Ordering::SeqCst);
+    }
+}
+
+/// Inline mode's idle workers (`net::driver`): Ruby threads driving the runtime for want of
+/// work. They wait on a bell rather than park, since a parked thread would not drive it.
+#[derive(Default)]
+pub struct IdleDrivers {
+    rung: Notify,
+    waiting: AtomicUsize,
+}
+
+impl IdleDrivers {
+    /// Wakes one waiting driver: there is work for one Ruby thread.
+    pub fn ring(&self) {
+        self.rung.notify_one();
+    }
+
+    /// Wakes every waiting driver (the queue closed, or Ruby interrupts one of them).
+    pub fn ring_all(&self) {
+        self.rung.notify_waiters();
+    }
+
+    /// Threads driving the runtime while they wait for work.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Counts the calling thread as waiting until the guard drops.
+    pub fn enter(&self) -> DriverWaiting<'_> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        DriverWaiting(self)
+    }
+
+    /// Resolves once `ready()`, looked at first and then each time the bell rings.
+    pub async fn rung_until(&self, ready: impl Fn() -> bool) {
+        loop {
+            let rung = self.rung.notified();
+            tokio::pin!(rung);
+            rung.as_mut().enable(); // registered before looking: a ring in between is not lost
+            if ready() {
+                return;
+            }
+            rung.await;
+        }
+    }
+}
+
+pub struct DriverWaiting<'a>(&'a IdleDrivers);
+
+impl Drop for DriverWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

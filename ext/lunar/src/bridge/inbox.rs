@@ -4,7 +4,8 @@
 //! thread that made it may resume) instead of holding the thread; a tokio task watches the
 //! stream and, once there is room (or the client is gone, or cut off as too slow), drops
 //! the body's token here and wakes the owner: unparked if it waits for work (see
-//! `DispatchQueue::wait_pop`), or through the reactor's eventfd in evented mode.
+//! `DispatchQueue::wait_pop`), rung if it drives the runtime meanwhile (inline mode), or
+//! through the reactor's eventfd in evented mode.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ impl Inbox {
         lock(&self.tokens).push(token);
         self.ready.store(true, Ordering::SeqCst);
         self.owner.unpark();
+        self.notices.wake_drivers();
         self.notices.wake_reactor();
     }
 

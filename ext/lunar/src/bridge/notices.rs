@@ -17,7 +17,7 @@ use bytes::Bytes;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::bridge::idle::IdleWorkers;
+use crate::bridge::idle::{IdleDrivers, IdleWorkers};
 use crate::bridge::reactor_waker::ReactorWaker;
 
 pub enum Notice {
@@ -33,13 +33,15 @@ pub struct Notices {
     tx: Sender<Notice>,
     rx: Receiver<Notice>,
     idle: IdleWorkers,
+    /// Inline mode's idle workers (they drive the runtime while they wait).
+    drivers: IdleDrivers,
     reactor: OnceLock<ReactorWaker>,
 }
 
 impl Default for Notices {
     fn default() -> Self {
         let (tx, rx) = unbounded();
-        Notices { tx, rx, idle: IdleWorkers::default(), reactor: OnceLock::new() }
+        Notices { tx, rx, idle: IdleWorkers::default(), drivers: IdleDrivers::default(), reactor: OnceLock::new() }
     }
 }
 
@@ -65,6 +67,7 @@ impl Notices {
     /// Wakes one parked Ruby worker, and the reactor. Call it after publishing the work.
     pub fn ring(&self) {
         self.idle.wake_one();
+        self.drivers.ring();
         self.wake_reactor();
     }
 
@@ -77,6 +80,7 @@ impl Notices {
     /// Wakes every parked worker, and the reactor (the queue closed).
     pub fn ring_all(&self) {
         self.idle.wake_all();
+        self.drivers.ring_all();
         self.wake_reactor();
     }
 
@@ -87,9 +91,20 @@ impl Notices {
         }
     }
 
-    /// Ruby workers parked, waiting for work.
+    /// Ruby workers parked or driving the runtime, waiting for work.
     pub fn idle_workers(&self) -> usize {
-        self.idle.parked()
+        self.idle.parked() + self.drivers.waiting()
+    }
+
+    /// Wakes every thread driving the runtime for want of work (one of them has a token in
+    /// its `Inbox`, and a bell wakes whichever).
+    pub fn wake_drivers(&self) {
+        self.drivers.ring_all();
+    }
+
+    /// Inline mode's idle workers, for `Driver::drive_until`.
+    pub fn drivers(&self) -> &IdleDrivers {
+        &self.drivers
     }
 
     /// Parks the calling worker until rung (see `IdleWorkers::park_unless`).

@@ -316,13 +316,15 @@ mod tests {
         let config = ServerConfig { binds: vec!["tcp://127.0.0.1:0".into()], io_threads: 1, ..ServerConfig::default() };
         let server = ServerHandle::start(config).expect("server starts");
         let state = server.state.clone();
-        let size = state.runtime.clone().block_on(async move {
+        let runtime = state.runtime.clone();
+        let size = runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
             let (stream, peer) = listener.accept().await.unwrap();
             let info = Arc::new(ConnectionInfo::tcp(peer, stream.local_addr().unwrap(), false));
             std::mem::size_of_val(&serve(Transport::Tcp(stream), None, info, state.clone()))
         });
+        let size = size.expect("the runtime runs");
         server.stop(Duration::from_millis(10));
         eprintln!("connection task: {size} bytes");
         assert!(size <= 1152, "connection task grew to {size} bytes");

@@ -4,9 +4,11 @@
 //! request: `intake` reads the body, the job crosses to Ruby (`bridge`), and the reply goes
 //! back to hyper as a `body::ResponseBody` (a streamed body's queued chunks `gather`ed per write). A hijacked request's connection goes to Ruby
 //! (`relay`), counted until the app closes it (`handed`); a native WebSocket (`websocket`) stays here.
+//! `driver` says who runs the runtime: I/O threads, or (`--io-threads 0`) the Ruby threads themselves.
 
 pub mod body;
 pub mod connection;
+pub mod driver;
 pub mod gather;
 pub mod handed;
 pub mod intake;

@@ -9,6 +9,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
+use crate::net::driver::Driver;
 use crate::net::listener;
 use crate::net::state::ServerState;
 use crate::sync::lock;
@@ -16,7 +17,8 @@ use crate::sync::lock;
 pub struct ServerHandle {
     pub state: Arc<ServerState>,
     pub addresses: Vec<String>,
-    runtime: Mutex<Option<Runtime>>,
+    /// Shared, inline, with the Ruby threads that drive it (`Driver::block_on`).
+    runtime: Mutex<Option<Arc<Runtime>>>,
     shutdown_tx: watch::Sender<bool>,
     unix_paths: Vec<std::path::PathBuf>,
     /// Ends a graceful stop's grace period early (`hurry`).
@@ -24,18 +26,15 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Binds every address (loading TLS certificates), then starts the I/O threads. Errors
-    /// name the failing bind.
+    /// Binds every address (loading TLS certificates), then starts the I/O threads (inline:
+    /// the listeners wait for a Ruby thread to drive the runtime). Errors name the failing
+    /// bind.
     pub fn start(config: ServerConfig) -> Result<ServerHandle> {
         let bound = config.binds.iter().map(|b| listener::bind(b, config.inherited.get(b).copied())).collect::<Result<Vec<_>>>()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.io_threads.max(1))
-            .thread_name("lunar-io")
-            .enable_all()
-            .build()
-            .map_err(Error::io("starting the I/O threads"))?;
+        let runtime = Arc::new(runtime(config.io_threads)?);
+        let driver = if config.io_threads == 0 { Driver::inline(&runtime) } else { Driver::threaded(runtime.handle().clone()) };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let state = Arc::new(ServerState::new(config, runtime.handle().clone(), shutdown_rx));
+        let state = Arc::new(ServerState::new(config, driver, shutdown_rx));
         let addresses = bound.iter().map(|b| b.address.clone()).collect();
         let unix_paths = bound.iter().filter_map(|b| b.unix_path.clone()).collect();
         let _entered = runtime.enter();
@@ -62,11 +61,27 @@ impl ServerHandle {
             }
         });
         self.state.queue.close();
-        runtime.shutdown_timeout(Duration::from_millis(200));
+        // Inline, a Ruby thread may still be leaving `block_on`: the last one out drops it.
+        if let Ok(runtime) = Arc::try_unwrap(runtime) {
+            runtime.shutdown_timeout(Duration::from_millis(200));
+        }
         for path in &self.unix_paths {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// tokio's runtime: `io_threads` threads of its own, or none (inline mode).
+fn runtime(io_threads: usize) -> Result<Runtime> {
+    let mut builder = match io_threads {
+        0 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n).thread_name("lunar-io");
+            b
+        }
+    };
+    builder.enable_all().build().map_err(Error::io("starting the I/O threads"))
 }
 
 impl ServerHandle {
@@ -81,7 +96,9 @@ impl Drop for ServerHandle {
     fn drop(&mut self) {
         if let Some(runtime) = lock(&self.runtime).take() {
             self.state.queue.close();
-            runtime.shutdown_background();
+            if let Ok(runtime) = Arc::try_unwrap(runtime) {
+                runtime.shutdown_background();
+            }
         }
     }
 }

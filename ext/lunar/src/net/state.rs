@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::runtime::Handle;
 use tokio::sync::{watch, Notify};
 
 use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::dispatch::DispatchQueue;
 use crate::config::ServerConfig;
+use crate::net::driver::Driver;
 use crate::net::handed::HandedSockets;
 
 /// hyper refuses a smaller read buffer; it is also the request-head limit.
@@ -20,7 +20,8 @@ const HYPER_MIN_BUF: usize = 8192;
 
 pub struct ServerState {
     pub config: ServerConfig,
-    pub runtime: Handle,
+    /// The tokio runtime, and how a Ruby thread waits on it (inline mode: by driving it).
+    pub runtime: Driver,
     pub queue: Arc<DispatchQueue>,
     pub shutdown: watch::Receiver<bool>,
     /// hyper's per-connection settings, one builder per protocol (each connection uses the
@@ -37,7 +38,7 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    pub fn new(config: ServerConfig, runtime: Handle, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(config: ServerConfig, runtime: Driver, shutdown: watch::Receiver<bool>) -> Self {
         let (http1, http2) = http_builders(&config);
         ServerState {
             runtime,
@@ -168,7 +169,7 @@ mod tests {
     fn state(max_persistent: Option<usize>) -> (tokio::runtime::Runtime, ServerState) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let config = ServerConfig { max_persistent, ..ServerConfig::default() };
-        let state = ServerState::new(config, runtime.handle().clone(), watch::channel(false).1);
+        let state = ServerState::new(config, Driver::threaded(runtime.handle().clone()), watch::channel(false).1);
         (runtime, state)
     }
 

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use magnus::{Error, RString, Ruby};
-use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use crate::bridge::stream::{Queued, Room, StreamSender};
+use crate::net::driver::Driver;
 use crate::ruby::gvl::{check_interrupts, without_gvl};
 use crate::ruby::inbox::RubyInbox;
 use crate::ruby::lent;
@@ -36,11 +36,11 @@ fn deadline_after(seconds: f64) -> Option<tokio::time::Instant> {
 #[magnus::wrap(class = "Lunar::Native::BodyWriter", free_immediately, size)]
 pub struct BodyWriter {
     sender: Mutex<Option<StreamSender>>,
-    runtime: Handle,
+    runtime: Driver,
 }
 
 impl BodyWriter {
-    pub fn new(sender: StreamSender, runtime: Handle) -> Self {
+    pub fn new(sender: StreamSender, runtime: Driver) -> Self {
         BodyWriter { sender: Mutex::new(Some(sender)), runtime }
     }
 
@@ -111,7 +111,7 @@ impl BodyWriter {
         let inbox = inbox.shared();
         let Some(sender) = self.sender() else { return inbox.push(token) };
         let deadline = deadline_after(max_wait);
-        self.runtime.spawn(async move {
+        self.runtime.handle().spawn(async move {
             if let Room::Stalled = sender.room(len, deadline).await {
                 sender.cut();
             }
@@ -130,12 +130,14 @@ impl BodyWriter {
                 ruby,
                 || {
                     let cancel_rx = cancel_rx.take()?;
-                    self.runtime.block_on(async {
+                    // Inline, this thread drives the runtime meanwhile; a stopped one has no room.
+                    let waited = self.runtime.block_on(async {
                         tokio::select! {
                             room = sender.room(len, deadline) => Some(room),
                             _ = cancel_rx => None,
                         }
-                    })
+                    });
+                    waited.unwrap_or(Some(Room::Gone))
                 },
                 || {
                     if let Some(c) = lock(&cancel).take() {

@@ -240,7 +240,12 @@ impl NativeRequest {
         }
         loop {
             let interrupted = AtomicBool::new(false);
-            match without_gvl(ruby, || taker.wait(&interrupted), || interrupted.store(true, Ordering::Release))? {
+            let runtime = &self.state.runtime;
+            let wait = || match runtime.is_inline() {
+                true => runtime.block_on(taker.wait_driving(&interrupted)).unwrap_or(Some(Err(()))),
+                false => taker.wait(&interrupted),
+            };
+            match without_gvl(ruby, wait, || interrupted.store(true, Ordering::Release))? {
                 Some(Ok(handed)) => {
                     lock(&self.connection).take(); // the app's now: nothing of it is kept here
                     lock(&self.body).take();

@@ -97,25 +97,41 @@ impl NativeServer {
                 return Ok(None);
             }
             let interrupted = AtomicBool::new(false);
-            let me = std::thread::current();
-            let event = without_gvl(
-                ruby,
-                || queue.wait_pop(&interrupted, inbox.map(RubyInbox::inbox)),
-                || {
-                    interrupted.store(true, Ordering::Release);
-                    me.unpark();
-                },
-            )?;
-            match event {
+            match rb_self.wait(ruby, &interrupted, inbox.map(RubyInbox::inbox))? {
                 Some(ev) => {
                     if let Some(v) = rb_self.event_value(ruby, ev) {
                         return Ok(Some(v));
                     }
                 }
-                // Woken without an event: the queue closed (checked above), or an interrupt.
-                None => check_interrupts(ruby)?,
+                // Woken without an event: the queue closed (checked above), an interrupt, or
+                // (inline) whatever the next look finds.
+                None if interrupted.load(Ordering::Acquire) => check_interrupts(ruby)?,
+                None => {}
             }
         }
+    }
+
+    /// Waits with the GVL released: parked until an event comes (`Some`) or, inline
+    /// (`--io-threads 0`), driving the runtime until events wait, since no other thread
+    /// would. `None` when woken without one (interrupted, closed, a token in `inbox`).
+    fn wait(&self, ruby: &Ruby, interrupted: &AtomicBool, inbox: Option<&Inbox>) -> Result<Option<Event>, Error> {
+        let state = &self.handle.state;
+        let queue = &state.queue;
+        if state.runtime.is_inline() {
+            let ready = || queue.events() > 0 || queue.is_closed() || interrupted.load(Ordering::Acquire) || inbox.is_some_and(Inbox::is_ready);
+            let drive = || state.runtime.drive_until(queue.notices().drivers(), ready);
+            let unblock = || {
+                interrupted.store(true, Ordering::Release);
+                queue.notices().wake_drivers();
+            };
+            return without_gvl(ruby, drive, unblock).map(|()| None);
+        }
+        let me = std::thread::current();
+        let unblock = || {
+            interrupted.store(true, Ordering::Release);
+            me.unpark();
+        };
+        without_gvl(ruby, || queue.wait_pop(interrupted, inbox), unblock)
     }
 
     /// An inbox for the calling thread (see `Lunar::Parking`).

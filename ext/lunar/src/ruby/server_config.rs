@@ -41,7 +41,7 @@ pub fn from_options(ruby: &Ruby, opts: RHash) -> Result<(ServerConfig, (u64, u64
     let config = ServerConfig {
         binds: get(ruby, opts, "binds")?,
         inherited: get::<Option<HashMap<String, i32>>>(ruby, opts, "listen_fds")?.unwrap_or_default(),
-        io_threads: io_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1),
+        io_threads: io_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())), // 0: inline
         queue_capacity: get::<usize>(ruby, opts, "queue")?.max(1),
         max_body: get(ruby, opts, "max_body")?,
         max_header_size: get::<usize>(ruby, opts, "max_header_size")?.max(8192),

@@ -8,7 +8,8 @@
 #   seed      the seed app with a 10 ms timer (bench/apps/seed_10ms.ru), wrk -t2 -c200:
 #             server CPU per request, Lunar --evented vs Thin.
 #   hello     hello world (bench/apps/bench.ru), wrk -t1 -c64: server CPU per request,
-#             Lunar -t 4, Puma 5 -t 4:4 and the bare hyper floor (bench/crates/floor).
+#             Lunar -t 4, Lunar inline (--io-threads 0 -t 1: the app's thread does the
+#             I/O), Puma 5 -t 4:4 and the bare hyper floor (bench/crates/floor).
 #   http/2    hello world on Lunar -t 4 through h2load, 64 requests in flight: over HTTP/1.1
 #             (64 connections), and over h2c as 64 connections of one stream and as 8
 #             connections of 8 streams (how HTTP/2 is meant to be used): the issue's
@@ -40,6 +41,7 @@ SEED = {
 }.freeze
 HELLO = {
   "Lunar -t 4, hello world" => ->(port) { lunar_command(port, app["bench.ru"], "-t", "4") },
+  "Lunar --io-threads 0 -t 1, hello world" => ->(port) { lunar_command(port, app["bench.ru"], "--io-threads", "0", "-t", "1") },
   "Puma 5 -t 4:4, hello world" => ->(port) { puma_command(port, app["bench.ru"], "-t", "4:4") },
   "hyper floor, hello world" => ->(port) { [FLOOR, port.to_s, "2"] },
 }.freeze
@@ -101,6 +103,8 @@ each_body = ratio["Lunar -t 4, each", "Puma 5 -t 4:4, each", :mb_s]
 seed = ratio["Lunar --evented, seed app", "Thin 1.8, seed app", :cpu_us]
 less_than_puma = ratio["Puma 5 -t 4:4, hello world", "Lunar -t 4, hello world", :cpu_us]
 vs_floor = ratio["Lunar -t 4, hello world", "hyper floor, hello world", :cpu_us]
+inline_less_than_puma = ratio["Puma 5 -t 4:4, hello world", "Lunar --io-threads 0 -t 1, hello world", :cpu_us]
+inline_vs_floor = ratio["Lunar --io-threads 0 -t 1, hello world", "hyper floor, hello world", :cpu_us]
 h1, single, multiplexed = H2LOAD.keys
 h2_single = ratio[single, h1, :cpu_us]
 h2_multiplexed = ratio[multiplexed, h1, :cpu_us]
@@ -119,8 +123,9 @@ section = <<~MD
   servers alternated. Streams: curl reads 1 GiB as fast as it can. CPU per request: utime +
   stime of the server process over the client's #{SECONDS} s (seed app: `wrk -t2 -c200`; hello world:
   `wrk -t1 -c64`; and `h2load -t1` with 64 requests in flight over HTTP/1.1 and over h2c,
-  one client for both protocols). Held long-polls and the 10,000-poll fan-out are
-  `bench/run-scale`'s.
+  one client for both protocols). Inline is `--io-threads 0 -t 1`: no I/O thread, the app's
+  one thread does the I/O between requests (Thin's model). Held long-polls and the
+  10,000-poll fan-out are `bench/run-scale`'s.
 
   ![streams](charts/perf-streams.svg)
 
@@ -136,8 +141,8 @@ section = <<~MD
   | deferrable 1 GiB stream | ≥ 1.0× Thin | #{format('%.2f', deferrable)}× | #{check[deferrable >= 1.0]} |
   | `each` 1 GiB stream | ≥ 1.0× Puma | #{format('%.2f', each_body)}× | #{check[each_body >= 1.0]} |
   | seed app, CPU per request | ≤ 0.33× Thin | #{format('%.2f', seed)}× | #{check[seed <= 0.33]} |
-  | hello world, CPU per request | ≥ 5× less than Puma | #{format('%.1f', less_than_puma)}× less | #{check[less_than_puma >= 5]} |
-  | hello world, CPU per request | ≤ 2× the hyper floor | #{format('%.2f', vs_floor)}× | #{check[vs_floor <= 2]} |
+  | hello world, CPU per request | ≥ 5× less than Puma | `-t 4`: #{format('%.1f', less_than_puma)}× less; inline: #{format('%.1f', inline_less_than_puma)}× less | #{check[less_than_puma >= 5]} (`-t 4`), #{check[inline_less_than_puma >= 5]} (inline) |
+  | hello world, CPU per request | ≤ 2× the hyper floor | `-t 4`: #{format('%.2f', vs_floor)}×; inline: #{format('%.2f', inline_vs_floor)}× | #{check[vs_floor <= 2]} (`-t 4`), #{check[inline_vs_floor <= 2]} (inline) |
   | hello world over h2c, CPU per request | on a par with HTTP/1.1 (≤ 1.10×) | 8 × 8 streams: #{format('%.2f', h2_multiplexed)}×; 64 × 1: #{format('%.2f', h2_single)}× | #{check[h2_multiplexed <= 1.1]} (multiplexed) |
 MD
 

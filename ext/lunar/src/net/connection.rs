@@ -35,15 +35,15 @@ use crate::config::ServerConfig;
 use crate::net::relay;
 use crate::net::service;
 use crate::net::socket::{ActivityIo, Transport};
-use crate::net::state::ServerState;
+use crate::net::state::{ConnectionGuard, ServerState};
 
 /// How long, on a stop, a connection accepted just before it may take to send its first
 /// request, and an idle HTTP/1 keep-alive connection its next one.
 const NEXT_REQUEST_ON_STOP: Duration = Duration::from_millis(500);
 
 /// Serves one accepted connection until the client leaves, it idles out, or the server stops.
-pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<ConnectionInfo>, state: Arc<ServerState>) {
-    let _live = state.track_connection();
+/// `_live` counts it from its accept (`ServerState::track_connection`) until it ends.
+pub async fn serve(transport: Transport, tls: Option<TlsAcceptor>, info: Arc<ConnectionInfo>, _live: ConnectionGuard, state: Arc<ServerState>) {
     // Before hyper has the connection, a stop closes it after NEXT_REQUEST_ON_STOP: a
     // client that connected just before the stop gets to send its request, and a browser's
     // preconnect that never sends a byte does not hold the stop for its whole grace period.
@@ -322,7 +322,7 @@ mod tests {
             let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
             let (stream, peer) = listener.accept().await.unwrap();
             let info = Arc::new(ConnectionInfo::tcp(peer, stream.local_addr().unwrap(), false));
-            std::mem::size_of_val(&serve(Transport::Tcp(stream), None, info, state.clone()))
+            std::mem::size_of_val(&serve(Transport::Tcp(stream), None, info, state.track_connection(), state.clone()))
         });
         let size = size.expect("the runtime runs");
         server.stop(Duration::from_millis(10));

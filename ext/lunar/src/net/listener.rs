@@ -191,7 +191,10 @@ impl Listener {
             tokio::spawn(connection::refuse(transport, self.tls.clone()));
             return Ok(());
         }
-        tokio::spawn(connection::serve(transport, self.tls.clone(), Arc::new(info), state.clone()));
+        // Counted now, not when its task first runs: a stop looking in between would think
+        // it gone and drop it unserved.
+        let live = state.track_connection();
+        tokio::spawn(connection::serve(transport, self.tls.clone(), Arc::new(info), live, state.clone()));
         Ok(())
     }
 }
@@ -223,6 +226,7 @@ async fn accept_when_free<L: std::os::fd::AsRawFd, T>(listener: &AsyncFd<L>, sta
 /// Accepts until shutdown. Out of file descriptors (or memory), it pauses briefly instead of
 /// spinning, and keeps serving the connections it has.
 pub async fn accept_loop(listener: Listener, state: Arc<ServerState>) {
+    let _accepting = state.track_accepting();
     let mut shutdown = state.shutdown.clone();
     loop {
         tokio::select! {

@@ -30,6 +30,8 @@ pub struct ServerState {
     pub http2: http2::Builder<TokioExecutor>,
     next_id: AtomicU64,
     live_connections: AtomicUsize,
+    /// Accept loops still running: a stop waits for them too (see `all_connections_closed`).
+    accepting: AtomicUsize,
     persistent_connections: AtomicUsize,
     websockets: AtomicUsize,
     /// Sockets given to the app whole by `rack.hijack`.
@@ -48,6 +50,7 @@ impl ServerState {
             http2,
             next_id: AtomicU64::new(1),
             live_connections: AtomicUsize::new(0),
+            accepting: AtomicUsize::new(0),
             persistent_connections: AtomicUsize::new(0),
             websockets: AtomicUsize::new(0),
             handed: HandedSockets::default(),
@@ -88,6 +91,12 @@ impl ServerState {
         self.live_connections.load(Ordering::Acquire)
     }
 
+    /// Counts an accept loop as running until the returned guard drops.
+    pub fn track_accepting(self: &Arc<Self>) -> AcceptingGuard {
+        self.accepting.fetch_add(1, Ordering::AcqRel);
+        AcceptingGuard(self.clone())
+    }
+
     /// Whether `--max-conns` is reached: connections Lunar serves (relayed hijacks among
     /// them) plus sockets handed to the app that it has not closed yet. Which handed sockets
     /// are closed is looked at only once the cheap count says the limit is reached.
@@ -118,10 +127,14 @@ impl ServerState {
         }
     }
 
+    /// Once no connection is live and no accept loop runs (a stop ends the loops first). An
+    /// accept loop that took a connection as the stop began has counted it before spawning
+    /// its task, and waiting for the loops closes the last gap: a stop that looked before
+    /// then would drop the connection unserved, and its client would see a reset.
     pub async fn all_connections_closed(&self) {
         loop {
             let notified = self.all_closed.notified();
-            if self.live_connections() == 0 {
+            if self.live_connections() == 0 && self.accepting.load(Ordering::Acquire) == 0 {
                 return;
             }
             notified.await;
@@ -142,6 +155,16 @@ pub struct ConnectionGuard(Arc<ServerState>);
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         if self.0.live_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.all_closed.notify_waiters();
+        }
+    }
+}
+
+pub struct AcceptingGuard(Arc<ServerState>);
+
+impl Drop for AcceptingGuard {
+    fn drop(&mut self) {
+        if self.0.accepting.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.all_closed.notify_waiters();
         }
     }

@@ -36,6 +36,22 @@ RSpec.describe "connections" do
     sock&.close
   end
 
+  it "says Connection: close to an HTTP/1.0 keep-alive client when the body can only end with the connection" do
+    server = serve { |env| [200, {}, env["PATH_INFO"] == "/streamed" ? %w[a b c].each : ["abc"]] }
+    streamed = raw_until_close(server, "GET /streamed HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    head, body = streamed.split("\r\n\r\n", 2)
+    expect(head).to include("Connection: close")
+    expect(head).not_to include("keep-alive", "Content-Length")
+    expect(body).to eq("abc")
+    sock = connect(server) # an Array body has a length: the connection stays open as asked
+    sock.write("GET /array HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    expect(read_until(sock, /abc\z/)).to include("Connection: keep-alive", "Content-Length: 3")
+    sock.write("GET /array HTTP/1.0\r\n\r\n")
+    expect(read_all(sock)).to end_with("abc")
+  ensure
+    sock&.close
+  end
+
   it "reads a head that arrives a few bytes at a time" do
     server = serve(echo_path)
     sock = connect(server)

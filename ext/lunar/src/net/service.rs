@@ -75,6 +75,7 @@ async fn respond(
     // Under way until the response body is over (the connection's timers, its `Outbox`).
     let open = OpenResponse::began(&connection);
     let head_request = parts.method == Method::HEAD;
+    let version = parts.version;
     // Only `--max-persistent-conns` needs to know (its header scan is skipped otherwise).
     let limit_keep_alive = state.config.max_persistent.is_some() && wants_keep_alive(parts.version, &parts.headers);
     // Boxed: a held request's future should not carry the body reader's state.
@@ -111,8 +112,23 @@ async fn respond(
         reply.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let mut response = body::prepare(*reply, head_request);
+    if version == Version::HTTP_10 && !head_request {
+        close_if_unframed(&mut response);
+    }
     response.body_mut().keep_open(open);
     Ok(response)
+}
+
+/// An HTTP/1.0 response with no length can only end with the connection. hyper frames it
+/// so, but has already said `Connection: keep-alive` to a client that asked for it, which
+/// then waits on a connection that is about to close: say `close` instead, as Puma does.
+/// (The response must be marked HTTP/1.0 too: to an HTTP/1.1 one hyper adds `keep-alive`
+/// beside a `close`, before it rewrites the version for the HTTP/1.0 client.)
+fn close_if_unframed(response: &mut Response<ResponseBody>) {
+    if !response.headers().contains_key(header::CONTENT_LENGTH) && response.body().size_hint().exact().is_none() {
+        *response.version_mut() = Version::HTTP_10;
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 fn has_outer_whitespace(value: &[u8]) -> bool {

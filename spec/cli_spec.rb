@@ -72,11 +72,18 @@ RSpec.describe "the lunar command" do
 
   # What only the app can mend is said in the log, where its author looks: a client sees no
   # more than a response cut short (the native core's lines, so a child process's output).
-  it "logs a body marked Transfer-Encoding: chunked that is not chunk-encoded, and a stream short of its length" do
+  it "logs a body marked Transfer-Encoding: chunked that is not chunk-encoded, a stream short of its length, " \
+     "and a header it will not send" do
     dir = scratch_dir("lunar-cli")
-    write_file(dir, "config.ru", <<~RUBY)
+    write_file(dir, "config.ru", <<~'RUBY')
       short = Struct.new(:parts) { def each(&) = parts.each(&) }.new(["abc"])
-      run ->(env) { env["PATH_INFO"] == "/short" ? [200, { "content-length" => "10" }, short] : [200, { "transfer-encoding" => "chunked" }, ["hello"]] }
+      run lambda { |env|
+        case env["PATH_INFO"]
+        when "/short" then [200, { "content-length" => "10" }, short]
+        when "/header" then [200, { "x-split" => "a\r\nInjected: 1", "bad name" => "x", "content-length" => "2" }, ["ok"]]
+        else [200, { "transfer-encoding" => "chunked" }, ["hello"]]
+        end
+      }
     RUBY
     child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "config.ru"), chdir: dir)
     port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])
@@ -84,6 +91,11 @@ RSpec.describe "the lunar command" do
     child.wait_for(/lunar: a body the app marked Transfer-Encoding: chunked is not chunk-encoded \(bad chunk size line\); its connection closes/)
     raw_until_close(port, "GET /short HTTP/1.1\r\nHost: h\r\n\r\n")
     child.wait_for(/lunar: a streamed response ended 7 bytes short of its Content-Length; its connection closes/)
+    answer = raw_until_close(port, "GET /header HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    expect(answer).to end_with("ok")
+    expect(answer).not_to include("Injected", "X-Split")
+    child.wait_for(/lunar: response header "x-split" not sent: its value holds CR, NUL or another control character/)
+    child.wait_for(/lunar: response header "bad name" not sent: its name is not a token/)
   end
 
   # As Puma: a port that accepts can answer, and an app that fails to load never opens one.

@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, StatusCode};
 use magnus::{r_hash::ForEach, value::ReprValue, Error, RArray, RHash, RString, Ruby, Symbol, TryConvert, Value};
 
-use crate::ruby::headers::{append_lines, header_name};
+use crate::ruby::headers::{append_lines, header_name, is_server_internal};
 use crate::ruby::lent;
 
 /// A Rack status as HTTP's: an Integer from 200 to 999 (or 100 to 199 where `informational`,
@@ -52,7 +52,13 @@ fn append_pair(ruby: &Ruby, map: &mut HeaderMap, key: Value, value: Value) -> Re
     // SAFETY: `key` is a live Ruby String on this thread's stack; `header_name` copies what
     // it keeps before any further Ruby call.
     // `rack.hijack` (a callable), other `rack.*` keys and `status` are not headers at all.
-    let Some(name) = header_name(unsafe { key.as_slice() }) else { return Ok(()) };
+    let Some(name) = header_name(unsafe { key.as_slice() }) else {
+        // SAFETY: as above.
+        if !is_server_internal(unsafe { key.as_slice() }) {
+            dropped(key, "its name is not a token");
+        }
+        return Ok(());
+    };
     if already_written(map, &name) {
         return Ok(());
     }
@@ -61,13 +67,25 @@ fn append_pair(ruby: &Ruby, map: &mut HeaderMap, key: Value, value: Value) -> Re
     if let Some(list) = RArray::from_value(value) {
         for item in list.into_iter() {
             let item = value_text(ruby, key, item)?;
-            append_lines(map, &name, unsafe { item.as_slice() });
+            if append_lines(map, &name, unsafe { item.as_slice() }) == 0 {
+                dropped(key, "a value holds CR, NUL or another control character");
+            }
         }
     } else {
         let value = value_text(ruby, key, value)?;
-        append_lines(map, &name, unsafe { value.as_slice() });
+        if append_lines(map, &name, unsafe { value.as_slice() }) == 0 {
+            dropped(key, "its value holds CR, NUL or another control character");
+        }
     }
     Ok(())
+}
+
+/// Says which header the app's response lost, and why: a value with CR would split the
+/// response, so it is never written, but the app's author should hear of it.
+fn dropped(key: RString, why: &str) {
+    // SAFETY: a live Ruby String on this thread's stack, copied at once.
+    let name = String::from_utf8_lossy(unsafe { key.as_slice() }).into_owned();
+    crate::log::warn(&format!("response header {name:?} not sent: {why}"));
 }
 
 /// A header value (or an Array's element) as text: a String as it is, a number or a Symbol

@@ -60,9 +60,7 @@ impl Taker {
             }
         }
     }
-}
 
-impl Taker {
     /// `wait` for a thread that drives the runtime meanwhile (inline mode: the hand-over is
     /// the work of the very thread that waits for it), looking every millisecond.
     pub async fn wait_driving(&self, interrupted: &AtomicBool) -> Option<Result<Handed, ()>> {
@@ -96,5 +94,23 @@ mod tests {
         let (_giver, taker) = channel();
         interrupted.store(true, Ordering::Release);
         assert!(taker.wait(&interrupted).is_none()); // the interrupt is Ruby's to handle
+    }
+
+    /// Inline: the giver is a task of the runtime the waiting thread itself drives.
+    #[test]
+    fn a_driving_wait_runs_the_task_that_hands_over() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let (giver, taker) = channel();
+        runtime.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+            giver.give(a.into(), Kind::Unix);
+        });
+        let interrupted = AtomicBool::new(false);
+        assert_eq!(runtime.block_on(taker.wait_driving(&interrupted)).unwrap().unwrap().kind, Kind::Unix);
+
+        let (_giver, taker) = channel();
+        interrupted.store(true, Ordering::Release);
+        assert!(runtime.block_on(taker.wait_driving(&interrupted)).is_none());
     }
 }

@@ -64,7 +64,8 @@ impl Notices {
         self.rx.len()
     }
 
-    /// Wakes one parked Ruby worker, and the reactor. Call it after publishing the work.
+    /// Wakes one parked Ruby worker (or, inline, one driving the runtime), and the reactor.
+    /// Call it after publishing the work.
     pub fn ring(&self) {
         self.idle.wake_one();
         self.drivers.ring();
@@ -77,7 +78,7 @@ impl Notices {
         self.idle.wake_one();
     }
 
-    /// Wakes every parked worker, and the reactor (the queue closed).
+    /// Wakes every parked or driving worker, and the reactor (the queue closed).
     pub fn ring_all(&self) {
         self.idle.wake_all();
         self.drivers.ring_all();

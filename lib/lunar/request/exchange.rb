@@ -249,7 +249,10 @@ module Lunar
     def chunk_writer
       writer = @writer
       context = @context
-      ->(chunk) { writer.write(chunk, context.write_wait).tap { |ok| sent(chunk.bytesize) if ok && @bytes } }
+      lambda do |chunk|
+        chunk = ResponseWriter.text(chunk)
+        writer.write(chunk, context.write_wait).tap { |ok| sent(chunk.bytesize) if ok && @bytes }
+      end
     end
 
     # The error's answer, as a complete body (a handler may return any Rack body).

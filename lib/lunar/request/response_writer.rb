@@ -21,7 +21,7 @@ module Lunar
       if (parts = parts_of(body))
         return exchange.stream { stream_each(exchange, parts) } if request.respond(status, headers, parts).nil?
 
-        exchange.sent(parts.sum(&:bytesize)) if exchange.counting?
+        exchange.sent(parts.sum { |part| text(part).bytesize }) if exchange.counting?
       elsif body.respond_to?(:to_path) && File.file?(path = body.to_path)
         request.respond_file(status, headers, path)
         exchange.sent(File.size(path)) if exchange.counting?
@@ -45,6 +45,12 @@ module Lunar
       body.to_ary if body.respond_to?(:to_ary)
     end
 
+    # A chunk as it is written: a String, or anything else's `to_s`, as Thin's EventMachine
+    # `send_data` takes it (an Integer or a Symbol yielded by an old Thin app; nil: nothing).
+    def text(chunk)
+      chunk.is_a?(String) ? chunk : chunk.to_s
+    end
+
     # A response that carries no body whatever the app gave: HEAD, 1xx, 204, 304.
     def bodiless?(exchange, status)
       exchange.head? || status < 200 || status == 204 || status == 304
@@ -61,6 +67,7 @@ module Lunar
       writer = nil
       wait = exchange.write_wait # bounded when this is the reactor thread (evented mode)
       body.each do |chunk|
+        chunk = text(chunk)
         writer ||= exchange.open_stream or break
         break unless write_chunk(writer, chunk, wait)
 

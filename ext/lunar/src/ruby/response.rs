@@ -125,7 +125,16 @@ pub fn header_map(ruby: &Ruby, headers: Value) -> Result<HeaderMap, Error> {
     Ok(map)
 }
 
-/// A complete body as Ruby gives it: nil, a String, or an Array of Strings (`to_ary`).
+/// A body chunk: a String as it is; anything else by its `to_s`, as Thin's EventMachine
+/// `send_data` writes it (an Integer or a Symbol an old Thin app yields; nil writes nothing).
+pub fn chunk_text(chunk: Value) -> Result<RString, Error> {
+    match RString::from_value(chunk) {
+        Some(s) => Ok(s),
+        None => chunk.funcall("to_s", ()),
+    }
+}
+
+/// A complete body as Ruby gives it: nil, a String, or an Array of chunks (`to_ary`).
 pub enum WholeBody {
     None,
     One(RString),
@@ -142,7 +151,7 @@ impl WholeBody {
         }
         let parts = RArray::from_value(body).ok_or_else(|| Error::new(ruby.exception_type_error(), "body must be a String or an Array of Strings"))?;
         if parts.len() == 1 {
-            return Ok(WholeBody::One(RString::try_convert(parts.entry::<Value>(0)?)?));
+            return Ok(WholeBody::One(chunk_text(parts.entry::<Value>(0)?)?));
         }
         Ok(WholeBody::Parts(parts))
     }
@@ -152,7 +161,7 @@ impl WholeBody {
         match self {
             WholeBody::None => Ok(0),
             WholeBody::One(s) => Ok(s.len()),
-            WholeBody::Parts(parts) => parts.into_iter().try_fold(0, |sum, part| Ok(sum + RString::try_convert(part)?.len())),
+            WholeBody::Parts(parts) => parts.into_iter().try_fold(0, |sum, part| Ok(sum + chunk_text(part)?.len())),
         }
     }
 
@@ -165,7 +174,7 @@ impl WholeBody {
             WholeBody::Parts(parts) => {
                 let mut buf = BytesMut::new();
                 for part in parts.into_iter() {
-                    let s = RString::try_convert(part)?;
+                    let s = chunk_text(part)?;
                     // SAFETY: `s` is a live String reached from `parts`, copied before the next Ruby call.
                     buf.extend_from_slice(unsafe { s.as_slice() });
                 }

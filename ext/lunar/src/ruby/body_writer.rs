@@ -17,11 +17,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use magnus::{Error, RString, Ruby};
-use tokio::sync::oneshot;
 
 use crate::bridge::stream::{Queued, Room, StreamSender};
 use crate::net::driver::Driver;
-use crate::ruby::gvl::{check_interrupts, without_gvl};
+use crate::ruby::gvl::wait_on_io;
 use crate::ruby::inbox::RubyInbox;
 use crate::ruby::lent;
 use crate::sync::lock;
@@ -119,37 +118,11 @@ impl BodyWriter {
         });
     }
 
-    /// Waits, GVL released, until the client has read enough for `len` more bytes.
-    /// Interrupts (`Thread#kill`, a signal) are acted on and the wait resumes.
+    /// Waits, GVL released, until the client has read enough for `len` more bytes (a
+    /// stopped server has no room). Interrupts (`Thread#kill`, a signal) are acted on and
+    /// the wait resumes.
     fn wait_for_room(&self, ruby: &Ruby, sender: &StreamSender, len: usize, deadline: Option<tokio::time::Instant>) -> Result<Room, Error> {
-        loop {
-            let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
-            let cancel = Mutex::new(Some(cancel_tx));
-            let mut cancel_rx = Some(cancel_rx);
-            let outcome = without_gvl(
-                ruby,
-                || {
-                    let cancel_rx = cancel_rx.take()?;
-                    // Inline, this thread drives the runtime meanwhile; a stopped one has no room.
-                    let waited = self.runtime.block_on(async {
-                        tokio::select! {
-                            room = sender.room(len, deadline) => Some(room),
-                            _ = cancel_rx => None,
-                        }
-                    });
-                    waited.unwrap_or(Some(Room::Gone))
-                },
-                || {
-                    if let Some(c) = lock(&cancel).take() {
-                        let _ = c.send(());
-                    }
-                },
-            )?;
-            match outcome {
-                Some(room) => return Ok(room),
-                None => check_interrupts(ruby)?, // act on it, then wait again
-            }
-        }
+        Ok(wait_on_io(ruby, &self.runtime, sender.room(len, deadline))?.unwrap_or(Room::Gone))
     }
 
     /// Ends the body normally. Idempotent.

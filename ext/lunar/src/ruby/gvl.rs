@@ -6,9 +6,15 @@
 //! may call them concurrently.
 
 use std::ffi::c_void;
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 
 use magnus::{Error, Ruby};
+use tokio::sync::oneshot;
+
+use crate::net::driver::Driver;
+use crate::sync::lock;
 
 struct Work<'a, F, R> {
     func: &'a mut F,
@@ -81,6 +87,49 @@ where
                 return Err(Error::new(ruby.exception_runtime_error(), "lunar: internal panic while waiting"));
             }
             None => check_interrupts(ruby)?,
+        }
+    }
+}
+
+/// How one `wait_on_io` attempt ended.
+enum Waited<T> {
+    Done(T),
+    /// The inline runtime is gone (the server stopped).
+    Gone,
+    /// Ruby's unblock function cut it short.
+    Interrupted,
+}
+
+/// Waits, GVL released, for `future` on `driver` (inline: this thread drives the runtime
+/// meanwhile, since no other would). An interrupt (`Thread#kill`, `Timeout`, a signal)
+/// pauses the wait; Ruby acts on it (a kill comes back as `Err`) and the same future is
+/// awaited again. `None` when the runtime is gone. Every wait of a Ruby thread for the I/O
+/// side goes through here: room in a stream, a hijacked socket's hand-over.
+pub fn wait_on_io<F: Future>(ruby: &Ruby, driver: &Driver, future: F) -> Result<Option<F::Output>, Error> {
+    let mut future = std::pin::pin!(future);
+    loop {
+        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+        let cancel = Mutex::new(Some(cancel_tx));
+        let mut cancel_rx = Some(cancel_rx);
+        let attempt = || {
+            let Some(cancel_rx) = cancel_rx.take() else { return Waited::Interrupted };
+            let waited = driver.block_on(async {
+                tokio::select! {
+                    out = future.as_mut() => Waited::Done(out),
+                    _ = cancel_rx => Waited::Interrupted,
+                }
+            });
+            waited.unwrap_or(Waited::Gone)
+        };
+        let unblock = || {
+            if let Some(c) = lock(&cancel).take() {
+                let _ = c.send(());
+            }
+        };
+        match without_gvl(ruby, attempt, unblock)? {
+            Waited::Done(out) => return Ok(Some(out)),
+            Waited::Gone => return Ok(None),
+            Waited::Interrupted => check_interrupts(ruby)?, // act on it, then wait again
         }
     }
 }

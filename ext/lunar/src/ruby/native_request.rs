@@ -5,7 +5,6 @@
 //! `async.callback` is built on. If the object is collected unanswered, dropping the slot
 //! makes the I/O side answer 503, so no request is ever left hanging.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::request::Parts;
@@ -21,7 +20,7 @@ use crate::net::state::ServerState;
 use crate::ruby::body_writer::BodyWriter;
 use crate::ruby::env;
 use crate::ruby::error::OrRaise;
-use crate::ruby::gvl::{check_interrupts, without_gvl};
+use crate::ruby::gvl::wait_on_io;
 use crate::ruby::response::{self, WholeBody};
 use crate::sync::lock;
 
@@ -238,24 +237,14 @@ impl NativeRequest {
         if !self.send(Reply::Hijack { giver, head }) {
             return Ok(None);
         }
-        loop {
-            let interrupted = AtomicBool::new(false);
-            let runtime = &self.state.runtime;
-            let wait = || match runtime.is_inline() {
-                true => runtime.block_on(taker.wait_driving(&interrupted)).unwrap_or(Some(Err(()))),
-                false => taker.wait(&interrupted),
-            };
-            match without_gvl(ruby, wait, || interrupted.store(true, Ordering::Release))? {
-                Some(Ok(handed)) => {
-                    lock(&self.connection).take(); // the app's now: nothing of it is kept here
-                    lock(&self.body).take();
-                    return Ok(Some((handed.fd.into_raw_fd(), handed.kind == handover::Kind::Tcp)));
-                }
-                Some(Err(())) => {
-                    return Err(Error::new(ruby.exception_io_error(), "rack.hijack: the client went away before the connection could be handed over"));
-                }
-                None => check_interrupts(ruby)?, // an interrupt: Ruby acts on it, then the wait goes on
+        match wait_on_io(ruby, &self.state.runtime, taker.taken())? {
+            Some(Ok(handed)) => {
+                lock(&self.connection).take(); // the app's now: nothing of it is kept here
+                lock(&self.body).take();
+                Ok(Some((handed.fd.into_raw_fd(), handed.kind == handover::Kind::Tcp)))
             }
+            // The connection went away first (or the server stopped).
+            _ => Err(Error::new(ruby.exception_io_error(), "rack.hijack: the client went away before the connection could be handed over")),
         }
     }
 

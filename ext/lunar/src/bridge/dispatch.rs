@@ -51,9 +51,10 @@ pub struct DispatchQueue {
 }
 
 impl DispatchQueue {
-    pub fn new(capacity: usize) -> Self {
+    /// `inline`: its Ruby threads wait driving the runtime (`--io-threads 0`), not parked.
+    pub fn new(capacity: usize, inline: bool) -> Self {
         let (requests_tx, requests_rx) = bounded(capacity.max(1));
-        DispatchQueue { requests_tx, requests_rx, notices: Arc::default(), closed: AtomicBool::new(false) }
+        DispatchQueue { requests_tx, requests_rx, notices: Arc::new(Notices::new(inline)), closed: AtomicBool::new(false) }
     }
 
     /// Queues a request; gives it back when the queue is full or closed.

@@ -5,8 +5,9 @@
 //! failed body), or carries a message a native WebSocket's client sent. Notices are never
 //! dropped, so their channel is unbounded; they are bounded at their source (one `Closed`
 //! per request, WebSocket messages by permits). Whoever queues an event rings the doorbell:
-//! one parked Ruby worker is unparked (`IdleWorkers`), and in evented mode the eventfd the
-//! EventMachine reactor watches becomes readable (`ReactorWaker`).
+//! one parked Ruby worker is unparked (`IdleWorkers`; inline, one driving the runtime is
+//! rung instead: `IdleDrivers`), and in evented mode the eventfd the EventMachine reactor
+//! watches becomes readable (`ReactorWaker`).
 //!
 //! This is the part of the crossing that the far ends of a request (its disconnect watch,
 //! a thread's inbox) hold on to; the dispatch queue owns it and adds the requests.
@@ -35,17 +36,24 @@ pub struct Notices {
     idle: IdleWorkers,
     /// Inline mode's idle workers (they drive the runtime while they wait).
     drivers: IdleDrivers,
+    /// Which of the two a Ruby thread waits as: driving (inline) or parked.
+    inline: bool,
     reactor: OnceLock<ReactorWaker>,
 }
 
 impl Default for Notices {
     fn default() -> Self {
-        let (tx, rx) = unbounded();
-        Notices { tx, rx, idle: IdleWorkers::default(), drivers: IdleDrivers::default(), reactor: OnceLock::new() }
+        Notices::new(false)
     }
 }
 
 impl Notices {
+    /// `inline`: Ruby threads wait for work driving the runtime (`--io-threads 0`).
+    pub fn new(inline: bool) -> Self {
+        let (tx, rx) = unbounded();
+        Notices { tx, rx, idle: IdleWorkers::default(), drivers: IdleDrivers::default(), inline, reactor: OnceLock::new() }
+    }
+
     pub fn push(&self, notice: Notice) {
         if self.tx.send(notice).is_ok() {
             self.ring();
@@ -67,8 +75,12 @@ impl Notices {
     /// Wakes one parked Ruby worker (or, inline, one driving the runtime), and the reactor.
     /// Call it after publishing the work.
     pub fn ring(&self) {
-        self.idle.wake_one();
-        self.drivers.ring();
+        // Each mode's waiters only: this runs for every request.
+        if self.inline {
+            self.drivers.ring();
+        } else {
+            self.idle.wake_one();
+        }
         self.wake_reactor();
     }
 
@@ -100,7 +112,9 @@ impl Notices {
     /// Wakes every thread driving the runtime for want of work (one of them has a token in
     /// its `Inbox`, and a bell wakes whichever).
     pub fn wake_drivers(&self) {
-        self.drivers.ring_all();
+        if self.inline {
+            self.drivers.ring_all();
+        }
     }
 
     /// Inline mode's idle workers, for `Driver::drive_until`.

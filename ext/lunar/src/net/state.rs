@@ -42,9 +42,10 @@ pub struct ServerState {
 impl ServerState {
     pub fn new(config: ServerConfig, runtime: Driver, shutdown: watch::Receiver<bool>) -> Self {
         let (http1, http2) = http_builders(&config);
+        let inline = runtime.is_inline();
         ServerState {
             runtime,
-            queue: Arc::new(DispatchQueue::new(config.queue_capacity)),
+            queue: Arc::new(DispatchQueue::new(config.queue_capacity, inline)),
             shutdown,
             http1,
             http2,

@@ -179,15 +179,14 @@ module Lunar
     # wait_for_less_busy_worker) needs siblings and a thread pool whose busy threads it can see.
     def native_options(mode)
       options = @config.native_options
-      raise ConfigError, INLINE_EVENTED if mode == :evented && options[:io_threads]&.zero?
+      raise ConfigError, INLINE_EVENTED if mode == :evented && options[:io_threads]&.zero? # the reactor cannot drive it
 
       options[:wait_for_less_busy_worker] = 0 unless @config[:cluster_worker] && mode == :threaded
       options
     end
 
     def build_workers(mode, runner)
-      inline = @config[:io_threads]&.zero?
-      return Threaded.new(@native, runner, @config.threads, @context, hooks: @config.hooks, inline: inline) if mode == :threaded
+      return Threaded.new(@native, runner, @config.threads, @context, hooks: @config.hooks) if mode == :threaded
 
       require "lunar/request/evented"
       Evented.new(@native, runner, @reactor, @context)

@@ -5,28 +5,26 @@ require "lunar/request/app_errors"
 
 module Lunar
   # Threaded mode (Puma's model): N Ruby threads take events off the native dispatch queue
-  # and run the app (inline, they also drive the I/O while they wait for events). A thread keeps the GVL while events are queued and releases it only to
-  # wait (inside `next_event`). A streamed body whose client is slow parks (see Parking)
-  # instead of holding its thread. Each thread runs the config file's
+  # and run the app (inline, `io_threads: 0`, they also drive the I/O while they wait for
+  # events, Thin's one-thread model). A thread keeps the GVL while events are queued and
+  # releases it only to wait (inside `next_event`). A streamed body whose client is slow
+  # parks (see Parking) instead of holding its thread. Each thread runs the config file's
   # `before_thread_start` hooks when it starts and `before_thread_exit` ones when it ends.
   # Whatever app code raises is answered and the thread goes on; a thread app code ends
   # (Thread.exit) is replaced.
   class Threaded
     BUSY = :__lunar_busy # thread-local: inside the app now
 
-    # `inline`: the native server has no I/O threads (`io_threads: 0`); these threads drive
-    # its I/O whenever they wait for work (inside `next_event`), Thin's one-thread model.
-    def initialize(native, runner, size, context, hooks: nil, inline: false)
+    def initialize(native, runner, size, context, hooks: nil)
       @native = native
       @runner = runner
       @context = context
       @hooks = hooks || {}
-      @inline = inline
       @threads = Array.new(size) { |i| spawn(i) }
     end
 
     def description
-      "threaded mode, #{@threads.size} thread#{@threads.size == 1 ? '' : 's'}#{', doing the I/O (inline)' if @inline}"
+      "threaded mode, #{@threads.size} thread#{@threads.size == 1 ? '' : 's'}#{', doing the I/O (inline)' if @native.inline?}"
     end
 
     def size = @threads.size

@@ -170,6 +170,11 @@ impl NativeServer {
         self.handle.hurry();
     }
 
+    /// Whether the Ruby threads drive the I/O themselves (`--io-threads 0`).
+    fn is_inline(&self) -> bool {
+        self.handle.state.runtime.is_inline()
+    }
+
     fn is_running(&self) -> bool {
         !self.handle.state.queue.is_closed()
     }
@@ -222,6 +227,7 @@ impl NativeServer {
         class.define_method("stop", method!(NativeServer::stop, 1))?;
         class.define_method("hurry", method!(NativeServer::hurry, 0))?;
         class.define_method("running?", method!(NativeServer::is_running, 0))?;
+        class.define_method("inline?", method!(NativeServer::is_inline, 0))?;
         class.define_method("live_connections", method!(NativeServer::live_connections, 0))?;
         class.define_method("requests_count", method!(NativeServer::requests_count, 0))?;
         class.define_method("websockets", method!(NativeServer::websockets, 0))?;

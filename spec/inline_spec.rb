@@ -13,17 +13,7 @@ RSpec.describe "inline mode (--io-threads 0)" do
 
   let(:held) { Queue.new }
   let(:release) { Queue.new }
-  let(:app) do
-    held = self.held
-    release = self.release
-    lambda do |env|
-      if env["PATH_INFO"] == "/hold"
-        held << true
-        pop_within(release)
-      end
-      [200, { "content-length" => "2" }, ["ok"]]
-    end
-  end
+  let(:app) { holding_app(held, release) }
 
   it "starts no I/O thread: the app's thread answers over the socket itself" do
     before = io_threads_alive
@@ -40,14 +30,18 @@ RSpec.describe "inline mode (--io-threads 0)" do
     expect(get(threaded).body).to eq("ok")
   end
 
-  it "with one thread, a request waits while the app holds it (Thin's model), then is served" do
+  # With I/O threads the waiting request would be read, given an id and queued at once
+  # (requests_count 2, Puma's stat); inline nothing reads it until the thread is back.
+  it "with one thread, a request is not even read while the app holds it (Thin's model), then is served" do
     server = serve(app, io_threads: 0, threads: 1)
     holder = Thread.new { get(server, "/hold").body }
     pop_within(held)
     waiting = Thread.new { get(server, "/").body }
-    expect(waiting.join(0.3)).to be_nil # nothing reads it while the one thread is in the app
+    expect(waiting.join(0.3)).to be_nil
+    expect(server.stats.values_at(:requests_count, :connections)).to eq([1, 1])
     release << true
     expect([holder.value, waiting.value]).to eq(%w[ok ok])
+    expect(server.stats[:requests_count]).to eq(2)
   end
 
   it "with more threads, one drives the I/O and serves while another is held in the app" do

@@ -98,13 +98,7 @@ RSpec.describe "limits and bad input" do
     started = Queue.new
     # An I/O thread reads the next requests while the one Ruby thread is held (inline, with
     # no I/O thread, nothing would be read meanwhile: inline_spec.rb).
-    server = serve(threads: 1, queue: 1, io_threads: 1) do |env|
-      if env["PATH_INFO"] == "/block"
-        started << true
-        pop_within(release)
-      end
-      [200, { "content-length" => "2" }, ["ok"]]
-    end
+    server = serve(holding_app(started, release, path: "/block"), threads: 1, queue: 1, io_threads: 1)
     blocker = Thread.new { get(server, "/block") }
     pop_within(started)
     queued = Thread.new { get(server, "/queued") } # fills the one queue slot

@@ -16,6 +16,18 @@ module ServerHelpers
     server
   end
 
+  # An app answering "ok", except that a request for `path` first says so on `held`, then
+  # waits (at most 5 s) for `release`: a Ruby thread held in the app.
+  def holding_app(held, release, path: "/hold")
+    lambda do |env|
+      if env["PATH_INFO"] == path
+        held << true
+        pop_within(release)
+      end
+      [200, { "content-length" => "2" }, ["ok"]]
+    end
+  end
+
   def http(server, &)
     Net::HTTP.start("127.0.0.1", server.port, read_timeout: 10, &)
   end

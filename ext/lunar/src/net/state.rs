@@ -128,6 +128,14 @@ impl ServerState {
         }
     }
 
+    /// One live connection or accept loop fewer (their guards' drop): the last one out tells
+    /// `all_connections_closed` to look again.
+    fn count_down(&self, counter: &AtomicUsize) {
+        if counter.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all_closed.notify_waiters();
+        }
+    }
+
     /// Once no connection is live and no accept loop runs (a stop ends the loops first). An
     /// accept loop that took a connection as the stop began has counted it before spawning
     /// its task, and waiting for the loops closes the last gap: a stop that looked before
@@ -155,9 +163,7 @@ pub struct ConnectionGuard(Arc<ServerState>);
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        if self.0.live_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.all_closed.notify_waiters();
-        }
+        self.0.count_down(&self.0.live_connections);
     }
 }
 
@@ -165,9 +171,7 @@ pub struct AcceptingGuard(Arc<ServerState>);
 
 impl Drop for AcceptingGuard {
     fn drop(&mut self) {
-        if self.0.accepting.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.all_closed.notify_waiters();
-        }
+        self.0.count_down(&self.0.accepting);
     }
 }
 

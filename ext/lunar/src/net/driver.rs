@@ -9,8 +9,9 @@
 //! writes the answers on its next turn. The price is Thin's: while the app runs, that
 //! thread serves nothing else.
 //!
-//! Every wait of a Ruby thread for the I/O side goes through `Driver::block_on`, so that
-//! inline it drives the runtime meanwhile rather than wait for a thread that never comes.
+//! Every wait of a Ruby thread for the I/O side goes through `Driver::block_on` (by way of
+//! `ruby::gvl::wait_on_io`), so that inline it drives the runtime meanwhile rather than
+//! wait for a thread that never comes.
 //! (A current-thread runtime is driven by one thread at a time; a second one in `block_on`
 //! waits for its own future or for the first to leave, then takes over.)
 

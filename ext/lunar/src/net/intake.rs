@@ -24,9 +24,24 @@ const LINGER: Duration = Duration::from_secs(1);
 pub enum BodyError {
     /// Over `max_body`: 413.
     TooLarge,
-    /// The client left, the socket failed, or the body was malformed (hyper closes the
-    /// connection then; there is no one to answer).
+    /// Not valid HTTP framing (a chunk size that is no hex number, a chunk without its
+    /// CRLF): 400, as Puma answers. hyper stops reading the connection then, but still
+    /// writes the answer before closing it.
+    Malformed,
+    /// The client left, the socket failed, or the body stopped coming: no one to answer.
     Io,
+}
+
+impl BodyError {
+    /// What hyper's error while reading the body means for the answer: its decoder reports
+    /// bad framing as `InvalidInput`/`InvalidData`, an early end as `UnexpectedEof`.
+    fn of(error: &hyper::Error) -> BodyError {
+        let kind = std::error::Error::source(error).and_then(|cause| cause.downcast_ref::<std::io::Error>()).map(std::io::Error::kind);
+        match kind {
+            Some(std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData) => BodyError::Malformed,
+            _ => BodyError::Io,
+        }
+    }
 }
 
 /// Where the bytes go while they arrive: the first chunk as is (no copy for the common
@@ -126,7 +141,7 @@ async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, BodyError> {
     loop {
         match poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
             None => return Ok(None),
-            Some(Err(_)) => return Err(BodyError::Io),
+            Some(Err(error)) => return Err(BodyError::of(&error)),
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
                     return Ok(Some(data));

@@ -86,6 +86,7 @@ async fn respond(
         match Box::pin(intake::read_body(incoming, &parts.headers, &state.config)).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => return Ok(body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)),
+            Err(BodyError::Malformed) => return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, true), false)),
             Err(BodyError::Io) => return Err(CloseConnection),
         }
     };

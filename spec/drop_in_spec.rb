@@ -113,6 +113,26 @@ RSpec.describe "dropped in where Puma or Thin ran" do
     expect(body(port).body).to start_with("rails 6.1")
   end
 
+  # Some gem loaded EventMachine, so the default is Thin's evented mode: the user is told
+  # what that means for a Rails app (one request at a time), unless they asked for it.
+  it "warns that a Rails app runs on the reactor when only a loaded EventMachine chose it", rack: 2 do
+    rails = [RbConfig.ruby, "bin/rails", "server", "-u", "lunar", "-b", "127.0.0.1", "-p", "0"]
+    env = { "RAILS_ENV" => "production", "LUNAR_SPEC_GEM_LOADS_EM" => "1", "PIDFILE" => File.join(dir, "rails.pid") }
+    evented_boot = %r{evented mode \(EventMachine .*listening on tcp://[\d.]+:(\d+)}
+    warning = /this Rails app runs on the reactor thread, one request at a time/
+
+    child = spawn_child(rails, chdir: fixture("rails_app"), env: env)
+    port = child.wait_for(evented_boot)[1].to_i
+    expect(body(port).body).to start_with("rails 6.1")
+    expect(child.lines.grep(warning).size).to eq(1)
+    child.signal("TERM")
+    expect(child.exit_status.exitstatus).to eq(0)
+
+    asked = spawn_child(rails, chdir: fixture("rails_app"), env: env.merge("LUNAR_CONFIG" => in_dir("lunar.rb", "evented\n")))
+    asked.wait_for(evented_boot)
+    expect(asked.lines.grep(warning)).to be_empty
+  end
+
   # Rails reads raw_post as read(content_length): a chunked upload without CONTENT_LENGTH
   # reached the controller as empty params. Puma gives the unchunked size.
   it "gives Rails a chunked JSON upload's params, its CONTENT_LENGTH the unchunked size", rack: 2 do

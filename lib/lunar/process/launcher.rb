@@ -32,6 +32,7 @@ module Lunar
       # (a readiness check that connects means it), and an app that fails to load never
       # opens one. A restarted process's inherited sockets queue connections meanwhile.
       @app ||= load_app if config[:workers].zero? || config[:preload_app]
+      warn_of_rails_on_the_reactor if @app
       @binder = Binder.new(config.binds, explicit: config.explicit_binds?).listen!
       @runner = config[:workers].positive? ? Cluster.new(self) : Single.new(self)
       watch_restart_file if config.plugins.include?(:tmp_restart)
@@ -45,6 +46,22 @@ module Lunar
     def app
       @app ||= load_app
     end
+
+    # A Rails app in evented mode only because some gem loaded EventMachine runs one request
+    # at a time on the reactor, as under `thin start`, where under Puma it had a pool of
+    # threads: one slow request, or an ActionController::Live stream (whose body waits on a
+    # queue), holds every other. Said once, where the app was loaded; chosen on purpose
+    # (`--evented`, `evented`), it is not.
+    def warn_of_rails_on_the_reactor
+      return if config[:mode] || config.mode != :evented || !(defined?(::Rails) && ::Rails.respond_to?(:application) && ::Rails.application)
+
+      Log.warn(RAILS_ON_THE_REACTOR)
+    end
+
+    RAILS_ON_THE_REACTOR = "evented mode, because EventMachine is loaded: this Rails app runs on the reactor thread, one " \
+                           "request at a time, as under `thin start` (a slow request or an ActionController::Live stream " \
+                           "holds all the others); `threaded` in config/lunar.rb (or --threaded) runs it on a pool of " \
+                           "threads as under Puma, EventMachine's reactor beside it"
 
     # A graceful stop, and one at once (the Rack handler's `stop` and rackup's INT).
     def stop = @runner&.stop

@@ -128,6 +128,14 @@ RSpec.describe "dropped in where Puma or Thin ran" do
     child.signal("TERM")
     expect(child.exit_status.exitstatus).to eq(0)
 
+    # A cluster whose workers load the app: said by the first worker, once.
+    cluster = spawn_child(lunar_cmd("-w", "2", "-b", "tcp://127.0.0.1:0", "config.ru"), chdir: fixture("rails_app"), env: env)
+    port = cluster.wait_for(cluster_boot)[2].to_i
+    expect(body(port).body).to start_with("rails 6.1")
+    expect(cluster.lines.grep(warning).size).to eq(1)
+    cluster.signal("TERM")
+    expect(cluster.exit_status.exitstatus).to eq(0)
+
     asked = spawn_child(rails, chdir: fixture("rails_app"), env: env.merge("LUNAR_CONFIG" => in_dir("lunar.rb", "evented\n")))
     asked.wait_for(evented_boot)
     expect(asked.lines.grep(warning)).to be_empty

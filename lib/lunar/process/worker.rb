@@ -27,8 +27,9 @@ module Lunar
       $0 = tag ? "lunar worker #{@index} [#{tag}]" : "lunar worker #{@index}"
       trap_signals
       run_hooks(:before_worker_boot)
-      @launcher.warn_of_rails_on_the_reactor if @index.zero? && !@config[:preload_app] # the master has not loaded it
-      @server = Server.new(@launcher.app, @config.merge(@launcher.binder.options.merge(cluster_worker: true))).start
+      app = @launcher.app
+      @launcher.warn_of_rails_on_the_reactor if @index.zero? && !@config[:preload_app] # the master did not load it
+      @server = Server.new(app, @config.merge(@launcher.binder.options.merge(cluster_worker: true))).start
       Stats.source = self
       tell("booted #{@server.max_connections} #{@server.mode}")
       Thread.new { report }

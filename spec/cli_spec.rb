@@ -73,7 +73,7 @@ RSpec.describe "the lunar command" do
   # What only the app can mend is said in the log, where its author looks: a client sees no
   # more than a response cut short (the native core's lines, so a child process's output).
   it "logs a body marked Transfer-Encoding: chunked that is not chunk-encoded, a stream short of its length, " \
-     "and a header it will not send" do
+     "a header it will not send, and a request body over --max-body (once a minute)" do
     dir = scratch_dir("lunar-cli")
     write_file(dir, "config.ru", <<~'RUBY')
       short = Struct.new(:parts) { def each(&) = parts.each(&) }.new(["abc"])
@@ -85,8 +85,11 @@ RSpec.describe "the lunar command" do
         end
       }
     RUBY
-    child = spawn_child(lunar_cmd("-b", "tcp://127.0.0.1:0", "config.ru"), chdir: dir)
+    child = spawn_child(lunar_cmd("--max-body", "100", "-b", "tcp://127.0.0.1:0", "config.ru"), chdir: dir)
     port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])
+    too_large = %r{lunar: POST /upload: request body over --max-body \(100 bytes\), answered 413}
+    2.times { expect(status_of(raw(port, "POST /upload?k=v HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n#{'x' * 101}"))).to eq("413") }
+    child.wait_for(too_large)
     expect(raw_until_close(port, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")).not_to include("hello")
     child.wait_for(/lunar: a body the app marked Transfer-Encoding: chunked is not chunk-encoded \(bad chunk size line\); its connection closes/)
     raw_until_close(port, "GET /short HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -96,6 +99,7 @@ RSpec.describe "the lunar command" do
     expect(answer).not_to include("Injected", "X-Split")
     child.wait_for(/lunar: response header "x-split" not sent: its value holds CR, NUL or another control character/)
     child.wait_for(/lunar: response header "bad name" not sent: its name is not a token/)
+    expect(child.lines.grep(too_large).size).to eq(1) # the second 413 came after it, within the minute
   end
 
   # As Puma: a port that accepts can answer, and an app that fails to load never opens one.

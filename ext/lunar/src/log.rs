@@ -6,6 +6,10 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::sync::lock;
 
 #[derive(Clone, Copy, PartialEq, PartialOrd, Debug)]
 pub enum Level {
@@ -44,6 +48,40 @@ pub fn warn(message: &str) {
 
 pub fn info(message: &str) {
     write(Level::Info, message);
+}
+
+/// A warning any client can cause, once per request (a body over `--max-body`): written at
+/// most once per `every`, with the count of those held back since, so that a client
+/// cannot fill the log while an operator still learns that it happens and which limit.
+pub struct Throttled {
+    every: Duration,
+    /// When a line was last written, and how many were held back since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Throttled {
+    pub const fn new(every: Duration) -> Self {
+        Throttled { every, state: Mutex::new((None, 0)) }
+    }
+
+    /// Writes `message()` (only built when written) unless a line went out within `every`.
+    pub fn warn(&self, message: impl FnOnce() -> String) {
+        if let Some(held) = self.admit(Instant::now()) {
+            let more = if held > 0 { format!(" ({held} more since the last such line)") } else { String::new() };
+            warn(&format!("{}{more}", message()));
+        }
+    }
+
+    /// `Some(lines held back since the last)` when one may be written at `now`.
+    fn admit(&self, now: Instant) -> Option<u64> {
+        let mut state = lock(&self.state);
+        if state.0.is_some_and(|last| now.saturating_duration_since(last) < self.every) {
+            state.1 += 1;
+            return None;
+        }
+        state.0 = Some(now);
+        Some(std::mem::take(&mut state.1))
+    }
 }
 
 fn write(level: Level, message: &str) {
@@ -116,5 +154,17 @@ mod tests {
         assert_eq!(iso8601(0, 5), "1970-01-01T00:00:00.005Z");
         assert_eq!(iso8601(1_796_400_000, 0), "2026-12-04T16:00:00.000Z");
         assert_eq!(iso8601(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_throttled_warning_is_written_once_per_interval_with_the_count_held_back() {
+        let throttled = Throttled::new(Duration::from_secs(60));
+        let start = Instant::now();
+        assert_eq!(throttled.admit(start), Some(0), "the first is written");
+        assert_eq!(throttled.admit(start + Duration::from_secs(1)), None);
+        assert_eq!(throttled.admit(start + Duration::from_secs(59)), None);
+        assert_eq!(throttled.admit(start + Duration::from_secs(60)), Some(2), "then one, saying two were held back");
+        assert_eq!(throttled.admit(start + Duration::from_secs(61)), None);
+        assert_eq!(throttled.admit(start + Duration::from_secs(200)), Some(1));
     }
 }

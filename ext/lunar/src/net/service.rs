@@ -20,11 +20,15 @@ use crate::bridge::handover::Giver;
 use crate::bridge::job::{RequestBody, RequestJob};
 use crate::bridge::reply::{plain, switching_protocols, Reply, ReplyBody};
 use crate::bridge::stream::ChunkStream;
+use crate::log::Throttled;
 use crate::net::body::{self, OpenResponse, ResponseBody};
 use crate::net::intake::{self, BodyError};
 use crate::net::relay;
 use crate::net::state::ServerState;
 use crate::net::websocket;
+
+/// A body over `--max-body`, said at most once a minute (any client can send one).
+static BODY_TOO_LARGE: Throttled = Throttled::new(std::time::Duration::from_secs(60));
 
 /// Returned to hyper to end the connection without (more) response bytes (HTTP/1: close;
 /// HTTP/2: reset the stream).
@@ -85,7 +89,12 @@ async fn respond(
     } else {
         match Box::pin(intake::read_body(incoming, &parts.headers, &state.config)).await {
             Ok(body) => body,
-            Err(BodyError::TooLarge) => return Ok(body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)),
+            Err(BodyError::TooLarge) => {
+                // Refused before the app sees it: only the log can tell the operator which limit.
+                BODY_TOO_LARGE
+                    .warn(|| format!("{} {}: request body over --max-body ({} bytes), answered 413", parts.method, parts.uri.path(), state.config.max_body));
+                return Ok(body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false));
+            }
             Err(BodyError::Malformed) => return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, true), false)),
             Err(BodyError::Io) => return Err(CloseConnection),
         }

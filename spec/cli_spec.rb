@@ -73,7 +73,7 @@ RSpec.describe "the lunar command" do
   # What only the app can mend is said in the log, where its author looks: a client sees no
   # more than a response cut short (the native core's lines, so a child process's output).
   it "logs a body marked Transfer-Encoding: chunked that is not chunk-encoded, a stream short of its length, " \
-     "a header it will not send, and a request body over --max-body (once a minute)" do
+     "a header it will not send, and a request over --max-body or --max-header-size (once a minute)" do
     dir = scratch_dir("lunar-cli")
     write_file(dir, "config.ru", <<~'RUBY')
       short = Struct.new(:parts) { def each(&) = parts.each(&) }.new(["abc"])
@@ -85,11 +85,13 @@ RSpec.describe "the lunar command" do
         end
       }
     RUBY
-    child = spawn_child(lunar_cmd("--max-body", "100", "-b", "tcp://127.0.0.1:0", "config.ru"), chdir: dir)
+    child = spawn_child(lunar_cmd("--max-body", "100", "--max-header-size", "8192", "-b", "tcp://127.0.0.1:0", "config.ru"), chdir: dir)
     port = Integer(child.wait_for(%r{listening on tcp://127\.0\.0\.1:(\d+)})[1])
     too_large = %r{lunar: POST /upload: request body over --max-body \(100 bytes\), answered 413}
     2.times { expect(status_of(raw(port, "POST /upload?k=v HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n#{'x' * 101}"))).to eq("413") }
     child.wait_for(too_large)
+    expect(status_of(raw(port, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: #{'a' * 9000}\r\n\r\n"))).to eq("431")
+    child.wait_for(/lunar: a request head over --max-header-size \(8192 bytes\) or over 100 header lines, answered 431/)
     expect(raw_until_close(port, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")).not_to include("hello")
     child.wait_for(/lunar: a body the app marked Transfer-Encoding: chunked is not chunk-encoded \(bad chunk size line\); its connection closes/)
     raw_until_close(port, "GET /short HTTP/1.1\r\nHost: h\r\n\r\n")

@@ -32,6 +32,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::reply::ReplyBody;
 use crate::config::ServerConfig;
+use crate::log::Throttled;
 use crate::net::relay;
 use crate::net::service;
 use crate::net::socket::{ActivityIo, Transport};
@@ -131,7 +132,7 @@ enum Linger {
 /// stop, `linger` says how long the connection keeps taking requests first; a connection
 /// opened less than NEXT_REQUEST_ON_STOP ago always gets that long from its opening (its
 /// client connected before the stop, and a phased restart must not fail its request).
-async fn drive<C: Future>(
+async fn drive<C: Future<Output = Result<(), hyper::Error>>>(
     mut conn: Pin<impl DerefMut<Target = C>>,
     graceful: impl Fn(Pin<&mut C>),
     linger: Linger,
@@ -162,7 +163,7 @@ async fn drive<C: Future>(
             }
         }
         tokio::select! {
-            _ = conn.as_mut() => return,
+            ended = conn.as_mut() => return log_refused_head(ended, &state.config),
             _ = timer.fired() => {
                 if !timer.rearm(info, opened, &state.config) {
                     return; // dropping `conn` closes the socket
@@ -175,6 +176,16 @@ async fn drive<C: Future>(
                 graceful(conn.as_mut());
             }
         }
+    }
+}
+
+/// A request head over `--max-header-size` (or over hyper's 100 header lines), which hyper
+/// answers 431 before Lunar sees a request, said at most once a minute: the log is the
+/// only place an operator learns which limit a client ran into (Puma's is 112 KiB).
+fn log_refused_head(ended: Result<(), hyper::Error>, config: &ServerConfig) {
+    static HEAD_TOO_LARGE: Throttled = Throttled::new(Duration::from_secs(60));
+    if ended.is_err_and(|e| e.is_parse_too_large()) {
+        HEAD_TOO_LARGE.warn(|| format!("a request head over --max-header-size ({} bytes) or over 100 header lines, answered 431", config.max_header_size));
     }
 }
 

@@ -20,15 +20,13 @@ use crate::bridge::handover::Giver;
 use crate::bridge::job::{RequestBody, RequestJob};
 use crate::bridge::reply::{plain, switching_protocols, Reply, ReplyBody};
 use crate::bridge::stream::ChunkStream;
+use crate::config::ServerConfig;
 use crate::log::Throttled;
 use crate::net::body::{self, OpenResponse, ResponseBody};
 use crate::net::intake::{self, BodyError};
 use crate::net::relay;
 use crate::net::state::ServerState;
 use crate::net::websocket;
-
-/// A body over `--max-body`, said at most once a minute (any client can send one).
-static BODY_TOO_LARGE: Throttled = Throttled::new(std::time::Duration::from_secs(60));
 
 /// Returned to hyper to end the connection without (more) response bytes (HTTP/1: close;
 /// HTTP/2: reset the stream).
@@ -89,12 +87,7 @@ async fn respond(
     } else {
         match Box::pin(intake::read_body(incoming, &parts.headers, &state.config)).await {
             Ok(body) => body,
-            Err(BodyError::TooLarge) => {
-                // Refused before the app sees it: only the log can tell the operator which limit.
-                BODY_TOO_LARGE
-                    .warn(|| format!("{} {}: request body over --max-body ({} bytes), answered 413", parts.method, parts.uri.path(), state.config.max_body));
-                return Ok(body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false));
-            }
+            Err(BodyError::TooLarge) => return Ok(too_large(&parts, &state.config)),
             Err(BodyError::Malformed) => return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, true), false)),
             Err(BodyError::Io) => return Err(CloseConnection),
         }
@@ -134,6 +127,16 @@ async fn respond(
 /// then waits on a connection that is about to close: say `close` instead, as Puma does.
 /// (The response must be marked HTTP/1.0 too: to an HTTP/1.1 one hyper adds `keep-alive`
 /// beside a `close`, before it rewrites the version for the HTTP/1.0 client.)
+/// The 413 for a body over `--max-body`. It is refused before the app or the access log
+/// sees it, so the log says which limit, at most once a minute (any client can send one).
+fn too_large(parts: &Parts, config: &ServerConfig) -> Response<ResponseBody> {
+    static BODY_TOO_LARGE: Throttled = Throttled::new(std::time::Duration::from_secs(60));
+    let path = parts.uri.path();
+    let path = path.get(..200).unwrap_or(path); // the client's own text: bounded
+    BODY_TOO_LARGE.warn(|| format!("{} {path}: request body over --max-body ({} bytes), answered 413", parts.method, config.max_body));
+    body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)
+}
+
 fn close_if_unframed(response: &mut Response<ResponseBody>) {
     if !response.headers().contains_key(header::CONTENT_LENGTH) && response.body().size_hint().exact().is_none() {
         *response.version_mut() = Version::HTTP_10;

@@ -113,6 +113,33 @@ RSpec.describe "dropped in where Puma or Thin ran" do
     expect(body(port).body).to start_with("rails 6.1")
   end
 
+  # Rails' way to stream (server-sent events, ActionController::Live): the action writes
+  # from its own thread into a queue that the response body's `each` waits on.
+  it "streams an ActionController::Live response as it is written, and tells the action when its client leaves", rack: 2 do
+    child = spawn_child([RbConfig.ruby, "bin/rails", "server", "-u", "lunar", "-b", "127.0.0.1", "-p", "0"],
+                        chdir: fixture("rails_app"), env: { "RAILS_ENV" => "production", "PIDFILE" => File.join(dir, "rails.pid") })
+    port = child.wait_for(single_boot)[3].to_i
+    stays, leaves = %w[stays leaves].map { |name| File.join(dir, name).tap { |d| Dir.mkdir(d) } }
+    request = ->(events) { "GET /live?dir=#{URI.encode_www_form_component(events)} HTTP/1.1\r\nHost: h\r\n\r\n" }
+
+    reader = connect(port)
+    reader.write(request[stays])
+    # The first event arrives while the action still waits to write the second.
+    expect(read_until(reader, /data: first/)).to start_with("HTTP/1.1 200").and include("text/event-stream", "data: first")
+    File.write(File.join(stays, "go"), "")
+    expect(read_until(reader, /data: second/)).to include("data: second")
+
+    quitter = connect(port)
+    quitter.write(request[leaves])
+    read_until(quitter, /data: first/)
+    quitter.close
+    File.write(File.join(leaves, "go"), "") # its next write finds the client gone
+    eventually { File.exist?(File.join(leaves, "left")) }
+    expect(File.exist?(File.join(stays, "left"))).to be(false)
+  ensure
+    reader&.close
+  end
+
   # Some gem loaded EventMachine, so the default is Thin's evented mode: the user is told
   # what that means for a Rails app (one request at a time), unless they asked for it.
   it "warns that a Rails app runs on the reactor when only a loaded EventMachine chose it", rack: 2 do

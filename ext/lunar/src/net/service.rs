@@ -67,12 +67,12 @@ async fn respond(
     // Transfer-Encoding arrives here chunked, its Content-Length removed, and hyper closes
     // the connection after it (RFC 9112 §6.1), so nothing smuggled after it is read.
     if parts.headers.get_all(header::HOST).iter().nth(1).is_some() {
-        return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, true), false)); // RFC 9112 §3.2
+        return Ok(refused(StatusCode::BAD_REQUEST, true)); // RFC 9112 §3.2
     }
     // HTTP/1 field values lose their surrounding whitespace in parsing; on HTTP/2 it would be
     // part of the value, which RFC 9113 §8.2.1 calls malformed.
     if parts.version == Version::HTTP_2 && parts.headers.values().any(|v| has_outer_whitespace(v.as_bytes())) {
-        return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, false), false));
+        return Ok(refused(StatusCode::BAD_REQUEST, false));
     }
     // Under way until the response body is over (the connection's timers, its `Outbox`).
     let open = OpenResponse::began(&connection);
@@ -88,7 +88,7 @@ async fn respond(
         match Box::pin(intake::read_body(incoming, &parts.headers, &state.config)).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => return Ok(too_large(&parts, &state.config)),
-            Err(BodyError::Malformed) => return Ok(body::prepare(*plain(StatusCode::BAD_REQUEST, true), false)),
+            Err(BodyError::Malformed) => return Ok(refused(StatusCode::BAD_REQUEST, true)),
             Err(BodyError::Io) => return Err(CloseConnection),
         }
     };
@@ -122,11 +122,12 @@ async fn respond(
     Ok(response)
 }
 
-/// An HTTP/1.0 response with no length can only end with the connection. hyper frames it
-/// so, but has already said `Connection: keep-alive` to a client that asked for it, which
-/// then waits on a connection that is about to close: say `close` instead, as Puma does.
-/// (The response must be marked HTTP/1.0 too: to an HTTP/1.1 one hyper adds `keep-alive`
-/// beside a `close`, before it rewrites the version for the HTTP/1.0 client.)
+/// Lunar's own answer to a request it will not pass to the app (`close`: and the connection
+/// closes after it).
+fn refused(status: StatusCode, close: bool) -> Response<ResponseBody> {
+    body::prepare(*plain(status, close), false)
+}
+
 /// The 413 for a body over `--max-body`. It is refused before the app or the access log
 /// sees it, so the log says which limit, at most once a minute (any client can send one).
 fn too_large(parts: &Parts, config: &ServerConfig) -> Response<ResponseBody> {
@@ -134,9 +135,14 @@ fn too_large(parts: &Parts, config: &ServerConfig) -> Response<ResponseBody> {
     let path = parts.uri.path();
     let path = path.get(..200).unwrap_or(path); // the client's own text: bounded
     BODY_TOO_LARGE.warn(|| format!("{} {path}: request body over --max-body ({} bytes), answered 413", parts.method, config.max_body));
-    body::prepare(*plain(StatusCode::PAYLOAD_TOO_LARGE, true), false)
+    refused(StatusCode::PAYLOAD_TOO_LARGE, true)
 }
 
+/// An HTTP/1.0 response with no length can only end with the connection. hyper frames it
+/// so, but has already said `Connection: keep-alive` to a client that asked for it, which
+/// then waits on a connection that is about to close: say `close` instead, as Puma does.
+/// (The response must be marked HTTP/1.0 too: to an HTTP/1.1 one hyper adds `keep-alive`
+/// beside a `close`, before it rewrites the version for the HTTP/1.0 client.)
 fn close_if_unframed(response: &mut Response<ResponseBody>) {
     if !response.headers().contains_key(header::CONTENT_LENGTH) && response.body().size_hint().exact().is_none() {
         *response.version_mut() = Version::HTTP_10;

@@ -41,12 +41,6 @@ pub struct Notices {
     reactor: OnceLock<ReactorWaker>,
 }
 
-impl Default for Notices {
-    fn default() -> Self {
-        Notices::new(false)
-    }
-}
-
 impl Notices {
     /// `inline`: Ruby threads wait for work driving the runtime (`--io-threads 0`).
     pub fn new(inline: bool) -> Self {

@@ -86,9 +86,6 @@ RSpec.describe "Thin-exact behaviour" do
         expect(server.pending_async).to eq(0)
       end
 
-      # Thin writes a String body as it is (Rack 1's rule, in old Thin apps); Lunar sent an
-      # empty 200 and said nothing. A body that is no body at all is the app's error, except
-      # where nothing would be written (Puma does not look at it then).
       # EventMachine's send_data writes `to_s`: an old Thin app's Integer chunk is its digits.
       it "writes a chunk that is no String by its to_s, as Thin does, from an Array, each, and a deferrable body" do
         app = lambda do |env|
@@ -109,6 +106,9 @@ RSpec.describe "Thin-exact behaviour" do
         expect(%w[/array /each /deferrable].map { |path| get(server, path).body }).to eq(%w[1two3 4five 6seven])
       end
 
+      # Thin writes a String body as it is (Rack 1's rule, in old Thin apps); Lunar sent an
+      # empty 200 and said nothing. A body that is no body at all is the app's error, except
+      # where nothing would be written (Puma does not look at it then).
       it "writes a String body as Thin does, directly and through async.callback; a nil body is a 500, logged" do
         app = lambda do |env|
           case env["PATH_INFO"]

@@ -90,6 +90,64 @@ RSpec.describe "connections" do
     sock&.close
   end
 
+  # `nc -N`, socat, scripted health checks: the request, then the write side shut. Thin
+  # answers an app that answers at once; hyper alone would close first. A complete answer is
+  # waited for; one that comes later or streams is not (bridge/half_close.rs).
+  def half_closed(server, request)
+    sock = connect(server)
+    sock.write(request)
+    sock.close_write
+    sock
+  end
+
+  it "answers a client that shut its write side after its request" do
+    held = Queue.new
+    release = Queue.new
+    server = serve do |env|
+      held << true if env["PATH_INFO"] == "/held"
+      pop_within(release) if env["PATH_INFO"] == "/held"
+      next [200, {}, File.open(__FILE__)] if env["PATH_INFO"] == "/file" # to_path: tokio reads it
+
+      [200, {}, ["#{env['PATH_INFO']} #{env['rack.input'].read}"]]
+    end
+    get = ->(path) { "GET #{path} HTTP/1.1\r\nHost: h\r\n\r\n" }
+    expect(read_to_eof(half_closed(server, get["/a"]))).to end_with("/a ")
+    expect(read_to_eof(half_closed(server, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody"))).to end_with("/p body")
+    expect(read_to_eof(half_closed(server, get["/1"] + get["/2"])).scan(%r{\r\n\r\n(/\d)})).to eq([["/1"], ["/2"]])
+    expect(read_to_eof(half_closed(server, get["/file"]))).to end_with(File.read(__FILE__))
+    waiting = half_closed(server, get["/held"]) # answered once the app is
+    pop_within(held)
+    expect(waiting.wait_readable(0.2)).to be_nil
+    release << true
+    expect(read_to_eof(waiting)).to end_with("/held ")
+    # A body cut short by the shut write side is no request: closed without an answer.
+    expect(read_to_eof(half_closed(server, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\nbody"))).to eq("")
+  ensure
+    release << true
+  end
+
+  it "lets a half-closed client go at once when the answer comes later or streams" do
+    events = Queue.new
+    go = Queue.new
+    server = serve(mode: :evented) do |env|
+      next [-1, {}, []].tap { env["async.close"].callback { events << :async_close } } if env["PATH_INFO"] == "/poll"
+
+      body = Enumerator.new do |out|
+        out << "first"
+        pop_within(go) # held here until the example ends: only the close can end the read below
+        out << "second"
+      end
+      [200, {}, body]
+    end
+    poll = half_closed(server, "GET /poll HTTP/1.1\r\nHost: h\r\n\r\n")
+    expect(pop_within(events, 2)).to eq(:async_close)
+    expect(read_to_eof(poll)).to eq("")
+    stream = half_closed(server, "GET /stream HTTP/1.1\r\nHost: h\r\n\r\n") # a Live stream's client leaving
+    expect(read_to_eof(stream, within: 2)).not_to include("second")
+  ensure
+    go << true
+  end
+
   it "serves on a Unix socket" do
     path = File.join(Dir.tmpdir, "lunar-spec-#{Process.pid}.sock")
     server = serve(echo_path, binds: ["unix://#{path}"])

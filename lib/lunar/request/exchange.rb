@@ -69,6 +69,8 @@ module Lunar
 
       @state = :pending
       register
+      # Registered first: a client already gone is then found by the notice this lets come.
+      @request.answering_later
     end
 
     # Writes a Rack response. A deferrable body (callback + errback) ends the response when

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::bridge::half_close::HalfClose;
 use crate::bridge::handover::Giver;
 use crate::bridge::outbox::Outbox;
 use crate::sync::lock;
@@ -41,6 +42,8 @@ pub struct ConnectionInfo {
     /// end, for the connection hyper gives back once it is done with it.
     handover: Mutex<Option<Giver>>,
     cut: CutSwitch,
+    /// HTTP/1: the client's end-of-stream, held while its answer is owed.
+    pub half_close: HalfClose,
 }
 
 impl ConnectionInfo {
@@ -61,6 +64,7 @@ impl ConnectionInfo {
             keep_alive_ended: AtomicBool::new(false),
             handover: Mutex::new(None),
             cut: CutSwitch::default(),
+            half_close: HalfClose::default(),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The per-request path on the I/O side, as a hyper service: refuse what must not reach the
 //! app, read the body (`intake`), queue the job for a Ruby thread, and await its reply while
-//! hyper watches the connection. If the client leaves (HTTP/1 EOF, an HTTP/2 reset), hyper
-//! drops this future, and its armed `DisconnectWatch` tells Ruby. A hijacked request hands
+//! hyper watches the connection. If the client leaves (an HTTP/2 reset; an HTTP/1 EOF once
+//! no complete answer is owed, see `bridge::half_close`), hyper drops this future, and its
+//! armed `DisconnectWatch` tells Ruby. A hijacked request hands
 //! its connection over through hyper's upgrade (`hijack`).
 
 use std::fmt;
@@ -52,6 +53,11 @@ pub fn handle(
     // An HTTP/1.1 request asking for an upgrade (a WebSocket handshake) may be hijacked: keep
     // hyper's handle on the connection's handover. Other requests pay nothing for it.
     let upgrade = (req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE)).then(|| hyper::upgrade::on(&mut req));
+    // Here, as hyper hands the request over and before it reads again: a client that sent
+    // its request and shut its write side is answered (see `bridge::half_close`).
+    if req.version() < Version::HTTP_2 {
+        connection.half_close.owe();
+    }
     let (parts, incoming) = req.into_parts();
     respond(Box::new(parts), incoming, upgrade, connection, state)
 }
@@ -85,7 +91,7 @@ async fn respond(
     let body = if incoming.is_end_stream() {
         RequestBody::Empty
     } else {
-        match Box::pin(intake::read_body(incoming, &parts.headers, &state.config)).await {
+        match Box::pin(intake::read_body(incoming, &parts.headers, &state.config, &connection.half_close)).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => return Ok(too_large(&parts, &state.config)),
             Err(BodyError::Malformed) => return Ok(refused(StatusCode::BAD_REQUEST, true)),
@@ -108,6 +114,9 @@ async fn respond(
             return Ok(body::prepare(*head, false));
         }
     };
+    if matches!(reply.body(), ReplyBody::Chunks(_)) {
+        connection.half_close.release(); // a stream may wait on the app for long: a departure must show
+    }
     // hyper closes an HTTP/1 connection after a response that says so: past the keep-alive
     // limit, and once its connection is stopping (the client then opens its next connection
     // to whichever server is taking them, instead of losing a request to a close).

@@ -1,8 +1,9 @@
 //! The connection's byte stream as hyper sees it: `Transport` (TCP, Unix, or TLS over TCP,
 //! one type so hyper is instantiated once) wrapped in `ActivityIo`, which stamps every byte
 //! moved for the inactivity timeout (hyper has no notion of "no traffic either way for N
-//! seconds, also while a response is pending", Thin's `--timeout`) and drops hyper's
-//! writes while a full `rack.hijack` hands the connection over.
+//! seconds, also while a response is pending", Thin's `--timeout`), drops hyper's
+//! writes while a full `rack.hijack` hands the connection over, and holds back a client's
+//! end-of-stream while its answer is owed (`bridge::half_close`).
 
 use std::io;
 use std::pin::Pin;
@@ -95,11 +96,16 @@ impl ActivityIo {
 impl AsyncRead for ActivityIo {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
+        let room = buf.remaining() > 0;
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.info.activity.touch();
-            if self.info.outbox.open_responses() == 0 {
-                self.info.activity.head_arriving();
+        if matches!(res, Poll::Ready(Ok(()))) {
+            if buf.filled().len() > before {
+                self.info.activity.touch();
+                if self.info.outbox.open_responses() == 0 {
+                    self.info.activity.head_arriving();
+                }
+            } else if room && self.info.half_close.hold_eof(cx) {
+                return Poll::Pending; // woken on release, to read the end-of-stream again
             }
         }
         res

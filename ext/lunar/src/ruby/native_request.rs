@@ -253,6 +253,14 @@ impl NativeRequest {
         self.send(Reply::Close)
     }
 
+    /// The app answers later (async): the connection stops holding back its client's
+    /// end-of-stream (see `bridge::half_close`), so a client that leaves is noticed.
+    fn answering_later(&self) {
+        if let Some(connection) = lock(&self.connection).as_ref() {
+            connection.half_close.release();
+        }
+    }
+
     pub fn define(ruby: &Ruby, native: magnus::RModule) -> Result<(), Error> {
         use magnus::{method, Module};
         let class = native.define_class("Request", ruby.class_object())?;
@@ -263,6 +271,7 @@ impl NativeRequest {
         class.define_method("respond_file", method!(NativeRequest::respond_file, 3))?;
         class.define_method("stream", method!(NativeRequest::stream, 2))?;
         class.define_method("close_connection", method!(NativeRequest::close_connection, 0))?;
+        class.define_method("answering_later", method!(NativeRequest::answering_later, 0))?;
         class.define_method("upgradable?", method!(NativeRequest::is_upgradable, 0))?;
         class.define_method("hijackable?", method!(NativeRequest::is_hijackable, 0))?;
         class.define_method("hijack", method!(NativeRequest::hijack, 0))?;

@@ -48,6 +48,7 @@ RSpec.describe Lunar::Exchange do
   it "stays pending after [-1, …] until async.callback answers; the first answer wins" do
     exchange.pend
     expect(context.registry[request.id]).to equal(exchange)
+    expect(request).to be_answering_later # a client that shut its write side is taken as gone
     expect(request.responses).to be_empty
     exchange.respond_async([-1, {}, []])
     expect(request.responses).to be_empty

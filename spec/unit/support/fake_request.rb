@@ -37,6 +37,10 @@ class FakeRequest
     @closed = true
   end
 
+  # The app answers later: the native side stops holding a half-closed client's end of input.
+  def answering_later = @answering_later = true
+  def answering_later? = @answering_later == true
+
   def hijack = nil
   def upgrade(_status, _headers) = nil
 

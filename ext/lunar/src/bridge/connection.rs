@@ -42,8 +42,8 @@ pub struct ConnectionInfo {
     /// end, for the connection hyper gives back once it is done with it.
     handover: Mutex<Option<Giver>>,
     cut: CutSwitch,
-    /// HTTP/1: the client's end-of-stream, held while its answer is owed.
-    pub half_close: HalfClose,
+    /// HTTP/1: the client's end-of-stream, held while a complete answer is owed.
+    half_close: HalfClose,
 }
 
 impl ConnectionInfo {
@@ -135,6 +135,34 @@ impl ConnectionInfo {
     /// Ready once `cut` was called (before or after the task started waiting).
     pub fn poll_cut(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.cut.poll(cx)
+    }
+
+    /// HTTP/1: hyper handed a request to the service; until a complete answer is written, the
+    /// client's end-of-stream is held (see `half_close`).
+    pub fn owe_answer(&self) {
+        self.half_close.owe();
+    }
+
+    /// The transport (the connection's task, `cx`) read the client's end-of-stream: whether
+    /// to hold it back. The task is woken to read it again on `release_eof`.
+    pub fn hold_eof(&self, cx: &mut Context<'_>) -> bool {
+        self.cut.register(cx); // before the hold is seen: a release then finds the waker
+        self.half_close.hold_eof()
+    }
+
+    /// Nothing complete is owed right now: a held end-of-stream goes through.
+    pub fn release_eof(&self) {
+        if self.half_close.release() {
+            self.cut.wake();
+        }
+    }
+
+    /// A request body has no more bytes for now: with the end-of-stream held, it never will
+    /// (hyper needs the end-of-stream to report the body cut short).
+    pub fn body_stalled(&self) {
+        if self.half_close.eof_held() {
+            self.release_eof();
+        }
     }
 }
 
@@ -229,7 +257,8 @@ impl Activity {
 }
 
 /// A one-way switch with one waiter: smaller to wait on than a `Notify` (every connection
-/// task waits on one for its whole life).
+/// task waits on one for its whole life). The waiter is the connection's task, so its
+/// waker also serves other news for that task (`wake`: a held end-of-stream let through).
 #[derive(Debug, Default)]
 struct CutSwitch {
     on: AtomicBool,
@@ -244,16 +273,25 @@ impl CutSwitch {
         }
     }
 
+    /// Wakes the waiting task without cutting.
+    fn wake(&self) {
+        if let Some(waker) = lock(&self.waker).as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+
+    fn register(&self, cx: &Context<'_>) {
+        let mut slot = lock(&self.waker);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *slot = Some(cx.waker().clone());
+        }
+    }
+
     fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.on.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
-        {
-            let mut slot = lock(&self.waker);
-            if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *slot = Some(cx.waker().clone());
-            }
-        }
+        self.register(cx);
         // Checked again under the registration: a cut between the two is not missed.
         if self.on.load(Ordering::Acquire) {
             Poll::Ready(())

@@ -12,15 +12,15 @@
 //! stream, or takes the connection (hijack, WebSocket), or a body being read stalls (it was
 //! cut short).
 //!
+//! This is the state alone, one byte beside the connection's other flags; the connection
+//! (`ConnectionInfo::release_eof`) wakes its task, whose waker it already keeps, to read
+//! the end-of-stream again.
+//!
 //! A real departure looks the same (a FIN), so a request whose client left is now run and
-//! answered as under Thin and Puma, instead of being dropped unread from the queue. HTTP/2
+//! answered as under Thin and Puma, instead of being dropped unrun from the queue. HTTP/2
 //! is not concerned: a request ends with its stream, and the socket's end is the client leaving.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Mutex;
-use std::task::{Context, Waker};
-
-use crate::sync::lock;
 
 /// A complete answer is owed now: an end-of-stream is held.
 const OWED: u8 = 1;
@@ -28,100 +28,63 @@ const OWED: u8 = 1;
 const EOF_HELD: u8 = 2;
 
 #[derive(Debug, Default)]
-pub struct HalfClose {
-    state: AtomicU8,
-    /// The connection task, waiting for its held end-of-stream.
-    reader: Mutex<Option<Waker>>,
-}
+pub struct HalfClose(AtomicU8);
 
 impl HalfClose {
     /// hyper handed an HTTP/1 request to the service: until it is answered, an
     /// end-of-stream is held.
     pub fn owe(&self) {
-        self.state.fetch_or(OWED, Ordering::AcqRel);
+        self.0.fetch_or(OWED, Ordering::AcqRel);
     }
 
-    /// Nothing complete is owed right now: a held end-of-stream goes through (the reader is
-    /// woken to read it again).
-    pub fn release(&self) {
-        if self.state.load(Ordering::Acquire) & OWED == 0 {
-            return; // the common case: one load
+    /// Nothing complete is owed right now. True when an end-of-stream was being held: the
+    /// reader must be woken to read it again.
+    pub fn release(&self) -> bool {
+        if self.0.load(Ordering::Acquire) & OWED == 0 {
+            return false; // the common case: one load
         }
-        let before = self.state.fetch_and(!OWED, Ordering::AcqRel);
-        if before & EOF_HELD != 0 {
-            if let Some(reader) = lock(&self.reader).take() {
-                reader.wake();
-            }
-        }
+        self.0.fetch_and(!OWED, Ordering::AcqRel) & EOF_HELD != 0
     }
 
-    /// The transport read the client's end-of-stream: whether to hold it back (the caller
-    /// then returns `Pending`; `cx` is woken on `release`).
-    pub fn hold_eof(&self, cx: &mut Context<'_>) -> bool {
-        if self.state.load(Ordering::Acquire) & OWED == 0 {
+    /// The transport read the client's end-of-stream: whether to hold it back. The caller
+    /// has made sure first that a `release` from now on will wake it.
+    pub fn hold_eof(&self) -> bool {
+        if self.0.load(Ordering::Acquire) & OWED == 0 {
             return false;
         }
-        *lock(&self.reader) = Some(cx.waker().clone());
-        // Marked after the waker is in place, and OWED read in the same step: a release
-        // before it is seen here, one after it finds the waker.
-        self.state.fetch_or(EOF_HELD, Ordering::AcqRel) & OWED != 0
+        // OWED read in the same step as EOF_HELD is set: a release before it is seen here,
+        // one after it sees EOF_HELD and wakes the reader.
+        self.0.fetch_or(EOF_HELD, Ordering::AcqRel) & OWED != 0
     }
 
-    /// A body being read has no more bytes for now: with the end-of-stream held, it never
-    /// will (hyper needs the end-of-stream to report the body cut short).
-    pub fn body_stalled(&self) {
-        if self.state.load(Ordering::Acquire) & EOF_HELD != 0 {
-            self.release();
-        }
+    pub fn eof_held(&self) -> bool {
+        self.0.load(Ordering::Acquire) & EOF_HELD != 0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
-    use std::sync::Arc;
-    use std::task::Wake;
-
-    #[derive(Default)]
-    struct Counter(AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn waker() -> (Arc<Counter>, Waker) {
-        let counter = Arc::new(Counter::default());
-        (counter.clone(), Waker::from(counter))
-    }
 
     #[test]
     fn an_eof_is_held_only_while_an_answer_is_owed() {
-        let (woken, waker) = waker();
-        let mut cx = Context::from_waker(&waker);
         let half_close = HalfClose::default();
-        assert!(!half_close.hold_eof(&mut cx), "nothing owed: the end-of-stream goes through");
+        assert!(!half_close.hold_eof(), "nothing owed: the end-of-stream goes through");
+        assert!(!half_close.release(), "nothing held: no one to wake");
         half_close.owe();
-        assert!(half_close.hold_eof(&mut cx), "owed: held");
-        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
-        half_close.release();
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1, "the reader is woken to see it");
-        assert!(!half_close.hold_eof(&mut cx), "released: through");
-        half_close.release();
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1, "woken once");
+        assert!(!half_close.eof_held());
+        assert!(half_close.hold_eof(), "owed: held");
+        assert!(half_close.eof_held());
+        assert!(half_close.release(), "held: the reader is woken to see it");
+        assert!(!half_close.hold_eof(), "released: through");
+        assert!(!half_close.release(), "woken once");
     }
 
     #[test]
-    fn a_stalled_body_lets_a_held_eof_through() {
-        let (woken, waker) = waker();
+    fn a_release_before_the_eof_lets_it_through() {
         let half_close = HalfClose::default();
         half_close.owe();
-        half_close.body_stalled();
-        assert!(half_close.hold_eof(&mut Context::from_waker(&waker)), "no end-of-stream yet: a stall is only a slow client");
-        half_close.body_stalled();
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
-        assert!(!half_close.hold_eof(&mut Context::from_waker(&waker)));
+        assert!(!half_close.release(), "no end-of-stream yet: no one to wake");
+        assert!(!half_close.hold_eof());
     }
 }

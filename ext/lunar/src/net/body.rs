@@ -62,7 +62,7 @@ impl OpenResponse {
 
 impl Drop for OpenResponse {
     fn drop(&mut self) {
-        self.0.half_close.release(); // answered: a half-closed client's end-of-stream goes through
+        self.0.release_eof(); // answered: a half-closed client's end-of-stream goes through
         if self.0.outbox.response_ended() {
             self.0.activity.went_idle();
         } else {

@@ -12,7 +12,7 @@ use http::{header, HeaderMap};
 use http_body::Body;
 use hyper::body::Incoming;
 
-use crate::bridge::half_close::HalfClose;
+use crate::bridge::connection::ConnectionInfo;
 use crate::bridge::job::RequestBody;
 use crate::config::ServerConfig;
 
@@ -116,20 +116,20 @@ fn temp_file() -> std::io::Result<std::fs::File> {
 /// inline rather than on a blocking thread. A client that sends no body bytes for
 /// `--timeout` is given up on (on HTTP/2 its PINGs would otherwise hold the stream forever).
 /// A bodiless request never comes here: the service answers it `Empty` without this future.
-pub async fn read_body(mut body: Incoming, headers: &HeaderMap, config: &ServerConfig, half_close: &HalfClose) -> Result<RequestBody, BodyError> {
+pub async fn read_body(mut body: Incoming, headers: &HeaderMap, config: &ServerConfig, connection: &ConnectionInfo) -> Result<RequestBody, BodyError> {
     if body.size_hint().exact().is_some_and(|n| n > config.max_body) {
         // A client waiting for `100 Continue` has sent nothing more: answer at once.
         if !headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")) {
-            linger(&mut body, half_close).await;
+            linger(&mut body, connection).await;
         }
         return Err(BodyError::TooLarge);
     }
     let mut sink = Sink::Nothing;
     let mut total: u64 = 0;
-    while let Some(data) = next_data_within(&mut body, config.idle_timeout, half_close).await? {
+    while let Some(data) = next_data_within(&mut body, config.idle_timeout, connection).await? {
         total += data.len() as u64;
         if total > config.max_body {
-            linger(&mut body, half_close).await;
+            linger(&mut body, connection).await;
             return Err(BodyError::TooLarge);
         }
         sink.push(data, config.spool_threshold).map_err(|_| BodyError::Io)?;
@@ -140,12 +140,12 @@ pub async fn read_body(mut body: Incoming, headers: &HeaderMap, config: &ServerC
 /// The next slice of body data; `None` at its end (trailers are dropped). Waiting for more
 /// while the client's end-of-stream is held, it lets it through: the body was cut short,
 /// and hyper says so only once it reads the end-of-stream.
-async fn next_data(body: &mut Incoming, half_close: &HalfClose) -> Result<Option<Bytes>, BodyError> {
+async fn next_data(body: &mut Incoming, connection: &ConnectionInfo) -> Result<Option<Bytes>, BodyError> {
     loop {
         let next_frame = poll_fn(|cx| {
             let frame = Pin::new(&mut *body).poll_frame(cx);
             if frame.is_pending() {
-                half_close.body_stalled();
+                connection.body_stalled();
             }
             frame
         });
@@ -162,19 +162,19 @@ async fn next_data(body: &mut Incoming, half_close: &HalfClose) -> Result<Option
 }
 
 /// The next slice of body data, if it comes within `limit`.
-async fn next_data_within(body: &mut Incoming, limit: Option<Duration>, half_close: &HalfClose) -> Result<Option<Bytes>, BodyError> {
+async fn next_data_within(body: &mut Incoming, limit: Option<Duration>, connection: &ConnectionInfo) -> Result<Option<Bytes>, BodyError> {
     match limit {
-        Some(limit) => tokio::time::timeout(limit, next_data(body, half_close)).await.map_err(|_| BodyError::Io)?,
-        None => next_data(body, half_close).await,
+        Some(limit) => tokio::time::timeout(limit, next_data(body, connection)).await.map_err(|_| BodyError::Io)?,
+        None => next_data(body, connection).await,
     }
 }
 
 /// Reads and drops what the client still sends, a bounded amount for a bounded time.
-async fn linger(body: &mut Incoming, half_close: &HalfClose) {
+async fn linger(body: &mut Incoming, connection: &ConnectionInfo) {
     let drain = async {
         let mut dropped = 0;
         while dropped < LINGER_BYTES {
-            match next_data(body, half_close).await {
+            match next_data(body, connection).await {
                 Ok(Some(data)) => dropped += data.len() as u64,
                 _ => break,
             }

@@ -2,8 +2,8 @@
 //! app, read the body (`intake`), queue the job for a Ruby thread, and await its reply while
 //! hyper watches the connection. If the client leaves (an HTTP/2 reset; an HTTP/1 EOF once
 //! no complete answer is owed, see `bridge::half_close`), hyper drops this future, and its
-//! armed `DisconnectWatch` tells Ruby. A hijacked request hands
-//! its connection over through hyper's upgrade (`hijack`).
+//! armed `DisconnectWatch` tells Ruby. A hijacked request hands its connection over through
+//! hyper's upgrade (`hijack`).
 
 use std::fmt;
 use std::future::Future;
@@ -56,7 +56,7 @@ pub fn handle(
     // Here, as hyper hands the request over and before it reads again: a client that sent
     // its request and shut its write side is answered (see `bridge::half_close`).
     if req.version() < Version::HTTP_2 {
-        connection.half_close.owe();
+        connection.owe_answer();
     }
     let (parts, incoming) = req.into_parts();
     respond(Box::new(parts), incoming, upgrade, connection, state)
@@ -91,7 +91,7 @@ async fn respond(
     let body = if incoming.is_end_stream() {
         RequestBody::Empty
     } else {
-        match Box::pin(intake::read_body(incoming, &parts.headers, &state.config, &connection.half_close)).await {
+        match Box::pin(intake::read_body(incoming, &parts.headers, &state.config, &connection)).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => return Ok(too_large(&parts, &state.config)),
             Err(BodyError::Malformed) => return Ok(refused(StatusCode::BAD_REQUEST, true)),
@@ -115,7 +115,7 @@ async fn respond(
         }
     };
     if matches!(reply.body(), ReplyBody::Chunks(_)) {
-        connection.half_close.release(); // a stream may wait on the app for long: a departure must show
+        connection.release_eof(); // a stream may wait on the app for long: a departure must show
     }
     // hyper closes an HTTP/1 connection after a response that says so: past the keep-alive
     // limit, and once its connection is stopping (the client then opens its next connection

@@ -104,7 +104,7 @@ impl AsyncRead for ActivityIo {
                 if self.info.outbox.open_responses() == 0 {
                     self.info.activity.head_arriving();
                 }
-            } else if room && self.info.half_close.hold_eof(cx) {
+            } else if room && self.info.hold_eof(cx) {
                 return Poll::Pending; // woken on release, to read the end-of-stream again
             }
         }

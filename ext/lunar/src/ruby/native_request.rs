@@ -257,7 +257,7 @@ impl NativeRequest {
     /// end-of-stream (see `bridge::half_close`), so a client that leaves is noticed.
     fn answering_later(&self) {
         if let Some(connection) = lock(&self.connection).as_ref() {
-            connection.half_close.release();
+            connection.release_eof();
         }
     }
 

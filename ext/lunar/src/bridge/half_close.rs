@@ -9,8 +9,8 @@
 //! only while a complete answer is owed now: from the moment hyper hands a request to the
 //! service (`owe`) until its response is written. It lets it through (`release`) as soon
 //! as waiting could hide a departed client: the app answers later (async), answers with a
-//! stream, or takes the connection (hijack, WebSocket), or a body being read stalls (it was
-//! cut short).
+//! stream (whose `DisconnectWatch` is armed: `ChunkStream::watch`), or takes the connection
+//! (hijack, WebSocket), or a body being read stalls (it was cut short).
 //!
 //! This is the state alone, one byte beside the connection's other flags; the connection
 //! (`ConnectionInfo::release_eof`) wakes its task, whose waker it already keeps, to read

@@ -29,6 +29,10 @@ impl Handoff {
         Handoff { connection, handed: false }
     }
 
+    pub fn connection(&self) -> &ConnectionInfo {
+        &self.connection
+    }
+
     /// HTTP/2: bytes go to hyper in slices, and one body's bytes must not be gathered.
     pub fn multiplexed(&self) -> bool {
         self.connection.is_multiplexed()

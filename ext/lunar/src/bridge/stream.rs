@@ -217,7 +217,11 @@ impl ChunkStream {
         now
     }
 
+    /// Arms `watch` for the stream's life: Ruby must learn if the client leaves meanwhile, so
+    /// the connection stops holding a half-closed client's end-of-stream (a stream may wait on
+    /// the app for long; see `half_close`).
     pub fn watch(&mut self, watch: DisconnectWatch) {
+        self.handoff.connection().release_eof();
         self.watch = Some(watch);
     }
 

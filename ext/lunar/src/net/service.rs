@@ -114,9 +114,6 @@ async fn respond(
             return Ok(body::prepare(*head, false));
         }
     };
-    if matches!(reply.body(), ReplyBody::Chunks(_)) {
-        connection.release_eof(); // a stream may wait on the app for long: a departure must show
-    }
     // hyper closes an HTTP/1 connection after a response that says so: past the keep-alive
     // limit, and once its connection is stopping (the client then opens its next connection
     // to whichever server is taking them, instead of losing a request to a close).

@@ -93,13 +93,6 @@ RSpec.describe "connections" do
   # `nc -N`, socat, scripted health checks: the request, then the write side shut. Thin
   # answers an app that answers at once; hyper alone would close first. A complete answer is
   # waited for; one that comes later or streams is not (bridge/half_close.rs).
-  def half_closed(server, request)
-    sock = connect(server)
-    sock.write(request)
-    sock.close_write
-    sock
-  end
-
   it "answers a client that shut its write side after its request" do
     held = Queue.new
     release = Queue.new
@@ -111,17 +104,19 @@ RSpec.describe "connections" do
       [200, {}, ["#{env['PATH_INFO']} #{env['rack.input'].read}"]]
     end
     get = ->(path) { "GET #{path} HTTP/1.1\r\nHost: h\r\n\r\n" }
-    expect(read_to_eof(half_closed(server, get["/a"]))).to end_with("/a ")
-    expect(read_to_eof(half_closed(server, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody"))).to end_with("/p body")
-    expect(read_to_eof(half_closed(server, get["/1"] + get["/2"])).scan(%r{\r\n\r\n(/\d)})).to eq([["/1"], ["/2"]])
-    expect(read_to_eof(half_closed(server, get["/file"]))).to end_with(File.read(__FILE__))
-    waiting = half_closed(server, get["/held"]) # answered once the app is
-    pop_within(held)
-    expect(waiting.wait_readable(0.2)).to be_nil
-    release << true
-    expect(read_to_eof(waiting)).to end_with("/held ")
+    expect(half_closed(server, get["/a"])).to end_with("/a ")
+    expect(half_closed(server, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody")).to end_with("/p body")
+    expect(half_closed(server, get["/1"] + get["/2"]).scan(%r{\r\n\r\n(/\d)})).to eq([["/1"], ["/2"]])
+    expect(half_closed(server, get["/file"])).to end_with(File.read(__FILE__))
+    held_answer = half_closed(server, get["/held"]) do |waiting| # answered once the app is
+      pop_within(held)
+      expect(waiting.wait_readable(0.2)).to be_nil # not closed meanwhile
+      release << true
+      read_to_eof(waiting)
+    end
+    expect(held_answer).to end_with("/held ")
     # A body cut short by the shut write side is no request: closed without an answer.
-    expect(read_to_eof(half_closed(server, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\nbody"))).to eq("")
+    expect(half_closed(server, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\nbody")).to eq("")
   ensure
     release << true
   end
@@ -139,11 +134,15 @@ RSpec.describe "connections" do
       end
       [200, {}, body]
     end
-    poll = half_closed(server, "GET /poll HTTP/1.1\r\nHost: h\r\n\r\n")
-    expect(pop_within(events, 2)).to eq(:async_close)
-    expect(read_to_eof(poll)).to eq("")
-    stream = half_closed(server, "GET /stream HTTP/1.1\r\nHost: h\r\n\r\n") # a Live stream's client leaving
-    expect(read_to_eof(stream, within: 2)).not_to include("second")
+    poll = half_closed(server, "GET /poll HTTP/1.1\r\nHost: h\r\n\r\n") do |sock|
+      expect(pop_within(events, 2)).to eq(:async_close)
+      read_to_eof(sock)
+    end
+    expect(poll).to eq("")
+    # A Live stream's client leaving: closed while the app still waits (it is let go only
+    # after the example), so the close is the server's, not the stream's end.
+    stream = half_closed(server, "GET /stream HTTP/1.1\r\nHost: h\r\n\r\n") { |sock| read_to_eof(sock, within: 2) }
+    expect(stream).not_to include("second")
   ensure
     go << true
   end

@@ -52,6 +52,17 @@ module ServerHelpers
     on_new_connection(server, bytes) { |sock| read_to_eof(sock, within: within) }
   end
 
+  # Writes `bytes` on a new connection, then shuts its write side (`nc -N`, a scripted health
+  # check; bridge/half_close.rs); yields the socket, by default reading until the server
+  # closes it (raising if it does not within 5 s).
+  def half_closed(server, bytes, &reading)
+    reading ||= ->(sock) { read_to_eof(sock) }
+    on_new_connection(server, bytes) do |sock|
+      sock.close_write
+      reading.call(sock)
+    end
+  end
+
   def on_new_connection(server, bytes)
     sock = connect(server)
     sock.write(bytes)
